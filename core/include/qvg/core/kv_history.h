@@ -1,0 +1,40 @@
+#pragma once
+// The self-attention history a transformer layer attends to, as the model sees it.
+// The model family (Wan DiT, WorldPlay) owns RoPE; the cache owns storage and compression.
+// Keys are stored BEFORE RoPE (qvg.md: quantizing post-RoPE keys is about 25% worse), so
+// the cache reports the absolute latent-frame index of every frame it still holds and the
+// model rotates at read time.
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+namespace qvg::core {
+
+struct KVView {
+    at::Tensor k;                 // [B, L, H, D] keys before RoPE, L = frames.size() * tokens/frame
+    at::Tensor v;                 // [B, L, H, D]
+    std::vector<int64_t> frames;  // absolute latent-frame index of each held frame, ascending
+    bool empty() const { return frames.empty(); }
+};
+
+class LayerHistory {
+public:
+    virtual ~LayerHistory() = default;
+    // Everything this layer holds, decoded to the model's dtype.
+    virtual KVView read() = 0;
+    // Commits whole clean frames: k, v [B, F * tokens_per_frame, H, D] for absolute frames
+    // first_frame .. first_frame + F - 1. Throws on bad input and leaves the history unchanged.
+    virtual void append(const at::Tensor& k, const at::Tensor& v, int64_t first_frame) = 0;
+};
+
+class History {
+public:
+    virtual ~History() = default;
+    virtual int64_t num_layers() const = 0;
+    virtual LayerHistory& layer(int64_t index) = 0;
+    virtual void clear() = 0;
+};
+
+}  // namespace qvg::core
