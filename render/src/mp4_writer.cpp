@@ -6,8 +6,9 @@
 // program: a full disk, a crash, a kill. So the writer produces a fragmented MP4 instead (movflags
 // frag_keyframe+empty_moov): an empty moov with the stream description comes first, then one
 // self-contained moof+mdat fragment per keyframe. Every complete fragment on disk is playable
-// without the trailer; the trailer only adds the mfra random-access index. faststart is not needed
-// because the moov is already at the front. Players, browsers and libavformat read such files.
+// without the trailer; close() adds the last fragment and the mfra random-access index. faststart
+// is not needed because the moov is already at the front. Players, browsers and libavformat read
+// such files.
 //
 // What may be lost is bounded by the keyframe interval: the writer asks for a keyframe every
 // second (gop = fps), so a cut-off file loses at most about one second plus the encoder's
@@ -16,8 +17,8 @@
 //
 // No B-frames: presentation order equals decode order, so every packet's pts is exactly its frame
 // index in the 1/fps time base (the muxer only rescales it to a multiple of that base), the first
-// frame is at 0 without an edit list, and a truncated fragment never ends on a frame whose
-// reference is missing. At crf 18 the cost in size is small for a local recording.
+// frame is at 0 without an edit list, and a file cut anywhere holds a run of decodable frames with
+// no gap in presentation order. At crf 18 the cost in size is small for a local recording.
 //
 // Colour: RGB is converted with the BT.709 matrix into limited-range yuv420p, and the stream is
 // tagged so, so that players do not guess BT.601 for small sizes or BT.709 for large ones.
