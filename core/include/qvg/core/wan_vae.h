@@ -4,8 +4,10 @@
 // Latents [B, F, z, H, W] decode to frames [B, 1 + 4(F-1), 3, 8H, 8W] for the real model. The
 // decoder runs one latent frame at a time, as the reference does: every causal conv keeps the last
 // two frames of its input (the feature cache), so a video decoded chunk by chunk through a
-// WanVaeStream is identical to one decoded at once, and peak memory is that of a single latent
-// frame's worth of activations (4 output frames), whatever the video length.
+// WanVaeStream is identical to one decoded at once, and the working memory beyond the output is
+// that of a single latent frame's activations (4 output frames), whatever the video length.
+// Plain ATen ops, so CPU and CUDA alike; callers run it under c10::InferenceMode. A decoder is
+// immutable after load(); decode() may run on several threads, a WanVaeStream on one at a time.
 
 #include <cstdint>
 #include <memory>
