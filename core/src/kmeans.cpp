@@ -51,6 +51,35 @@ at::Tensor update_centroids(const at::Tensor& x, const at::Tensor& ids, const at
     return updated.to(at::kBFloat16);
 }
 
+// Empty clusters waste codebook entries (common after a warm start: some of the previous
+// span's content is gone). Each one takes over the token farthest from its centroid, farthest
+// first, ties to the lower token index. Returns whether anything changed.
+bool reseed_empty(const at::Tensor& x, const at::Tensor& ids, at::Tensor& cent) {
+    const int64_t groups = x.size(0), c = cent.size(1);
+    at::Tensor counts =
+        at::zeros({groups, c}, ids.options()).scatter_add_(1, ids, at::ones_like(ids));
+    at::Tensor empty = counts.eq(0).to(at::kCPU);
+    const int64_t max_empty = empty.sum(1).max().item<int64_t>();
+    if (max_empty == 0) return false;
+    at::Tensor idx = ids.unsqueeze(-1).expand({groups, x.size(1), x.size(2)});
+    at::Tensor dist = (x - cent.to(at::kFloat).gather(1, idx)).pow(2).sum(-1);  // [G, N]
+    // Stable descending sort: equal distances keep token order.
+    at::Tensor far = std::get<1>(dist.to(at::kCPU).sort(/*stable=*/true, 1, /*descending=*/true))
+                         .narrow(1, 0, std::min(max_empty, x.size(1)));
+    at::Tensor cent_cpu = cent.to(at::kCPU).clone();
+    auto empty_a = empty.accessor<bool, 2>();
+    auto far_a = far.accessor<int64_t, 2>();
+    for (int64_t g = 0; g < groups; ++g) {
+        int64_t taken = 0;
+        for (int64_t j = 0; j < c && taken < far.size(1); ++j) {
+            if (!empty_a[g][j]) continue;
+            cent_cpu[g][j] = x[g][far_a[g][taken++]].to(at::kCPU).to(at::kBFloat16);
+        }
+    }
+    cent = cent_cpu.to(cent.device());
+    return true;
+}
+
 }  // namespace
 
 at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids) {
@@ -109,6 +138,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
                                                     options.converged_fraction;
         ids = next;
         cent = update_centroids(xf, ids, cent);
+        reseed_empty(xf, ids, cent);
         result.iterations_run = it + 1;
         if (converged) break;
     }
