@@ -1,0 +1,113 @@
+#pragma once
+// KV-cache codecs behind one interface: QVG (k-means smoothing + progressive residual
+// quantization + FP8-scaled INT2/INT4), and the baselines of qvg.md (BF16, FP8, RTN, KIVI,
+// QuaRot-style Hadamard). A codec encodes one span [B, H, N, D] of a layer's K or V and
+// decodes it back; every byte it keeps is counted.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "qvg/core/quant_pack.h"
+
+namespace qvg::core {
+
+enum class CodecMethod { kBf16, kFp8, kRtn, kQvg, kKivi, kQuarot };
+
+// "bf16", "fp8", "rtn", "qvg", "kivi", "quarot" <-> CodecMethod. Throws on unknown names.
+CodecMethod parse_codec_method(const std::string& name);
+std::string codec_method_name(CodecMethod method);
+
+struct CodecConfig {
+    CodecMethod method = CodecMethod::kQvg;
+    int bits = 2;             // INT2 (ternary) or INT4
+    int group = 64;           // channels per FP8 scale (KIVI keys: tokens per scale)
+    int stages = 1;           // PRQ stages (QVG); RTN is QVG with 0 stages
+    int centroids = 256;      // per stage, at most 256
+    int iterations = 2;       // Lloyd iterations per stage
+    bool asymmetric = false;  // scale + zero point (KIVI always is)
+    bool warm_start = true;   // start k-means from the previous span's codebooks
+    uint64_t seed = 0;        // private k-means / rotation stream
+
+    // Throws qvg::core::Error naming the bad field.
+    void validate() const;
+    // "QVG INT2 G64 S1", "KIVI INT2 G32", "BF16", ...
+    std::string describe() const;
+    // Whether the method quantizes at all (BF16 does not).
+    bool compresses() const { return method != CodecMethod::kBf16; }
+};
+
+// The paper's default per method: QVG INT2 G64 S1; RTN/QuaRot INT2 G16 and KIVI INT2 G32
+// (2.5 bits each, the paper's 6.4x column).
+CodecConfig default_codec_config(CodecMethod method);
+
+enum class KVRole { kKey, kValue };
+
+struct SpanStage {
+    at::Tensor ids;        // uint8 [B, H, N]
+    at::Tensor centroids;  // bf16 [B, H, C, D]
+};
+
+struct EncodedSpan {
+    CodecConfig config;  // as encoded (stages shrink when finer ones are dropped)
+    KVRole role = KVRole::kKey;
+    std::vector<int64_t> shape;            // [B, H, N, D]
+    at::ScalarType dtype = at::kBFloat16;  // what decode returns
+    at::Tensor payload;                    // BF16: values; FP8: E4M3 bits [B, H, N, D]
+    at::Tensor token_scales;               // FP8: fp32 [B, H, N]
+    GroupQuantized quant;                  // RTN / QVG / KIVI / QuaRot
+    std::vector<SpanStage> stages;         // QVG codebooks, coarse to fine
+
+    // Telemetry, measured at encode time.
+    double input_norm = 0.0;              // ||X||_2
+    std::vector<double> stage_rel_error;  // ||R_s|| / ||X|| after smoothing stage s
+    double rel_error = 0.0;               // ||X - decode(X)|| / ||X||
+    bool rel_error_is_bound = false;      // true after drop_stages (triangle-inequality bound)
+
+    int64_t tokens() const { return shape.empty() ? 0 : shape[2]; }
+    // Every byte held: payload, scales, zeros, codes, ids, codebooks.
+    int64_t bytes() const;
+};
+
+struct EncodeContext {
+    KVRole role = KVRole::kKey;
+    uint64_t seed = 0;                      // mixed with the codec's own seed
+    const EncodedSpan* previous = nullptr;  // warm start source (same layer, same role)
+};
+
+class Codec {
+  public:
+    virtual ~Codec() = default;
+    const CodecConfig& config() const { return config_; }
+
+    // x: [B, H, N, D] floating, finite, N >= 1. Throws qvg::core::Error on bad input.
+    EncodedSpan encode(const at::Tensor& x, const EncodeContext& context = {}) const;
+    // [B, H, N, D] in the span's dtype (BF16 for real caches), on the span's device.
+    at::Tensor decode(const EncodedSpan& span) const;
+    // Decoded values in fp32 (no final rounding), for measurement.
+    virtual at::Tensor decode_float(const EncodedSpan& span) const = 0;
+
+    // Removes the finest stages so that `keep` remain, re-quantizing the last residual so the
+    // scalar codes absorb what the dropped codebooks held. Only QVG spans have stages.
+    void drop_stages(EncodedSpan& span, int keep) const;
+
+    // Bytes the formula of qvg.md predicts for one span of this shape.
+    int64_t expected_bytes(int64_t batch, int64_t heads, int64_t tokens, int64_t dim,
+                           KVRole role = KVRole::kKey) const;
+
+    static std::unique_ptr<Codec> create(const CodecConfig& config);
+
+  protected:
+    explicit Codec(CodecConfig config) : config_(std::move(config)) {}
+    virtual void encode_into(const at::Tensor& xf, const EncodeContext& context,
+                             EncodedSpan& span) const = 0;
+    CodecConfig config_;
+};
+
+// Checks a span input: rank 4, floating, finite, non-empty, D compatible with the config.
+void validate_span_input(const at::Tensor& x, const CodecConfig& config);
+
+}  // namespace qvg::core

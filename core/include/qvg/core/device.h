@@ -1,0 +1,19 @@
+#pragma once
+// Choosing and synchronising the compute device without pulling CUDA headers into callers.
+
+#include <string>
+
+#include <c10/core/Device.h>
+
+namespace qvg::core {
+
+// "auto" (CUDA when a GPU is present, else CPU), "cpu", "cuda" or "cuda:N".
+// Throws qvg::core::Error for unknown names or when CUDA is asked for but absent.
+c10::Device resolve_device(const std::string& name);
+
+bool cuda_available();
+
+// Waits for all work queued on the device (no-op on the CPU). For honest timings.
+void synchronize(c10::Device device);
+
+}  // namespace qvg::core

@@ -1,0 +1,41 @@
+#pragma once
+// Batched Lloyd k-means over token vectors: the Semantic-Aware Smoothing stage of QVG.
+//
+// Deterministic by construction: the initial centroids are distinct tokens drawn from a private
+// seeded stream (or the previous span's codebook: warm start), assignment ties go to the lowest
+// centroid index, and centroid sums are reduced in a fixed order (index_add on the CPU, a
+// one-hot matrix product on CUDA; never float atomics).
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace qvg::core {
+
+struct KMeansOptions {
+    int64_t centroids = 256;           // at most 256: ids are stored as uint8
+    int iterations = 2;                // Lloyd iterations (assign + update)
+    double converged_fraction = 1e-4;  // stop early when fewer assignments change
+    uint64_t seed = 0;
+    bool final_assign = true;  // reassign to the final centroids (never worse)
+};
+
+struct KMeansResult {
+    at::Tensor ids;        // uint8 [G, N]
+    at::Tensor centroids;  // bf16 [G, C, D]
+    int iterations_run = 0;
+};
+
+// x: [G, N, D] floating (values representable in bf16 for exact centroid init), any device.
+// warm_start: optional bf16/float [G, C, D] codebook to start from instead of random tokens.
+// Throws qvg::core::Error when centroids > N or centroids > 256 or on bad shapes.
+KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
+                    const at::Tensor& warm_start = {});
+
+// Nearest centroid (squared L2) for every token: int64 [G, N]. centroids [G, C, D].
+at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids);
+
+// Sum of squared distances to the assigned centroids (the k-means objective), in double.
+double kmeans_inertia(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids);
+
+}  // namespace qvg::core

@@ -1,0 +1,192 @@
+#include "qvg/core/codec.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "codec_impl.h"
+#include "qvg/core/error.h"
+
+namespace qvg::core {
+namespace {
+
+struct MethodName {
+    CodecMethod method;
+    const char* name;
+    const char* label;
+};
+constexpr MethodName kMethods[] = {
+    {CodecMethod::kBf16, "bf16", "BF16"}, {CodecMethod::kFp8, "fp8", "FP8"},
+    {CodecMethod::kRtn, "rtn", "RTN"},    {CodecMethod::kQvg, "qvg", "QVG"},
+    {CodecMethod::kKivi, "kivi", "KIVI"}, {CodecMethod::kQuarot, "quarot", "QuaRot"},
+};
+
+const char* label(CodecMethod m) {
+    for (const auto& e : kMethods) {
+        if (e.method == m) return e.label;
+    }
+    return "?";
+}
+
+double norm2(const at::Tensor& t) { return t.to(at::kDouble).norm().item<double>(); }
+
+}  // namespace
+
+CodecMethod parse_codec_method(const std::string& name) {
+    for (const auto& e : kMethods) {
+        if (name == e.name) return e.method;
+    }
+    fail("unknown codec '{}' (expected one of bf16, fp8, rtn, qvg, kivi, quarot)", name);
+}
+
+std::string codec_method_name(CodecMethod method) {
+    for (const auto& e : kMethods) {
+        if (e.method == method) return e.name;
+    }
+    return "?";
+}
+
+CodecConfig default_codec_config(CodecMethod method) {
+    CodecConfig c;
+    c.method = method;
+    switch (method) {
+        case CodecMethod::kRtn:
+        case CodecMethod::kQuarot:
+            c.group = 16;
+            c.stages = 0;
+            break;
+        case CodecMethod::kKivi:
+            c.group = 32;
+            c.stages = 0;
+            c.asymmetric = true;
+            break;
+        case CodecMethod::kBf16:
+        case CodecMethod::kFp8:
+            c.stages = 0;
+            break;
+        case CodecMethod::kQvg:
+            break;
+    }
+    return c;
+}
+
+void CodecConfig::validate() const {
+    QVG_CHECK(bits == 2 || bits == 4, "codec bits must be 2 or 4, got {}", bits);
+    QVG_CHECK(group == 16 || group == 32 || group == 64 || group == 128,
+              "codec group must be 16, 32, 64 or 128, got {}", group);
+    QVG_CHECK(stages >= 0 && stages <= 4, "QVG stages must be in 0..4, got {}", stages);
+    QVG_CHECK(centroids >= 1 && centroids <= 256, "centroids must be in 1..256 (uint8 ids), got {}",
+              centroids);
+    QVG_CHECK(iterations >= 0 && iterations <= 1000,
+              "k-means iterations must be in 0..1000, got {}", iterations);
+    QVG_CHECK(method == CodecMethod::kQvg || stages == 0,
+              "only the qvg codec has PRQ stages; {} was given stages={}",
+              codec_method_name(method), stages);
+    QVG_CHECK(method != CodecMethod::kKivi || asymmetric, "KIVI is asymmetric by definition");
+}
+
+std::string CodecConfig::describe() const {
+    switch (method) {
+        case CodecMethod::kBf16:
+        case CodecMethod::kFp8:
+            return label(method);
+        case CodecMethod::kQvg:
+            return fmt::format("QVG INT{} G{} S{}{}", bits, group, stages,
+                               asymmetric ? " asym" : "");
+        default:
+            return fmt::format("{} INT{} G{}{}", label(method), bits, group,
+                               asymmetric && method != CodecMethod::kKivi ? " asym" : "");
+    }
+}
+
+int64_t EncodedSpan::bytes() const {
+    int64_t n = quant.nbytes();
+    if (payload.defined()) n += payload.nbytes();
+    if (token_scales.defined()) n += token_scales.nbytes();
+    for (const auto& s : stages) n += s.ids.nbytes() + s.centroids.nbytes();
+    return n;
+}
+
+void validate_span_input(const at::Tensor& x, const CodecConfig& config) {
+    QVG_CHECK(x.defined(), "span input is undefined");
+    QVG_CHECK(x.dim() == 4, "span input must be [B, H, N, D], got {} dimensions ({})", x.dim(),
+              fmt::join(x.sizes(), "x"));
+    QVG_CHECK(x.is_floating_point(), "span input must be floating point, got {}",
+              c10::toString(x.scalar_type()));
+    QVG_CHECK(x.size(2) > 0, "span input is empty (N = 0 tokens)");
+    QVG_CHECK(x.size(0) > 0 && x.size(1) > 0 && x.size(3) > 0,
+              "span input has an empty dimension ({})", fmt::join(x.sizes(), "x"));
+    if (config.method != CodecMethod::kBf16 && config.method != CodecMethod::kFp8) {
+        QVG_CHECK(x.size(3) % config.group == 0,
+                  "head dimension {} is not a multiple of the group size {}", x.size(3),
+                  config.group);
+    }
+    if (config.method == CodecMethod::kQvg && config.stages > 0) {
+        QVG_CHECK(config.centroids <= x.size(2),
+                  "QVG asked for {} centroids but the span has only {} tokens", config.centroids,
+                  x.size(2));
+    }
+    QVG_CHECK(at::isfinite(x).all().item<bool>(), "span input contains NaN or Inf values");
+}
+
+EncodedSpan Codec::encode(const at::Tensor& x, const EncodeContext& context) const {
+    validate_span_input(x, config_);
+    EncodedSpan span;
+    span.config = config_;
+    span.role = context.role;
+    span.shape = x.sizes().vec();
+    span.dtype = x.scalar_type();
+    const at::Tensor xf = x.to(at::kFloat).contiguous();
+    span.input_norm = norm2(xf);
+    encode_into(xf, context, span);
+    const at::Tensor recon = decode(span).to(at::kFloat);
+    span.rel_error = span.input_norm > 0 ? norm2(recon - xf) / span.input_norm : 0.0;
+    return span;
+}
+
+at::Tensor Codec::decode(const EncodedSpan& span) const {
+    return decode_float(span).to(span.dtype);
+}
+
+void Codec::drop_stages(EncodedSpan& span, int keep) const {
+    QVG_CHECK(span.config.method == CodecMethod::kQvg, "only QVG spans have stages to drop ({})",
+              span.config.describe());
+    const int have = static_cast<int>(span.stages.size());
+    QVG_CHECK(keep >= 0 && keep <= have, "cannot keep {} of {} stages", keep, have);
+    if (keep == have) return;
+    const at::Tensor before = decode_float(span);
+    detail::requantize_without_stages(span, keep);
+    const at::Tensor after = decode_float(span);
+    // The input is gone; bound the new error by the old one plus the change.
+    const double moved = span.input_norm > 0 ? norm2(after - before) / span.input_norm : 0.0;
+    span.rel_error += moved;
+    span.rel_error_is_bound = true;
+}
+
+int64_t Codec::expected_bytes(int64_t batch, int64_t heads, int64_t tokens, int64_t dim,
+                              KVRole role) const {
+    const int64_t elems = batch * heads * tokens * dim;
+    const CodecConfig& c = config_;
+    switch (c.method) {
+        case CodecMethod::kBf16:
+            return elems * 2;
+        case CodecMethod::kFp8:
+            return elems + batch * heads * tokens * 4;
+        case CodecMethod::kKivi:
+            return detail::kivi_expected_bytes(c, role, batch, heads, tokens, dim);
+        default: {
+            const int64_t groups = elems / c.group;
+            int64_t n = elems * c.bits / 8 + groups * (c.asymmetric ? 2 : 1);
+            n += int64_t{c.stages} *
+                 (batch * heads * tokens + batch * heads * c.centroids * dim * 2);
+            return n;
+        }
+    }
+}
+
+std::unique_ptr<Codec> Codec::create(const CodecConfig& config) {
+    config.validate();
+    return detail::make_codec(config);
+}
+
+}  // namespace qvg::core

@@ -1,0 +1,209 @@
+// The codec methods. QVG and RTN share one implementation (RTN is QVG with no smoothing
+// stage); the other baselines follow qvg.md's "Baselines we must support".
+
+#include <ATen/ATen.h>
+
+#include "codec_impl.h"
+#include "qvg/core/error.h"
+#include "qvg/core/fp8.h"
+#include "qvg/core/kmeans.h"
+#include "qvg/core/rng.h"
+
+namespace qvg::core::detail {
+namespace {
+
+GroupQuantSpec spec_of(const CodecConfig& c) { return {c.bits, c.group, c.asymmetric}; }
+
+// centroids[id] of one stage: [B, H, N, D] fp32
+at::Tensor stage_values(const SpanStage& st, const std::vector<int64_t>& shape) {
+    at::Tensor idx = st.ids.to(at::kLong).unsqueeze(-1).expand(shape);
+    return st.centroids.to(at::kFloat).gather(2, idx);
+}
+
+class Bf16Codec final : public Codec {
+  public:
+    explicit Bf16Codec(const CodecConfig& c) : Codec(c) {}
+    at::Tensor decode_float(const EncodedSpan& span) const override {
+        return span.payload.to(at::kFloat);
+    }
+
+  protected:
+    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span) const override {
+        span.payload = xf.to(at::kBFloat16);
+    }
+};
+
+// E4M3 values with one fp32 scale per token (amax / 448).
+class Fp8Codec final : public Codec {
+  public:
+    explicit Fp8Codec(const CodecConfig& c) : Codec(c) {}
+    at::Tensor decode_float(const EncodedSpan& span) const override {
+        return fp8_e4m3_decode(span.payload) * span.token_scales.unsqueeze(-1);
+    }
+
+  protected:
+    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span) const override {
+        at::Tensor scale = (xf.abs().amax(-1) / kFp8E4M3Max).clamp_min(1e-30f);  // [B, H, N]
+        span.payload = fp8_e4m3_encode(xf / scale.unsqueeze(-1));
+        span.token_scales = scale;
+    }
+};
+
+// QVG: k-means smoothing stages, then FP8-scaled group quantization of the last residual.
+// With 0 stages this is RTN.
+class QvgCodec final : public Codec {
+  public:
+    explicit QvgCodec(const CodecConfig& c) : Codec(c) {}
+
+    at::Tensor decode_float(const EncodedSpan& span) const override {
+        at::Tensor y = dequantize_groups(span.quant, spec_of(span.config));
+        // Reference order: q * s first, then each stage's centroids, all in fp32.
+        for (const auto& st : span.stages) y = y + stage_values(st, span.shape);
+        return y;
+    }
+
+  protected:
+    void encode_into(const at::Tensor& xf, const EncodeContext& ctx,
+                     EncodedSpan& span) const override {
+        const auto& shape = span.shape;
+        const int64_t b = shape[0], h = shape[1], n = shape[2], d = shape[3];
+        const int64_t c = config_.centroids;
+        at::Tensor r = xf.view({b * h, n, d});
+        for (int s = 0; s < config_.stages; ++s) {
+            KMeansOptions opt;
+            opt.centroids = c;
+            opt.iterations = config_.iterations;
+            opt.seed = Rng::mix(Rng::mix(config_.seed, ctx.seed), static_cast<uint64_t>(s));
+            at::Tensor warm;
+            if (config_.warm_start && ctx.previous != nullptr &&
+                ctx.previous->stages.size() > static_cast<size_t>(s)) {
+                const at::Tensor& prev = ctx.previous->stages[s].centroids;
+                if (prev.numel() == b * h * c * d) warm = prev.view({b * h, c, d});
+            }
+            KMeansResult km = kmeans(r, opt, warm);
+            at::Tensor idx = km.ids.to(at::kLong).unsqueeze(-1).expand({b * h, n, d});
+            at::Tensor picked = km.centroids.to(at::kFloat).gather(1, idx);
+            // The reference keeps residuals in bf16 between stages.
+            r = (r - picked).to(at::kBFloat16).to(at::kFloat);
+            span.stages.push_back({km.ids.view({b, h, n}), km.centroids.view({b, h, c, d})});
+            span.stage_rel_error.push_back(
+                span.input_norm > 0 ? r.to(at::kDouble).norm().item<double>() / span.input_norm
+                                    : 0.0);
+        }
+        span.quant = quantize_groups(r.view({b, h, n, d}), spec_of(config_));
+    }
+};
+
+// KIVI: asymmetric; keys per channel (groups of G tokens), values per token (groups of G
+// channels). Keys pad the token axis to a multiple of G by repeating the last token, which
+// leaves every group's min and max unchanged; the padding is stored and counted.
+class KiviCodec final : public Codec {
+  public:
+    explicit KiviCodec(const CodecConfig& c) : Codec(c) {}
+
+    at::Tensor decode_float(const EncodedSpan& span) const override {
+        at::Tensor y = dequantize_groups(span.quant, spec_of(span.config));
+        if (span.role == KVRole::kValue) return y;
+        return y.narrow(-1, 0, span.shape[2]).transpose(2, 3).contiguous();  // [B, H, N, D]
+    }
+
+  protected:
+    void encode_into(const at::Tensor& xf, const EncodeContext& ctx,
+                     EncodedSpan& span) const override {
+        if (ctx.role == KVRole::kValue) {
+            span.quant = quantize_groups(xf, spec_of(config_));
+            return;
+        }
+        const int64_t n = xf.size(2);
+        const int64_t padded = (n + config_.group - 1) / config_.group * config_.group;
+        at::Tensor xt = xf.transpose(2, 3);  // [B, H, D, N]
+        if (padded != n) {
+            at::Tensor last =
+                xt.narrow(-1, n - 1, 1).expand({xt.size(0), xt.size(1), xt.size(2), padded - n});
+            xt = at::cat({xt, last}, -1);
+        }
+        span.quant = quantize_groups(xt.contiguous(), spec_of(config_));
+    }
+};
+
+// QuaRot-style: a randomized Hadamard rotation of the head dimension spreads channel outliers
+// before symmetric RTN; decode rotates back. The rotation is fixed by the codec's seed (like a
+// model constant), so it costs no bytes per span.
+class QuarotCodec final : public Codec {
+  public:
+    explicit QuarotCodec(const CodecConfig& c) : Codec(c) {}
+
+    at::Tensor decode_float(const EncodedSpan& span) const override {
+        at::Tensor y = dequantize_groups(span.quant, spec_of(span.config));
+        auto [hadamard, signs] = rotation(span.shape[3], y.device());
+        return at::matmul(y, hadamard) * signs;  // H is symmetric and orthonormal
+    }
+
+  protected:
+    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span) const override {
+        auto [hadamard, signs] = rotation(xf.size(3), xf.device());
+        span.quant = quantize_groups(at::matmul(xf * signs, hadamard), spec_of(config_));
+    }
+
+  private:
+    std::pair<at::Tensor, at::Tensor> rotation(int64_t d, at::Device device) const {
+        QVG_CHECK(d > 0 && (d & (d - 1)) == 0, "QuaRot needs a power-of-two head dimension, got {}",
+                  d);
+        at::Tensor h = at::ones({1, 1}, at::kFloat);
+        while (h.size(0) < d) {
+            h = at::cat({at::cat({h, h}, 1), at::cat({h, -h}, 1)}, 0);  // Sylvester construction
+        }
+        h = h / std::sqrt(static_cast<double>(d));
+        Rng rng(Rng::mix(config_.seed, 0x51a7u));
+        std::vector<float> signs(static_cast<size_t>(d));
+        for (auto& s : signs) s = (rng.next() >> 63) ? -1.0f : 1.0f;
+        return {h.to(device), at::tensor(signs, at::kFloat).to(device)};
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<Codec> make_codec(const CodecConfig& config) {
+    switch (config.method) {
+        case CodecMethod::kBf16:
+            return std::make_unique<Bf16Codec>(config);
+        case CodecMethod::kFp8:
+            return std::make_unique<Fp8Codec>(config);
+        case CodecMethod::kRtn: {
+            CodecConfig c = config;
+            c.stages = 0;
+            return std::make_unique<QvgCodec>(c);
+        }
+        case CodecMethod::kQvg:
+            return std::make_unique<QvgCodec>(config);
+        case CodecMethod::kKivi:
+            return std::make_unique<KiviCodec>(config);
+        case CodecMethod::kQuarot:
+            return std::make_unique<QuarotCodec>(config);
+    }
+    fail("unknown codec method");
+}
+
+void requantize_without_stages(EncodedSpan& span, int keep) {
+    const GroupQuantSpec spec = spec_of(span.config);
+    at::Tensor residual = dequantize_groups(span.quant, spec);
+    for (size_t s = static_cast<size_t>(keep); s < span.stages.size(); ++s) {
+        residual = residual + stage_values(span.stages[s], span.shape);
+    }
+    span.quant = quantize_groups(residual, spec);
+    span.stages.resize(static_cast<size_t>(keep));
+    span.stage_rel_error.resize(static_cast<size_t>(keep));
+    span.config.stages = keep;
+}
+
+int64_t kivi_expected_bytes(const CodecConfig& c, KVRole role, int64_t batch, int64_t heads,
+                            int64_t tokens, int64_t dim) {
+    // Keys: per channel over tokens padded to whole groups. Values: per token over channels.
+    // Both store a scale and a zero point per group.
+    const int64_t padded =
+        role == KVRole::kKey ? (tokens + c.group - 1) / c.group * c.group : tokens;
+    const int64_t elems = batch * heads * padded * dim;
+    return elems * c.bits / 8 + 2 * elems / c.group;
+}
+
+}  // namespace qvg::core::detail

@@ -1,0 +1,288 @@
+#include <cmath>
+#include <cstring>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "qvg/core/codec.h"
+#include "qvg/core/error.h"
+#include "qvg/core/fp8.h"
+#include "qvg/core/kmeans.h"
+#include "qvg/core/quant_pack.h"
+#include "qvg/core/synthetic.h"
+
+namespace qvg::core {
+namespace {
+
+// Two frames of 30x52 tokens: small enough for CI, large enough for 256 centroids.
+at::Tensor tokens(KVRole role, int64_t first_frame = 0, int64_t frames = 2, uint64_t seed = 7) {
+    SyntheticTokens s;
+    s.frames = frames;
+    s.first_frame = first_frame;
+    s.role = role;
+    s.seed = seed;
+    return synthetic_tokens(s);
+}
+
+double rel_error(const at::Tensor& x, const at::Tensor& y) {
+    return (x.to(at::kDouble) - y.to(at::kDouble)).norm().item<double>() /
+           x.to(at::kDouble).norm().item<double>();
+}
+
+void expect_error_mentions(const std::function<void()>& f, const std::string& what) {
+    try {
+        f();
+        ADD_FAILURE() << "no error; expected one mentioning '" << what << "'";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+}
+
+TEST(Fp8, ScalarAndTensorConversionsAgreeOnEveryEdge) {
+    std::vector<float> values = {0.0f,
+                                 -0.0f,
+                                 448.0f,
+                                 449.0f,
+                                 463.9f,
+                                 464.0f,
+                                 500.0f,
+                                 1e9f,
+                                 -1000.0f,
+                                 std::ldexp(1.0f, -10),
+                                 std::ldexp(1.5f, -10),
+                                 std::ldexp(1.0f, -9),
+                                 std::ldexp(1.0f, -6),
+                                 std::ldexp(0.9375f, -6),
+                                 0.0015f,
+                                 1.0f / 7.0f,
+                                 1.0625f,
+                                 1.1875f,
+                                 3.0f / 7.0f * 5000.0f};
+    at::Tensor r = at::rand({4000}) * 24 - 14;  // exponents from 2^-14 to 2^10, both signs
+    at::Tensor random = at::pow(2.0, r) * (at::rand({4000}).gt(0.5).to(at::kFloat) * 2 - 1);
+    for (int64_t i = 0; i < random.numel(); ++i) values.push_back(random[i].item<float>());
+    at::Tensor t = at::tensor(values);
+    at::Tensor bits = fp8_e4m3_encode(t);
+    for (size_t i = 0; i < values.size(); ++i) {
+        ASSERT_EQ(fp8_e4m3_from_float(values[i]), bits[static_cast<int64_t>(i)].item<uint8_t>())
+            << "value " << values[i];
+    }
+    EXPECT_EQ(fp8_e4m3_from_float(500.0f), 0x7e);  // saturates at 448
+    EXPECT_EQ(fp8_e4m3_from_float(-1e9f), 0xfe);
+    EXPECT_EQ(fp8_e4m3_from_float(std::ldexp(1.0f, -10)), 0x00);  // tie with 0 rounds to even
+    EXPECT_EQ(fp8_e4m3_from_float(std::ldexp(1.5f, -10)), 0x01);  // smallest subnormal
+    for (int b = 0; b < 256; ++b) {
+        if ((b & 0x7f) == 0x7f) continue;  // NaN
+        EXPECT_EQ(fp8_e4m3_from_float(fp8_e4m3_to_float(static_cast<uint8_t>(b))),
+                  b == 0x80 ? 0x80 : b);
+    }
+    EXPECT_TRUE(
+        at::equal(fp8_e4m3_decode(bits), at::tensor(std::vector<float>(values.size()))
+                                             .copy_(bits.view(at::kFloat8_e4m3fn).to(at::kFloat))));
+}
+
+TEST(QuantPack, RoundHalfAwayIsExact) {
+    at::Tensor x = at::tensor({0.49999997f, 0.5f, -0.5f, 1.5f, 2.5f, -2.5f, -0.49999997f, 0.0f});
+    at::Tensor expect = at::tensor({0.0f, 1.0f, -1.0f, 2.0f, 3.0f, -3.0f, 0.0f, 0.0f});
+    EXPECT_TRUE(at::equal(round_half_away(x), expect)) << round_half_away(x);
+}
+
+TEST(QuantPack, PackUnpackRoundTrips) {
+    for (int bits : {2, 4}) {
+        at::Tensor u = at::randint(0, (1 << bits) - 1, {3, 5, 128}).to(at::kByte);
+        at::Tensor packed = pack_codes(u, bits);
+        EXPECT_EQ(packed.size(-1), 128 * bits / 8);
+        EXPECT_TRUE(at::equal(unpack_codes(packed, bits), u));
+    }
+    // First element in the most significant bits.
+    at::Tensor u = at::tensor({2, 1, 0, 2}, at::kByte);
+    EXPECT_EQ(pack_codes(u, 2).item<uint8_t>(), (2 << 6) | (1 << 4) | (0 << 2) | 2);
+}
+
+TEST(QuantPack, AsymmetricReconstructsWithinOneStep) {
+    at::Tensor x = at::randn({4, 2, 128}) * 3 + 5;  // offset data: the case asymmetric serves
+    for (int bits : {2, 4}) {
+        GroupQuantSpec spec{bits, 64, true};
+        GroupQuantized q = quantize_groups(x, spec);
+        at::Tensor y = dequantize_groups(q, spec);
+        at::Tensor step = fp8_e4m3_decode(q.scales).repeat_interleave(64, -1);
+        at::Tensor zero_err = (fp8_e4m3_decode(q.zeros) - x.view({4, 2, 2, 64}).amin(-1))
+                                  .abs()
+                                  .repeat_interleave(64, -1);
+        EXPECT_TRUE(((x - y).abs() <= step * 0.5 + zero_err + step * 0.05).all().item<bool>())
+            << bits;
+    }
+}
+
+TEST(Codec, ErrorNeverRisesWithMoreStages) {
+    for (KVRole role : {KVRole::kKey, KVRole::kValue}) {
+        at::Tensor x = tokens(role);
+        double previous = 1e9;
+        for (int s = 0; s <= 4; ++s) {
+            CodecConfig cfg = default_codec_config(CodecMethod::kQvg);
+            cfg.stages = s;
+            cfg.group = 16;
+            EncodedSpan span = Codec::create(cfg)->encode(x, {role, 1, nullptr});
+            EXPECT_LE(span.rel_error, previous) << "stages " << s;
+            ASSERT_EQ(span.stage_rel_error.size(), static_cast<size_t>(s));
+            for (int i = 1; i < s; ++i)
+                EXPECT_LE(span.stage_rel_error[i], span.stage_rel_error[i - 1]);
+            previous = span.rel_error;
+        }
+    }
+}
+
+TEST(Codec, WarmStartIsNeverWorseAtEqualIterations) {
+    for (uint64_t seed : {1ull, 2ull, 3ull}) {
+        CodecConfig cfg = default_codec_config(CodecMethod::kQvg);
+        cfg.iterations = 2;
+        auto codec = Codec::create(cfg);
+        EncodedSpan first =
+            codec->encode(tokens(KVRole::kKey, 0, 2, seed), {KVRole::kKey, 11, nullptr});
+        at::Tensor next = tokens(KVRole::kKey, 2, 2, seed);
+        EncodedSpan cold = codec->encode(next, {KVRole::kKey, 12, nullptr});
+        EncodedSpan warm = codec->encode(next, {KVRole::kKey, 12, &first});
+        EXPECT_LE(warm.stage_rel_error[0], cold.stage_rel_error[0]) << "seed " << seed;
+        EXPECT_LE(warm.rel_error, cold.rel_error) << "seed " << seed;
+    }
+}
+
+TEST(Codec, EncodingIsDeterministicPerSeed) {
+    at::Tensor x = tokens(KVRole::kValue);
+    auto codec = Codec::create(default_codec_config(CodecMethod::kQvg));
+    EncodedSpan a = codec->encode(x, {KVRole::kValue, 5, nullptr});
+    EncodedSpan b = codec->encode(x, {KVRole::kValue, 5, nullptr});
+    EncodedSpan c = codec->encode(x, {KVRole::kValue, 6, nullptr});
+    EXPECT_TRUE(at::equal(a.stages[0].ids, b.stages[0].ids));
+    EXPECT_TRUE(at::equal(a.stages[0].centroids, b.stages[0].centroids));
+    EXPECT_TRUE(at::equal(a.quant.codes, b.quant.codes));
+    EXPECT_FALSE(at::equal(a.stages[0].ids, c.stages[0].ids));
+}
+
+TEST(Codec, ByteCountEqualsTheFormulaForEveryMethod) {
+    for (int64_t n : {256, 1037}) {
+        at::Tensor x = at::randn({2, 3, n, 128}).to(at::kBFloat16);
+        for (CodecMethod m : {CodecMethod::kBf16, CodecMethod::kFp8, CodecMethod::kRtn,
+                              CodecMethod::kQvg, CodecMethod::kKivi, CodecMethod::kQuarot}) {
+            for (int bits : {2, 4}) {
+                for (int group : {16, 128}) {
+                    CodecConfig cfg = default_codec_config(m);
+                    cfg.bits = bits;
+                    cfg.group = group;
+                    cfg.iterations = 1;
+                    cfg.centroids = 16;
+                    if (m == CodecMethod::kQvg) cfg.stages = 2;
+                    auto codec = Codec::create(cfg);
+                    for (KVRole role : {KVRole::kKey, KVRole::kValue}) {
+                        EncodedSpan span = codec->encode(x, {role, 0, nullptr});
+                        EXPECT_EQ(span.bytes(), codec->expected_bytes(2, 3, n, 128, role))
+                            << cfg.describe() << " n=" << n;
+                        EXPECT_LT(span.rel_error, m == CodecMethod::kBf16 ? 0.01 : 0.9)
+                            << cfg.describe();
+                    }
+                }
+            }
+        }
+    }
+    // The formula of qvg.md: bits per element = b + 8/G + 8S/D + 16SC/N.
+    auto qvg = Codec::create(default_codec_config(CodecMethod::kQvg));
+    const double bits = 8.0 * qvg->expected_bytes(1, 12, 37440, 128) / (12.0 * 37440 * 128);
+    EXPECT_NEAR(bits, 2.0 + 8.0 / 64 + 8.0 / 128 + 16.0 * 256 / 37440, 1e-12);
+    EXPECT_NEAR(bits, 2.297, 5e-4);
+}
+
+TEST(Codec, BaselinesReconstructAsTheirDefinitionsSay) {
+    at::Tensor x = tokens(KVRole::kKey);
+    auto err = [&](CodecMethod m, KVRole role = KVRole::kKey) {
+        auto codec = Codec::create(default_codec_config(m));
+        return codec->encode(x, {role, 0, nullptr}).rel_error;
+    };
+    EXPECT_LT(err(CodecMethod::kBf16), 0.004);  // BF16 re-rounding of bf16 input is exact
+    EXPECT_LT(err(CodecMethod::kFp8), 0.05);
+    const double rtn = err(CodecMethod::kRtn);
+    const double quarot = err(CodecMethod::kQuarot);
+    const double qvg = err(CodecMethod::kQvg);
+    EXPECT_LT(qvg, rtn);
+    EXPECT_LT(quarot, 0.9);
+    // With one scale per token, the outlier channels set every token's scale; the rotation
+    // spreads them over all channels, which is what QuaRot is for.
+    CodecConfig per_token = default_codec_config(CodecMethod::kRtn);
+    per_token.bits = 4;
+    per_token.group = 128;
+    CodecConfig rotated = per_token;
+    rotated.method = CodecMethod::kQuarot;
+    EXPECT_LT(Codec::create(rotated)->encode(x).rel_error,
+              Codec::create(per_token)->encode(x).rel_error);
+    EXPECT_LT(err(CodecMethod::kKivi, KVRole::kKey), 0.9);
+}
+
+TEST(Codec, DroppingStagesGivesBytesBackAndBoundsTheError) {
+    at::Tensor x = tokens(KVRole::kKey);
+    CodecConfig cfg = default_codec_config(CodecMethod::kQvg);
+    cfg.stages = 3;
+    auto codec = Codec::create(cfg);
+    EncodedSpan span = codec->encode(x, {KVRole::kKey, 3, nullptr});
+    const int64_t before = span.bytes();
+    codec->drop_stages(span, 1);
+    EXPECT_EQ(span.stages.size(), 1u);
+    EXPECT_EQ(span.config.stages, 1);
+    CodecConfig one = cfg;
+    one.stages = 1;
+    EXPECT_EQ(span.bytes(), Codec::create(one)->expected_bytes(1, 2, x.size(2), 128));
+    EXPECT_LT(span.bytes(), before);
+    EXPECT_TRUE(span.rel_error_is_bound);
+    EXPECT_LE(rel_error(x, codec->decode(span)), span.rel_error + 1e-9);
+    codec->drop_stages(span, 0);
+    EXPECT_TRUE(span.stages.empty());
+    EXPECT_LE(rel_error(x, codec->decode(span)), span.rel_error + 1e-9);
+}
+
+TEST(Codec, BadInputIsAClearError) {
+    auto codec = Codec::create(default_codec_config(CodecMethod::kQvg));
+    at::Tensor good = tokens(KVRole::kKey);
+    expect_error_mentions([&] { codec->encode(good[0]); }, "[B, H, N, D]");
+    expect_error_mentions(
+        [&] {
+            codec->encode(at::ones({1, 1, 300, 128}, at::kInt));
+        },
+        "floating point");
+    expect_error_mentions(
+        [&] {
+            codec->encode(at::randn({1, 1, 300, 96}));
+        },
+        "multiple of the group size 64");
+    at::Tensor nan = good.clone();
+    nan[0][0][5][3] = NAN;
+    expect_error_mentions([&] { codec->encode(nan); }, "NaN or Inf");
+    at::Tensor inf = good.clone();
+    inf[0][1][7][0] = INFINITY;
+    expect_error_mentions([&] { codec->encode(inf); }, "NaN or Inf");
+    expect_error_mentions([&] { codec->encode(at::randn({1, 1, 0, 128})); }, "empty");
+    expect_error_mentions([&] { codec->encode(at::randn({1, 1, 100, 128})); }, "only 100 tokens");
+    CodecConfig bad = default_codec_config(CodecMethod::kQvg);
+    bad.stages = 5;
+    expect_error_mentions([&] { Codec::create(bad); }, "stages must be in 0..4");
+    bad = default_codec_config(CodecMethod::kQvg);
+    bad.bits = 3;
+    expect_error_mentions([&] { Codec::create(bad); }, "bits must be 2 or 4");
+    expect_error_mentions([&] { parse_codec_method("int3"); }, "unknown codec 'int3'");
+    expect_error_mentions(
+        [&] {
+            kmeans(at::randn({1, 10, 4}), {20, 2, 1e-4, 0, true});
+        },
+        "only 10 tokens");
+}
+
+TEST(KMeans, ConvergesAndNeverIncreasesTheObjective) {
+    at::Tensor x = tokens(KVRole::kValue).view({2, -1, 128}).to(at::kFloat);
+    double previous = 1e300;
+    for (int iters : {0, 1, 2, 4, 8}) {
+        KMeansResult r = kmeans(x, {256, iters, 0.0, 3, true});
+        const double inertia = kmeans_inertia(x, r.ids, r.centroids);
+        EXPECT_LE(inertia, previous * (1 + 1e-6)) << iters;  // bf16 centroid rounding only
+        previous = inertia;
+    }
+}
+
+}  // namespace
+}  // namespace qvg::core

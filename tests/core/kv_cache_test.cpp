@@ -1,0 +1,198 @@
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "qvg/core/error.h"
+#include "qvg/core/kv_cache.h"
+#include "qvg/core/synthetic.h"
+
+namespace qvg::core {
+namespace {
+
+constexpr int64_t kTpf = 8 * 13;  // tokens per frame in these tests
+constexpr int64_t kHeads = 2;
+constexpr int64_t kDim = 128;
+
+CacheShape small_shape(int64_t layers = 2) { return {layers, 1, kHeads, kDim, kTpf}; }
+
+CachePolicy qvg_policy(int64_t span = 4, int64_t lag = 1, int64_t sink = 1, int64_t window = 0) {
+    CachePolicy p;
+    p.codec = default_codec_config(CodecMethod::kQvg);
+    p.codec.centroids = 64;
+    p.span_frames = span;
+    p.lag_frames = lag;
+    p.sink_frames = sink;
+    p.window_frames = window;
+    p.seed = 9;
+    return p;
+}
+
+// Frames [first, first + n) of a structured sequence in the model layout [B, L, H, D].
+std::pair<at::Tensor, at::Tensor> frames(int64_t first, int64_t n) {
+    SyntheticTokens s;
+    s.frames = n;
+    s.first_frame = first;
+    s.height = 8;
+    s.width = 13;
+    s.heads = kHeads;
+    s.role = KVRole::kKey;
+    at::Tensor k = synthetic_tokens(s).transpose(1, 2).contiguous();
+    s.role = KVRole::kValue;
+    at::Tensor v = synthetic_tokens(s).transpose(1, 2).contiguous();
+    return {k, v};
+}
+
+void append_blocks(KVCache& cache, int64_t blocks, int64_t first_block = 0) {
+    constexpr int64_t frames_per_block = 3;
+    for (int64_t b = first_block; b < first_block + blocks; ++b) {
+        auto [k, v] = frames(b * frames_per_block, frames_per_block);
+        for (int64_t l = 0; l < cache.num_layers(); ++l)
+            cache.layer(l).append(k, v, b * frames_per_block);
+    }
+}
+
+TEST(KVCacheAccounting, ReproducesTheSelfForcingExample) {
+    // qvg.md: D=128, G=64, S=1, C=256, span 37,440 tokens (24 frames of 1560), INT2; one layer at
+    // 168 cached frames: 1535.6 MiB BF16 -> 220.45 MiB, 6.97x.
+    CachePolicy policy;
+    policy.codec = default_codec_config(CodecMethod::kQvg);
+    policy.span_frames = 24;
+    KVCache cache({1, 1, 12, 128, 1560}, policy);
+    const int64_t bytes = cache.projected_layer_bytes(168);
+    const int64_t bf16 = int64_t{168} * 1560 * 12 * 128 * 2 * 2;
+    EXPECT_EQ(bytes, 231157248);
+    EXPECT_EQ(bf16, 1610219520);
+    EXPECT_NEAR(bytes / 1048576.0, 220.45, 0.005);
+    EXPECT_NEAR(bf16 / 1048576.0, 1535.6, 0.05);
+    EXPECT_NEAR(static_cast<double>(bf16) / bytes, 6.97, 0.005);
+}
+
+TEST(KVCache, SinkSpansAndTailHoldTheRightFramesAndCountEveryByte) {
+    KVCache cache(small_shape(), qvg_policy());
+    append_blocks(cache, 4);  // 12 frames: sink 1, spans of 4 with lag 1 -> 2 spans, tail 3
+    CacheStats st = cache.stats();
+    ASSERT_EQ(st.layers.size(), 2u);
+    const LayerCacheStats& l0 = st.layers[0];
+    EXPECT_EQ(l0.frames, 12);
+    EXPECT_EQ(l0.sink_frames, 1);
+    EXPECT_EQ(l0.spans, 2);
+    EXPECT_EQ(l0.span_frames, 8);
+    EXPECT_EQ(l0.tail_frames, 3);
+    EXPECT_EQ(l0.bytes(), cache.projected_layer_bytes(12));
+    EXPECT_EQ(l0.sink_bytes, kTpf * kHeads * kDim * 2 * 2);
+    EXPECT_EQ(l0.bf16_bytes, 12 * kTpf * kHeads * kDim * 2 * 2);
+    EXPECT_EQ(st.bytes, 2 * l0.bytes());
+    EXPECT_GT(st.ratio(), 1.5);
+    ASSERT_EQ(l0.key.last_stage_rel_error.size(), 1u);
+    EXPECT_GT(l0.key.last_rel_error, 0.0);
+    EXPECT_LT(l0.key.last_rel_error, 0.3);
+    EXPECT_LE(l0.key.last_rel_error, l0.key.last_stage_rel_error[0]);
+
+    KVView view = cache.layer(1).read();
+    std::vector<int64_t> expect_frames(12);
+    for (int i = 0; i < 12; ++i) expect_frames[static_cast<size_t>(i)] = i;
+    EXPECT_EQ(view.frames, expect_frames);
+    ASSERT_EQ(view.k.sizes(), (at::IntArrayRef{1, 12 * kTpf, kHeads, kDim}));
+    EXPECT_EQ(view.k.scalar_type(), at::kBFloat16);
+    auto [k, v] = frames(0, 12);
+    // Sink and tail are exact; the spans are close.
+    EXPECT_TRUE(at::equal(view.k.narrow(1, 0, kTpf), k.narrow(1, 0, kTpf)));
+    EXPECT_TRUE(at::equal(view.v.narrow(1, 9 * kTpf, 3 * kTpf), v.narrow(1, 9 * kTpf, 3 * kTpf)));
+    at::Tensor mid = view.k.narrow(1, kTpf, 8 * kTpf).to(at::kFloat);
+    at::Tensor ref = k.narrow(1, kTpf, 8 * kTpf).to(at::kFloat);
+    EXPECT_LT(((mid - ref).norm() / ref.norm()).item<double>(), 0.3);
+}
+
+TEST(KVCache, Bf16CacheReadsExactlyWhatWasWritten) {
+    CachePolicy p;  // BF16: nothing is encoded
+    KVCache cache(small_shape(1), p);
+    append_blocks(cache, 3);
+    KVView view = cache.layer(0).read();
+    auto [k, v] = frames(0, 9);
+    EXPECT_TRUE(at::equal(view.k, k));
+    EXPECT_TRUE(at::equal(view.v, v));
+    EXPECT_EQ(cache.stats().bytes, cache.stats().bf16_bytes);
+}
+
+TEST(KVCache, WindowAndSinkBoundTheHistory) {
+    CachePolicy p;
+    p.sink_frames = 3;
+    p.window_frames = 4;
+    KVCache cache(small_shape(1), p);
+    append_blocks(cache, 5);  // frames 0..14
+    KVView view = cache.layer(0).read();
+    EXPECT_EQ(view.frames, (std::vector<int64_t>{0, 1, 2, 11, 12, 13, 14}));
+    EXPECT_EQ(cache.stats().bytes, cache.projected_layer_bytes(15));
+    auto [k, v] = frames(0, 15);
+    EXPECT_TRUE(at::equal(view.k.narrow(1, 3 * kTpf, 4 * kTpf), k.narrow(1, 11 * kTpf, 4 * kTpf)));
+
+    // With spans, whole spans are evicted but never below the window.
+    KVCache q(small_shape(1), qvg_policy(4, 0, 0, 6));
+    append_blocks(q, 6);  // 18 frames
+    const auto st = q.stats().layers[0];
+    EXPECT_GE(st.frames, 6);
+    EXPECT_LT(st.frames - st.tail_frames, 6 + 4);
+    EXPECT_EQ(q.layer(0).read().frames.back(), 17);
+    EXPECT_EQ(st.bytes(), q.projected_layer_bytes(18));
+}
+
+TEST(KVCache, LoweringTheStageCountGivesMemoryBackAtOnce) {
+    CachePolicy p = qvg_policy(4, 0, 0);
+    p.codec.stages = 3;
+    KVCache cache(small_shape(1), p);
+    append_blocks(cache, 3);  // 9 frames: 2 spans of 3 stages
+    const int64_t before = cache.stats().bytes;
+    ASSERT_EQ(cache.stats().layers[0].key.last_stage_rel_error.size(), 3u);
+    cache.set_stages(1);
+    const CacheStats after = cache.stats();
+    EXPECT_LT(after.bytes, before);
+    EXPECT_EQ(after.bytes, cache.projected_layer_bytes(9));
+    EXPECT_EQ(after.layers[0].key.last_stage_rel_error.size(), 1u);
+    EXPECT_TRUE(after.layers[0].key.is_bound);
+    // New spans use the new count.
+    append_blocks(cache, 2, 3);  // frames 9..14: one more span
+    EXPECT_EQ(cache.policy().codec.stages, 1);
+    EXPECT_EQ(cache.stats().layers[0].spans, 3);
+    EXPECT_EQ(cache.stats().bytes, cache.projected_layer_bytes(15));
+    EXPECT_THROW(cache.set_stages(5), Error);
+}
+
+TEST(KVCache, BadInputThrowsAndLeavesTheCacheUnchanged) {
+    KVCache cache(small_shape(1), qvg_policy());
+    append_blocks(cache, 2);
+    const CacheStats before = cache.stats();
+    const KVView view_before = cache.layer(0).read();
+    LayerHistory& layer = cache.layer(0);
+    auto [k, v] = frames(6, 3);
+    auto expect_unchanged = [&] {
+        const CacheStats now = cache.stats();
+        EXPECT_EQ(now.bytes, before.bytes);
+        EXPECT_EQ(now.frames, before.frames);
+        KVView view = cache.layer(0).read();
+        EXPECT_EQ(view.frames, view_before.frames);
+        EXPECT_TRUE(at::equal(view.k, view_before.k));
+    };
+    EXPECT_THROW(layer.append(k[0], v[0], 6), Error);                      // wrong rank
+    EXPECT_THROW(layer.append(k.to(at::kInt), v.to(at::kInt), 6), Error);  // dtype
+    EXPECT_THROW(layer.append(k.narrow(1, 0, kTpf + 1), v.narrow(1, 0, kTpf + 1), 6),
+                 Error);                                                           // partial frame
+    EXPECT_THROW(layer.append(k.narrow(1, 0, 0), v.narrow(1, 0, 0), 6), Error);    // empty
+    EXPECT_THROW(layer.append(k.narrow(3, 0, 64), v.narrow(3, 0, 64), 6), Error);  // head dim
+    EXPECT_THROW(layer.append(k, v, 2), Error);                                // frame goes back
+    EXPECT_THROW(layer.append(k.to(at::kFloat), v.to(at::kFloat), 6), Error);  // dtype switch
+    at::Tensor nan = k.clone();
+    nan[0][3][1][2] = NAN;
+    EXPECT_THROW(layer.append(nan, v, 6), Error);
+    expect_unchanged();
+    // An encode failure inside a span (too few tokens for the centroids) also leaves it intact.
+    CachePolicy tiny = qvg_policy(1, 0, 0);
+    tiny.codec.centroids = 256;  // > 104 tokens of one frame
+    KVCache c2(small_shape(1), tiny);
+    EXPECT_THROW(c2.layer(0).append(k, v, 0), Error);
+    EXPECT_EQ(c2.stats().frames, 0);
+    EXPECT_TRUE(c2.layer(0).read().empty());
+    layer.append(k, v, 6);  // and the good append still works
+    EXPECT_EQ(cache.stats().frames, 9);
+}
+
+}  // namespace
+}  // namespace qvg::core
