@@ -38,15 +38,16 @@ bool ends_with(const std::string& s, const std::string& suffix) {
            s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-bool is_torch_zip(const fs::path& path) {
+// torch.save output: a zip ("PK\3\4"), or a bare pickle (0x80, protocol) from torch < 1.6, which
+// the checkpoint reader rejects with a message that says so.
+bool is_torch_save(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw Error(fmt::format("cannot open '{}': {}", path.string(),
-                                fs::exists(path) ? "permission denied" : "no such file"));
-    }
-    char magic[4] = {};
-    in.read(magic, sizeof(magic));
-    return in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
+    if (!in) throw Error(fmt::format("cannot open '{}'", path.string()));
+    unsigned char magic[4] = {};
+    in.read(reinterpret_cast<char*>(magic), sizeof(magic));
+    const auto n = in.gcount();
+    if (n == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4) return true;
+    return n >= 2 && magic[0] == 0x80 && magic[1] <= 5;
 }
 
 void insert_unique(TensorMap& out, const std::string& name, at::Tensor tensor,
@@ -268,7 +269,7 @@ TensorMap load_weights(const fs::path& path, const WeightLoadOptions& options) {
     const std::string name = file.filename().string();
     if (ends_with(name, ".index.json")) {
         raw = load_sharded(file);
-    } else if (is_torch_zip(file)) {
+    } else if (is_torch_save(file)) {
         raw = load_checkpoint_weights(file, options);
     } else {
         raw = load_safetensors_file(file);

@@ -113,6 +113,7 @@ TEST(TorchCheckpoint, ReadsEveryDtype) {
     EXPECT_EQ(tensors.at("i64").scalar_type(), at::kLong);
     EXPECT_EQ(tensors.at("bool").scalar_type(), at::kBool);
     EXPECT_EQ(tensors.at("scalar").dim(), 0);
+    EXPECT_FALSE(tensors.at("param").requires_grad());
     EXPECT_EQ(tensors.at("i64")[0].item<int64_t>(), -(int64_t{1} << 40));
 }
 

@@ -129,6 +129,7 @@ TEST(Weights, ExplainsWhichCheckpointEntryIsMissing) {
 TEST(Weights, HostileCheckpointsFailThroughTheLoaderToo) {
     EXPECT_FORMAT_ERROR(load_weights(fixture("hostile_os_system.pt")), "'os.system'");
     EXPECT_FORMAT_ERROR(load_weights(fixture("compressed.pt")), "compressed");
+    EXPECT_FORMAT_ERROR(load_weights(fixture("legacy.pt")), "legacy torch.save format");
     EXPECT_THROW(load_weights(fixture("missing.pt")), Error);
 }
 

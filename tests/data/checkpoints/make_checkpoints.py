@@ -150,6 +150,8 @@ def make_dtypes():
                 ("bool", torch.tensor([True, False, True, True])),
                 ("scalar", torch.tensor(3.5)),
                 ("empty", torch.empty(0, 3)),
+                # nn.Parameter pickles through torch._utils._rebuild_parameter.
+                ("param", torch.nn.Parameter(ramp([2, 2], torch.float32, 7.0))),
             ]
         ),
     )

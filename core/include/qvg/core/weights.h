@@ -27,11 +27,12 @@ struct WeightLoadOptions {
 };
 
 // Loads every tensor of a weight file or directory as CPU tensors that view the memory-mapped file
-// where alignment allows. Format by magic bytes: "PK\3\4" is a torch.save zip, anything else is
-// read as safetensors. A directory resolves, in order, to diffusion_pytorch_model.safetensors,
-// model.safetensors, a *.safetensors.index.json with its shards, the only *.safetensors, or the
-// only .pt / .pth / .ckpt file. Throws Error for missing files and FormatError for malformed or
-// ambiguous input, naming the file and what was expected.
+// where alignment allows. Format by magic bytes: "PK\3\4" is a torch.save zip (a bare pickle is the
+// legacy torch.save format and is refused as such), anything else is read as safetensors. A
+// directory resolves, in order, to diffusion_pytorch_model.safetensors, model.safetensors, a
+// *.safetensors.index.json with its shards, the only *.safetensors, or the only .pt / .pth / .ckpt
+// file. Throws Error for missing files and FormatError for malformed or ambiguous input, naming the
+// file and what was expected.
 TensorMap load_weights(const std::filesystem::path& path, const WeightLoadOptions& options = {});
 
 // Removes, repeatedly and in any order, the leading prefixes 'model.', 'module.',
