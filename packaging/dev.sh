@@ -112,8 +112,13 @@ run_main() {
 
 run_tests() {
     build
+    local exclude=()
+    if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+        log "no CUDA GPU here: leaving out the tests labelled gpu"
+        exclude=(-LE gpu)
+    fi
     log "running tests"
-    ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "$@"
+    ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "${exclude[@]}" "$@"
 }
 
 cmd="${1:-run}"

@@ -148,6 +148,20 @@ at::Tensor Codec::decode(const EncodedSpan& span) const {
     return decode_float(span).to(span.dtype);
 }
 
+void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out) const {
+    const auto& sh = span.shape;
+    QVG_CHECK(out.dim() == 4 && out.size(0) == sh[0] && out.size(1) == sh[2] && out.size(2) == sh[1] &&
+                  out.size(3) == sh[3],
+              "decode_into: output must be [{}, {}, {}, {}], got {}", sh[0], sh[2], sh[1], sh[3],
+              fmt::join(out.sizes(), "x"));
+    QVG_CHECK(out.scalar_type() == span.dtype, "decode_into: output is {} but the span decodes to {}",
+              c10::toString(out.scalar_type()), c10::toString(span.dtype));
+#ifdef QVG_HAVE_CUDA
+    if (out.is_cuda() && detail::decode_span_cuda(span, out)) return;
+#endif
+    out.copy_(decode(span).transpose(1, 2));
+}
+
 void Codec::drop_stages(EncodedSpan& span, int keep) const {
     QVG_CHECK(span.config.method == CodecMethod::kQvg, "only QVG spans have stages to drop ({})",
               span.config.describe());

@@ -1,11 +1,51 @@
 #include "qvg/core/device.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include "qvg/core/error.h"
 
 namespace qvg::core {
+
+#ifdef QVG_HAVE_CUDA
+namespace detail {
+void cuda_reset_peak_memory(c10::DeviceIndex index);
+int64_t cuda_peak_memory_bytes(c10::DeviceIndex index);
+int64_t cuda_free_memory_bytes(c10::DeviceIndex index);
+std::string cuda_device_name(c10::DeviceIndex index);
+}  // namespace detail
+#endif
+
+void reset_peak_memory(c10::Device device) {
+#ifdef QVG_HAVE_CUDA
+    if (device.is_cuda()) detail::cuda_reset_peak_memory(device.index());
+#endif
+    (void)device;
+}
+
+int64_t peak_memory_bytes(c10::Device device) {
+#ifdef QVG_HAVE_CUDA
+    if (device.is_cuda()) return detail::cuda_peak_memory_bytes(device.index());
+#endif
+    (void)device;
+    return 0;
+}
+
+int64_t free_memory_bytes(c10::Device device) {
+#ifdef QVG_HAVE_CUDA
+    if (device.is_cuda()) return detail::cuda_free_memory_bytes(device.index());
+#endif
+    (void)device;
+    return 0;
+}
+
+std::string device_name(c10::Device device) {
+#ifdef QVG_HAVE_CUDA
+    if (device.is_cuda()) return detail::cuda_device_name(device.index());
+#endif
+    return fmt::format("cpu ({} threads)", at::get_num_threads());
+}
 
 bool cuda_available() { return at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0; }
 

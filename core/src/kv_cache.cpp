@@ -51,9 +51,8 @@ struct Span {
     int64_t bytes() const { return k.bytes() + v.bytes(); }
 };
 
-// [B, H, N, D] <-> the model's [B, N, H, D]
+// the model's [B, N, H, D] -> the codec's [B, H, N, D]
 at::Tensor to_codec_layout(const at::Tensor& t) { return t.transpose(1, 2).contiguous(); }
-at::Tensor to_model_layout(const at::Tensor& t) { return t.transpose(1, 2); }
 
 void accumulate(RoleErrorStats& stats, const std::vector<const EncodedSpan*>& spans) {
     if (spans.empty()) return;
@@ -103,27 +102,41 @@ class KVCache::Layer final : public LayerHistory {
 
     KVView read() override {
         KVView view;
-        std::vector<at::Tensor> ks, vs;
-        auto add_raw = [&](const RawFrames& r) {
+        const int64_t tpf = owner_.shape_.tokens_per_frame;
+        const bool only_tail = sink_.frames.empty() && spans_.empty();
+        const bool only_sink = tail_.frames.empty() && spans_.empty();
+        if (only_tail || only_sink) {  // one raw segment: a view, no copy
+            const RawFrames& r = only_tail ? tail_ : sink_;
+            if (!r.frames.empty()) view = {r.k, r.v, r.frames};
+            return view;
+        }
+        // Several segments: one output per read, filled in place (spans decode straight into
+        // their slice), so no BF16 copy of the compressed history outlives the read.
+        int64_t frames = static_cast<int64_t>(sink_.frames.size() + tail_.frames.size());
+        for (const auto& s : spans_) frames += static_cast<int64_t>(s.frames.size());
+        const CacheShape& sh = owner_.shape_;
+        const auto options = at::TensorOptions().dtype(dtype_).device(device_);
+        view.k = at::empty({sh.batch, frames * tpf, sh.heads, sh.head_dim}, options);
+        view.v = at::empty({sh.batch, frames * tpf, sh.heads, sh.head_dim}, options);
+        view.frames.reserve(static_cast<size_t>(frames));
+        int64_t offset = 0;
+        auto place_raw = [&](const RawFrames& r) {
             if (r.frames.empty()) return;
-            ks.push_back(r.k);
-            vs.push_back(r.v);
+            const int64_t len = static_cast<int64_t>(r.frames.size()) * tpf;
+            view.k.narrow(1, offset, len).copy_(r.k);
+            view.v.narrow(1, offset, len).copy_(r.v);
             view.frames.insert(view.frames.end(), r.frames.begin(), r.frames.end());
+            offset += len;
         };
-        add_raw(sink_);
+        place_raw(sink_);
         for (const auto& s : spans_) {
-            ks.push_back(to_model_layout(owner_.codec_->decode(s.k)));
-            vs.push_back(to_model_layout(owner_.codec_->decode(s.v)));
+            const int64_t len = static_cast<int64_t>(s.frames.size()) * tpf;
+            owner_.codec_->decode_into(s.k, view.k.narrow(1, offset, len));
+            owner_.codec_->decode_into(s.v, view.v.narrow(1, offset, len));
             view.frames.insert(view.frames.end(), s.frames.begin(), s.frames.end());
+            offset += len;
         }
-        add_raw(tail_);
-        if (ks.size() == 1) {
-            view.k = ks[0];
-            view.v = vs[0];
-        } else if (!ks.empty()) {
-            view.k = at::cat(ks, 1);
-            view.v = at::cat(vs, 1);
-        }
+        place_raw(tail_);
         return view;
     }
 

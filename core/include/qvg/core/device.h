@@ -16,4 +16,11 @@ bool cuda_available();
 // Waits for all work queued on the device (no-op on the CPU). For honest timings.
 void synchronize(c10::Device device);
 
+// Device memory statistics of the caching allocator (0 on the CPU, where nothing is tracked).
+void reset_peak_memory(c10::Device device);
+int64_t peak_memory_bytes(c10::Device device);
+int64_t free_memory_bytes(c10::Device device);  // what the driver reports free now (0 on CPU)
+// "NVIDIA H200", or "cpu (N threads)".
+std::string device_name(c10::Device device);
+
 }  // namespace qvg::core

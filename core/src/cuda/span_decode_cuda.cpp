@@ -1,0 +1,51 @@
+// Bridges qvg::core spans to the fused decode kernel of qvg_kernels.
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "codec_impl.h"
+#include "qvg/core/error.h"
+#include "qvg/kernels/qvg_decode_cuda.h"
+
+namespace qvg::core::detail {
+
+bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out) {
+    const CodecConfig& c = span.config;
+    if (c.method != CodecMethod::kQvg && c.method != CodecMethod::kRtn) return false;
+    if (span.dtype != at::kBFloat16 || !out.is_cuda() || out.stride(3) != 1) return false;
+    if (!span.quant.codes.is_cuda() || !span.quant.codes.is_contiguous()) return false;
+    kernels::QvgDecodeParams p;
+    p.codes = span.quant.codes.data_ptr<uint8_t>();
+    p.scales = span.quant.scales.data_ptr<uint8_t>();
+    p.zeros = span.quant.zeros.defined() ? span.quant.zeros.data_ptr<uint8_t>() : nullptr;
+    p.num_stages = static_cast<int>(span.stages.size());
+    for (size_t s = 0; s < span.stages.size(); ++s) {
+        const SpanStage& st = span.stages[s];
+        if (!st.ids.is_contiguous() || !st.centroids.is_contiguous()) return false;
+        p.ids[s] = st.ids.data_ptr<uint8_t>();
+        p.centroids[s] = reinterpret_cast<const uint16_t*>(st.centroids.data_ptr<at::BFloat16>());
+        p.num_centroids = st.centroids.size(2);
+    }
+    p.batch = span.shape[0];
+    p.heads = span.shape[1];
+    p.tokens = span.shape[2];
+    p.dim = span.shape[3];
+    p.bits = c.bits;
+    p.group = c.group;
+    p.asymmetric = c.asymmetric;
+    p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    p.out_stride_b = out.stride(0);
+    p.out_stride_n = out.stride(1);
+    p.out_stride_h = out.stride(2);
+    const c10::cuda::CUDAGuard guard(out.device());
+    const cudaError_t err = kernels::qvg_decode_bf16(p, at::cuda::getCurrentCUDAStream());
+    if (err == cudaErrorInvalidValue) {
+        (void)cudaGetLastError();
+        return false;  // alignment or shape the kernel does not take
+    }
+    QVG_CHECK(err == cudaSuccess, "QVG decode kernel failed: {}", cudaGetErrorString(err));
+    return true;
+}
+
+}  // namespace qvg::core::detail

@@ -1,0 +1,41 @@
+#pragma once
+// QVG span decode: unpack the INT2/INT4 codes, scale by the FP8-E4M3 group scales (plus the
+// zero point when asymmetric), add every stage's centroid, and emit BF16 - one pass, no Torch.
+//
+//   y[b,h,n,d] = bf16( q * s  (+ z)  + c_1[id_1] + ... + c_S[id_S] )   accumulated in fp32,
+//   products and sums rounded separately (no FMA), exactly as the CPU codec computes them.
+//
+// The output is strided so a span can land directly in the model's [B, L, H, D] history
+// buffer (no transpose, no concatenation).
+
+#include <cstdint>
+
+namespace qvg::kernels {
+
+inline constexpr int kMaxStages = 4;
+
+struct QvgDecodeParams {
+    // Inputs, row-major, rows ordered (b, h, n).
+    const uint8_t* codes = nullptr;   // [B, H, N, D * bits / 8]
+    const uint8_t* scales = nullptr;  // [B, H, N, D / group] FP8-E4M3 bits
+    const uint8_t* zeros = nullptr;   // [B, H, N, D / group] FP8-E4M3 bits, asymmetric only
+    int num_stages = 0;
+    const uint8_t* ids[kMaxStages] = {};         // [B, H, N]
+    const uint16_t* centroids[kMaxStages] = {};  // BF16 bits [B, H, C, D]
+    int64_t batch = 0, heads = 0, tokens = 0, dim = 0;
+    int64_t num_centroids = 0;
+    int bits = 2;
+    int group = 64;
+    bool asymmetric = false;
+    // Output BF16 bits; element (b, h, n, d) at out[b*out_stride_b + n*out_stride_n + h*out_stride_h + d].
+    uint16_t* out = nullptr;
+    int64_t out_stride_b = 0, out_stride_n = 0, out_stride_h = 0;
+};
+
+// Returns an empty string when the parameters are usable, else what is wrong.
+const char* validate(const QvgDecodeParams& p);
+
+// CPU reference (bit-exact with the CUDA kernel and with qvg::core's codec).
+void qvg_decode_reference(const QvgDecodeParams& p);
+
+}  // namespace qvg::kernels
