@@ -1,0 +1,45 @@
+#pragma once
+// The KV cache the viewer runs with, as the --cache option and the controls panel describe it.
+//
+//   --cache qvg,bits=2,group=32,stages=1,span=24,sink=3,window=144,centroids=32
+//   --cache bf16,sink=3,window=144
+//
+// The first item is the codec (qvg, bf16, fp8, rtn, kivi, quarot); the others are optional.
+
+#include <qvg/core/kv_cache.h>
+#include <qvg/render/overlay.h>
+
+#include <cstdint>
+#include <string>
+
+namespace qvg::app {
+
+struct CacheSettings {
+    core::CodecMethod method = core::CodecMethod::kQvg;
+    int bits = 2;
+    int group = 32;
+    int stages = 1;
+    int span_frames = 24;  // Self-Forcing: 8 blocks of 3
+    int sink_frames = 3;
+    int window_frames = 144;  // 0 keeps everything
+    // Fewer than the paper's 256: the test model's spans hold only ~1000 tokens per head, where
+    // 256 codebook entries would cost more than they save.
+    int centroids = 32;
+    int iterations = 2;
+
+    bool operator==(const CacheSettings&) const = default;
+};
+
+// Throws std::invalid_argument naming the item that is wrong.
+CacheSettings parse_cache_spec(const std::string& spec);
+std::string cache_spec(const CacheSettings& settings);
+
+// The policy for a model whose heads are head_dim wide; the codec config is validated (throws
+// qvg::core::Error with the field's name).
+core::CachePolicy cache_policy(const CacheSettings& settings, std::uint64_t seed);
+
+// The controls panel's state for these settings.
+render::OverlayControls overlay_controls(const CacheSettings& settings, std::uint64_t seed,
+                                         bool paused);
+
+}  // namespace qvg::app
