@@ -6,6 +6,7 @@
 #include <backends/imgui_impl_opengl3.h>
 #include <imgui.h>
 
+#include <array>
 #include <cfloat>
 #include <filesystem>
 #include <stdexcept>
@@ -15,6 +16,10 @@ namespace qvg::render {
 struct OverlayRenderer::State {
     ImGuiContext* context = nullptr;
     bool backend_ready = false;
+    // ImGui 1.86 samples io.MouseDown once per frame; a click whose press and release both land
+    // between two frames would vanish. Such a release is held back until a frame saw the press.
+    std::array<bool, 3> pressed_since_frame{};
+    std::array<bool, 3> release_after_frame{};
 };
 
 namespace {
@@ -119,7 +124,15 @@ void OverlayRenderer::mouse_move(float x, float y) {
 
 void OverlayRenderer::mouse_button(OverlayMouseButton button, bool down) {
     ContextScope scope(state_->context);
-    ImGui::GetIO().MouseDown[static_cast<int>(button)] = down;
+    const auto b = static_cast<std::size_t>(button);
+    if (down) {
+        state_->pressed_since_frame[b] = true;
+        state_->release_after_frame[b] = false;
+    } else if (state_->pressed_since_frame[b]) {
+        state_->release_after_frame[b] = true;
+        return;
+    }
+    ImGui::GetIO().MouseDown[b] = down;
 }
 
 void OverlayRenderer::mouse_wheel(float dx_steps, float dy_steps) {
@@ -175,6 +188,11 @@ void OverlayRenderer::begin_frame(float width, float height, float pixel_ratio, 
     io.DeltaTime = dt_s > 0.0f ? dt_s : 1.0f / 60.0f;
     ImGui_ImplOpenGL3_NewFrame();
     ImGui::NewFrame();
+    for (std::size_t b = 0; b < state_->pressed_since_frame.size(); ++b) {
+        state_->pressed_since_frame[b] = false;
+        if (state_->release_after_frame[b]) io.MouseDown[b] = false;  // seen by the next frame
+        state_->release_after_frame[b] = false;
+    }
 }
 
 void OverlayRenderer::end_frame() {
