@@ -65,6 +65,21 @@ TEST(GenerateCli, DumpReproducesTheFp32Reference) {
     EXPECT_EQ(out->tensors().size(), 1u + 3 * 4);
 }
 
+// bf16 against the bf16 reference, with the golden test's bound: both round after every op, in
+// slightly different places, over 15 chained calls.
+TEST(GenerateCli, Bf16DumpStaysCloseToTheBf16Reference) {
+    TempDir dir;
+    const fs::path dump = dir.path() / "out.safetensors";
+    const CommandResult r = run_qvg("generate --model " + kModel + kTiny + " --noise " + kIo +
+                                    " --dtype bf16 --device cpu --dump " + dump.string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const at::Tensor output = core::SafetensorsFile::open(dump)->tensor("output");
+    EXPECT_EQ(output.scalar_type(), at::kBFloat16);
+    const double err = rel_l2(output, core::SafetensorsFile::open(kIo)->tensor("bf16/output"));
+    std::printf("  bf16 output rel_l2 %.3e\n", err);
+    EXPECT_LE(err, 2e-2);
+}
+
 TEST(GenerateCli, QvgReportHasTimingsBytesAndStageErrors) {
     TempDir dir;
     const fs::path report = dir.path() / "report.json";
