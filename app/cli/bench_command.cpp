@@ -58,8 +58,8 @@ core::WanConfig preset(const std::string& name) {
 
 // Random weights of the right shapes, made on the target device: matrices and convolutions
 // N(0, 1/fan_in), norm weights 1, modulation tables N(0, 0.1^2), biases N(0, 0.02^2).
-core::TensorMap random_weights(const core::WanConfig& config, c10::Device device, at::ScalarType dtype,
-                               uint64_t seed) {
+core::TensorMap random_weights(const core::WanConfig& config, c10::Device device,
+                               at::ScalarType dtype, uint64_t seed) {
     at::manual_seed(seed);
     core::TensorMap w;
     const auto options = at::TensorOptions().device(device).dtype(dtype);
@@ -71,7 +71,8 @@ core::TensorMap random_weights(const core::WanConfig& config, c10::Device device
             int64_t fan_in = 1;
             for (size_t i = 1; i < e.shape.size(); ++i) fan_in *= e.shape[i];
             t = at::randn(e.shape, options) / std::sqrt(static_cast<double>(fan_in));
-        } else if (e.name.find("norm") != std::string::npos && e.name.find(".weight") != std::string::npos) {
+        } else if (e.name.find("norm") != std::string::npos &&
+                   e.name.find(".weight") != std::string::npos) {
             t = at::ones(e.shape, options);
         } else {
             t = at::randn(e.shape, options) * 0.02;
@@ -99,9 +100,10 @@ RunResult run_one(const core::WanDiT& model, const core::TextContext& text, cons
     const core::WanConfig& c = model.config();
     const int64_t lh = o.height / 8, lw = o.width / 8;
     const int64_t tpf = (lh / c.patch_size[1]) * (lw / c.patch_size[2]);
-    core::KVCache history({c.num_layers, 1, c.num_heads, c.dim / c.num_heads, tpf}, policy_for(cache, o, c.head_dim()));
-    core::SelfForcingSession session(model, text, history, std::make_unique<core::SeededNoise>(o.seed),
-                                     {1, lh, lw});
+    core::KVCache history({c.num_layers, 1, c.num_heads, c.dim / c.num_heads, tpf},
+                          policy_for(cache, o, c.head_dim()));
+    core::SelfForcingSession session(model, text, history,
+                                     std::make_unique<core::SeededNoise>(o.seed), {1, lh, lw});
     RunResult r;
     r.frames = frames;
     r.cache = cache;
@@ -113,12 +115,15 @@ RunResult run_one(const core::WanDiT& model, const core::TextContext& text, cons
         const auto tb = std::chrono::steady_clock::now();
         session.generate_block(core::CleanPass::kRun);
         core::synchronize(device);
-        r.block_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tb).count());
-        std::cerr << fmt::format("\r  {} frames, {} cache: block {}/{} ({:.1f} ms)   ", frames, cache, b + 1,
-                                 r.blocks, r.block_ms.back())
+        r.block_ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tb)
+                .count());
+        std::cerr << fmt::format("\r  {} frames, {} cache: block {}/{} ({:.1f} ms)   ", frames,
+                                 cache, b + 1, r.blocks, r.block_ms.back())
                   << std::flush;
     }
-    r.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    r.total_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     std::cerr << "\n";
     for (const auto& t : session.timings()) r.dit_calls += t.dit_calls;
     r.peak_bytes = core::peak_memory_bytes(device);
@@ -133,7 +138,8 @@ int run_bench(const BenchOptions& o) {
     const c10::Device device = core::resolve_device(o.device);
     const at::ScalarType dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
     const core::WanConfig config = preset(o.preset);
-    for (int64_t f : o.frames) QVG_CHECK(f > 0 && f % 3 == 0, "--frames {} is not a whole number of 3-frame blocks", f);
+    for (int64_t f : o.frames)
+        QVG_CHECK(f > 0 && f % 3 == 0, "--frames {} is not a whole number of 3-frame blocks", f);
     QVG_CHECK(o.height % 16 == 0 && o.width % 16 == 0, "height and width must be multiples of 16");
 
     std::cerr << "building " << o.preset << " with random weights on " << device.str() << "\n";
@@ -147,15 +153,16 @@ int run_bench(const BenchOptions& o) {
 
     std::vector<RunResult> results;
     for (int64_t f : o.frames) {
-        for (const auto& cache : o.caches) results.push_back(run_one(model, text, o, f, cache, device));
+        for (const auto& cache : o.caches)
+            results.push_back(run_one(model, text, o, f, cache, device));
     }
 
     const std::string gpu = core::device_name(device);
     const std::time_t now = std::time(nullptr);
     char date[32];
     std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-    Table t({"frames", "cache", "DiT calls", "total ms", "ms/block", "last block ms", "peak GiB", "KV MiB",
-             "BF16-equiv MiB", "KV ratio", "vs BF16"});
+    Table t({"frames", "cache", "DiT calls", "total ms", "ms/block", "last block ms", "peak GiB",
+             "KV MiB", "BF16-equiv MiB", "KV ratio", "vs BF16"});
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& r : results) {
         double base = 0;
@@ -163,10 +170,13 @@ int run_bench(const BenchOptions& o) {
             if (q.frames == r.frames && q.cache == "bf16") base = q.total_ms;
         }
         const double overhead = base > 0 ? 100.0 * (r.total_ms - base) / base : 0.0;
-        const double ratio = r.kv_bytes > 0 ? static_cast<double>(r.kv_bf16_bytes) / r.kv_bytes : 0.0;
-        t.add({std::to_string(r.frames), r.cache, std::to_string(r.dit_calls), fmt::format("{:.1f}", r.total_ms),
-               fmt::format("{:.1f}", r.total_ms / r.blocks), fmt::format("{:.1f}", r.block_ms.back()),
-               fmt::format("{:.2f}", r.peak_bytes / 1073741824.0), fmt::format("{:.1f}", r.kv_bytes / 1048576.0),
+        const double ratio =
+            r.kv_bytes > 0 ? static_cast<double>(r.kv_bf16_bytes) / r.kv_bytes : 0.0;
+        t.add({std::to_string(r.frames), r.cache, std::to_string(r.dit_calls),
+               fmt::format("{:.1f}", r.total_ms), fmt::format("{:.1f}", r.total_ms / r.blocks),
+               fmt::format("{:.1f}", r.block_ms.back()),
+               fmt::format("{:.2f}", r.peak_bytes / 1073741824.0),
+               fmt::format("{:.1f}", r.kv_bytes / 1048576.0),
                fmt::format("{:.1f}", r.kv_bf16_bytes / 1048576.0), fmt::format("{:.2f}x", ratio),
                base > 0 ? fmt::format("{:+.2f}%", overhead) : "-"});
         rows.push_back({{"frames", r.frames},
@@ -180,11 +190,13 @@ int run_bench(const BenchOptions& o) {
                         {"kv_ratio", ratio},
                         {"overhead_vs_bf16_percent", overhead}});
     }
-    std::cout << fmt::format("qvg bench: {} DiT, random weights, {}, {}x{}, {} ({}), commit {}, {}\n", o.preset,
-                             o.dtype, o.width, o.height, gpu, device.str(), o.commit, date)
-              << fmt::format("QVG cache: INT2 G64 S1, {} centroids, {} k-means iterations, span {} frames\n",
-                             o.centroids, o.iterations, o.span_frames)
-              << t.str();
+    std::cout
+        << fmt::format("qvg bench: {} DiT, random weights, {}, {}x{}, {} ({}), commit {}, {}\n",
+                       o.preset, o.dtype, o.width, o.height, gpu, device.str(), o.commit, date)
+        << fmt::format(
+               "QVG cache: INT2 G64 S1, {} centroids, {} k-means iterations, span {} frames\n",
+               o.centroids, o.iterations, o.span_frames)
+        << t.str();
     if (!o.json.empty()) {
         nlohmann::json j = {{"date", date},       {"gpu", gpu},       {"commit", o.commit},
                             {"preset", o.preset}, {"dtype", o.dtype}, {"height", o.height},
@@ -198,8 +210,10 @@ int run_bench(const BenchOptions& o) {
 
 const Registrar kRegister([](CLI::App& app) {
     auto o = std::make_shared<BenchOptions>();
-    CLI::App* sub = app.add_subcommand("bench", "Time the Self-Forcing DiT loop with a BF16 and a QVG KV cache");
-    sub->add_option("--preset", o->preset, "1.3b, 5b or tiny")->check(CLI::IsMember({"1.3b", "5b", "tiny"}));
+    CLI::App* sub = app.add_subcommand(
+        "bench", "Time the Self-Forcing DiT loop with a BF16 and a QVG KV cache");
+    sub->add_option("--preset", o->preset, "1.3b, 5b or tiny")
+        ->check(CLI::IsMember({"1.3b", "5b", "tiny"}));
     sub->add_option("--height", o->height, "video height in pixels");
     sub->add_option("--width", o->width, "video width in pixels");
     sub->add_option("--frames", o->frames, "latent frames per run (multiples of 3)");

@@ -126,7 +126,6 @@ void validate_span_input(const at::Tensor& x, const CodecConfig& config) {
                   "QVG asked for {} centroids but the span has only {} tokens", config.centroids,
                   x.size(2));
     }
-    QVG_CHECK(at::isfinite(x).all().item<bool>(), "span input contains NaN or Inf values");
 }
 
 EncodedSpan Codec::encode(const at::Tensor& x, const EncodeContext& context) const {
@@ -137,10 +136,24 @@ EncodedSpan Codec::encode(const at::Tensor& x, const EncodeContext& context) con
     span.shape = x.sizes().vec();
     span.dtype = x.scalar_type();
     const at::Tensor xf = x.to(at::kFloat).contiguous();
-    span.input_norm = norm2(xf);
-    encode_into(xf, context, span);
-    const at::Tensor recon = decode(span).to(at::kFloat);
-    span.rel_error = span.input_norm > 0 ? norm2(recon - xf) / span.input_norm : 0.0;
+    Telemetry t;
+    encode_into(xf, context, span, t);
+    if (!t.error_sq.defined()) t.error_sq = (decode(span).to(at::kFloat) - xf).pow(2).sum();
+    // One transfer for every number (and the finiteness check): no per-stage synchronisation.
+    std::vector<at::Tensor> parts = {xf.pow(2).sum().to(at::kDouble), t.error_sq.to(at::kDouble),
+                                     at::isfinite(xf).logical_not().sum().to(at::kDouble)};
+    for (const auto& r : t.stage_residual_sq) parts.push_back(r.to(at::kDouble));
+    const at::Tensor values = at::stack(parts).cpu();
+    const double* v = values.data_ptr<double>();
+    QVG_CHECK(v[2] == 0, "span input contains NaN or Inf values ({} of {})",
+              static_cast<int64_t>(v[2]), x.numel());
+    span.input_norm = std::sqrt(v[0]);
+    auto relative = [&](double sq) {
+        return span.input_norm > 0 ? std::sqrt(sq) / span.input_norm : 0.0;
+    };
+    span.rel_error = relative(v[1]);
+    for (size_t i = 0; i < t.stage_residual_sq.size(); ++i)
+        span.stage_rel_error.push_back(relative(v[3 + i]));
     return span;
 }
 
@@ -150,11 +163,12 @@ at::Tensor Codec::decode(const EncodedSpan& span) const {
 
 void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out) const {
     const auto& sh = span.shape;
-    QVG_CHECK(out.dim() == 4 && out.size(0) == sh[0] && out.size(1) == sh[2] && out.size(2) == sh[1] &&
-                  out.size(3) == sh[3],
+    QVG_CHECK(out.dim() == 4 && out.size(0) == sh[0] && out.size(1) == sh[2] &&
+                  out.size(2) == sh[1] && out.size(3) == sh[3],
               "decode_into: output must be [{}, {}, {}, {}], got {}", sh[0], sh[2], sh[1], sh[3],
               fmt::join(out.sizes(), "x"));
-    QVG_CHECK(out.scalar_type() == span.dtype, "decode_into: output is {} but the span decodes to {}",
+    QVG_CHECK(out.scalar_type() == span.dtype,
+              "decode_into: output is {} but the span decodes to {}",
               c10::toString(out.scalar_type()), c10::toString(span.dtype));
 #ifdef QVG_HAVE_CUDA
     if (out.is_cuda() && detail::decode_span_cuda(span, out)) return;

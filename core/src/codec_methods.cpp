@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "codec_impl.h"
+#include "cuda_bridge.h"
 #include "qvg/core/error.h"
 #include "qvg/core/fp8.h"
 #include "qvg/core/kmeans.h"
@@ -28,7 +29,8 @@ class Bf16Codec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span) const override {
+    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span,
+                     Telemetry&) const override {
         span.payload = xf.to(at::kBFloat16);
     }
 };
@@ -42,7 +44,8 @@ class Fp8Codec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span) const override {
+    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span,
+                     Telemetry&) const override {
         at::Tensor scale = (xf.abs().amax(-1) / kFp8E4M3Max).clamp_min(1e-30f);  // [B, H, N]
         span.payload = fp8_e4m3_encode(xf / scale.unsqueeze(-1));
         span.token_scales = scale;
@@ -63,12 +66,13 @@ class QvgCodec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext& ctx,
-                     EncodedSpan& span) const override {
+    void encode_into(const at::Tensor& xf, const EncodeContext& ctx, EncodedSpan& span,
+                     Telemetry& t) const override {
         const auto& shape = span.shape;
         const int64_t b = shape[0], h = shape[1], n = shape[2], d = shape[3];
         const int64_t c = config_.centroids;
         at::Tensor r = xf.view({b * h, n, d});
+        const GroupQuantSpec spec = spec_of(config_);
         for (int s = 0; s < config_.stages; ++s) {
             KMeansOptions opt;
             opt.centroids = c;
@@ -81,16 +85,45 @@ class QvgCodec final : public Codec {
                 if (prev.numel() == b * h * c * d) warm = prev.view({b * h, c, d});
             }
             KMeansResult km = kmeans(r, opt, warm);
+            span.stages.push_back({km.ids.view({b, h, n}), km.centroids.view({b, h, c, d})});
+#ifdef QVG_HAVE_CUDA
+            // Last stage on the GPU: residual, scales, codes and error sums in one kernel.
+            if (s + 1 == config_.stages) {
+                detail::ResidualQuantResult fused;
+                if (detail::residual_quant_cuda(r, km.ids, km.centroids, spec, fused)) {
+                    t.stage_residual_sq.push_back(fused.residual_sq.sum());
+                    if (config_.stages == 1) t.error_sq = fused.error_sq.sum();  // r was X itself
+                    span.quant = reshaped(fused.quant, b, h, n);
+                    return;
+                }
+            }
+#endif
             at::Tensor idx = km.ids.to(at::kLong).unsqueeze(-1).expand({b * h, n, d});
             at::Tensor picked = km.centroids.to(at::kFloat).gather(1, idx);
             // The reference keeps residuals in bf16 between stages.
             r = (r - picked).to(at::kBFloat16).to(at::kFloat);
-            span.stages.push_back({km.ids.view({b, h, n}), km.centroids.view({b, h, c, d})});
-            span.stage_rel_error.push_back(
-                span.input_norm > 0 ? r.to(at::kDouble).norm().item<double>() / span.input_norm
-                                    : 0.0);
+            t.stage_residual_sq.push_back(r.pow(2).sum());
         }
-        span.quant = quantize_groups(r.view({b, h, n, d}), spec_of(config_));
+#ifdef QVG_HAVE_CUDA
+        if (config_.stages == 0) {
+            detail::ResidualQuantResult fused;
+            if (detail::residual_quant_cuda(r, {}, {}, spec, fused)) {
+                t.error_sq = fused.error_sq.sum();
+                span.quant = reshaped(fused.quant, b, h, n);
+                return;
+            }
+        }
+#endif
+        span.quant = quantize_groups(r.view({b, h, n, d}), spec);
+    }
+
+  private:
+    // [B*H, N, k] kernel outputs -> [B, H, N, k]
+    static GroupQuantized reshaped(const GroupQuantized& q, int64_t b, int64_t h, int64_t n) {
+        auto view = [&](const at::Tensor& x) {
+            return x.defined() ? x.view({b, h, n, x.size(-1)}) : x;
+        };
+        return {view(q.codes), view(q.scales), view(q.zeros)};
     }
 };
 
@@ -108,8 +141,8 @@ class KiviCodec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext& ctx,
-                     EncodedSpan& span) const override {
+    void encode_into(const at::Tensor& xf, const EncodeContext& ctx, EncodedSpan& span,
+                     Telemetry&) const override {
         if (ctx.role == KVRole::kValue) {
             span.quant = quantize_groups(xf, spec_of(config_));
             return;
@@ -140,7 +173,8 @@ class QuarotCodec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span) const override {
+    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span,
+                     Telemetry&) const override {
         auto [hadamard, signs] = rotation(xf.size(3), xf.device());
         span.quant = quantize_groups(at::matmul(xf * signs, hadamard), spec_of(config_));
     }

@@ -1,5 +1,9 @@
 #include "qvg/core/device.h"
 
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -14,6 +18,7 @@ void cuda_reset_peak_memory(c10::DeviceIndex index);
 int64_t cuda_peak_memory_bytes(c10::DeviceIndex index);
 int64_t cuda_free_memory_bytes(c10::DeviceIndex index);
 std::string cuda_device_name(c10::DeviceIndex index);
+std::vector<double> cuda_event_times_ms(const std::function<void()>& fn, int reps);
 }  // namespace detail
 #endif
 
@@ -38,6 +43,27 @@ int64_t free_memory_bytes(c10::Device device) {
 #endif
     (void)device;
     return 0;
+}
+
+double median_ms(c10::Device device, const std::function<void()>& fn, int reps, int warmup) {
+    for (int i = 0; i < warmup; ++i) fn();
+    synchronize(device);
+    std::vector<double> times;
+#ifdef QVG_HAVE_CUDA
+    if (device.is_cuda()) times = detail::cuda_event_times_ms(fn, reps);
+#endif
+    if (times.empty()) {
+        for (int i = 0; i < reps; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            fn();
+            synchronize(device);
+            times.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count());
+        }
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
 }
 
 std::string device_name(c10::Device device) {

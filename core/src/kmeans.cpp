@@ -1,9 +1,11 @@
 #include "qvg/core/kmeans.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include <ATen/ATen.h>
 
+#include "cuda_bridge.h"
 #include "qvg/core/error.h"
 #include "qvg/core/rng.h"
 
@@ -29,22 +31,19 @@ at::Tensor random_init(const at::Tensor& x, int64_t centroids, uint64_t seed) {
 
 at::Tensor update_centroids(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old) {
     const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2), c = old.size(1);
-    at::Tensor sums;
-    at::Tensor counts;
+#ifdef QVG_HAVE_CUDA
     if (x.is_cuda()) {
-        // One-hot product: a deterministic reduction (cuBLAS, no atomics).
-        at::Tensor onehot = at::zeros({groups, c, n}, x.options());
-        onehot.scatter_(1, ids.unsqueeze(1), 1.0f);
-        sums = at::bmm(onehot, x);
-        counts = onehot.sum(-1);
-    } else {
-        at::Tensor offset = at::arange(groups, ids.options()).mul_(c).unsqueeze(1);
-        at::Tensor flat = (ids + offset).reshape({-1});
-        sums = at::zeros({groups * c, dim}, x.options())
-                   .index_add_(0, flat, x.reshape({groups * n, dim}));
-        sums = sums.view({groups, c, dim});
-        counts = at::bincount(flat, {}, groups * c).view({groups, c}).to(at::kFloat);
+        at::Tensor out = detail::kmeans_update_cuda(x, ids, old);
+        if (out.defined()) return out;
     }
+#endif
+    // Sequential index_add in token order: the order the CUDA kernel reproduces.
+    at::Tensor offset = at::arange(groups, ids.options()).mul_(c).unsqueeze(1);
+    at::Tensor flat = (ids + offset).reshape({-1});
+    at::Tensor sums = at::zeros({groups * c, dim}, x.options())
+                          .index_add_(0, flat, x.reshape({groups * n, dim}))
+                          .view({groups, c, dim});
+    at::Tensor counts = at::bincount(flat, {}, groups * c).view({groups, c}).to(at::kFloat);
     at::Tensor mean = sums / counts.clamp_min(1.0f).unsqueeze(-1);
     // An empty cluster keeps its previous centroid.
     at::Tensor updated = at::where(counts.gt(0).unsqueeze(-1), mean, old.to(at::kFloat));
@@ -52,50 +51,50 @@ at::Tensor update_centroids(const at::Tensor& x, const at::Tensor& ids, const at
 }
 
 // Empty clusters waste codebook entries (common after a warm start: some of the previous
-// span's content is gone). Each one takes over the token farthest from its centroid, farthest
-// first, ties to the lower token index. Returns whether anything changed.
-bool reseed_empty(const at::Tensor& x, const at::Tensor& ids, at::Tensor& cent) {
-    const int64_t groups = x.size(0), c = cent.size(1);
+// span's content is gone). The k-th empty cluster of a group takes over the k-th farthest token
+// from its centroid (stable order: ties go to the lower token index). Device-side, no sync.
+// dist: [G, N] squared distance of every token to its assigned centroid.
+at::Tensor reseed_empty(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& dist,
+                        const at::Tensor& cent) {
+    const int64_t groups = x.size(0), c = cent.size(1), dim = x.size(2);
     at::Tensor counts =
         at::zeros({groups, c}, ids.options()).scatter_add_(1, ids, at::ones_like(ids));
-    at::Tensor empty = counts.eq(0).to(at::kCPU);
-    const int64_t max_empty = empty.sum(1).max().item<int64_t>();
-    if (max_empty == 0) return false;
-    at::Tensor idx = ids.unsqueeze(-1).expand({groups, x.size(1), x.size(2)});
-    at::Tensor dist = (x - cent.to(at::kFloat).gather(1, idx)).pow(2).sum(-1);  // [G, N]
-    // Stable descending sort: equal distances keep token order.
-    at::Tensor far = std::get<1>(dist.to(at::kCPU).sort(/*stable=*/true, 1, /*descending=*/true))
-                         .narrow(1, 0, std::min(max_empty, x.size(1)));
-    at::Tensor cent_cpu = cent.to(at::kCPU).clone();
-    auto empty_a = empty.accessor<bool, 2>();
-    auto far_a = far.accessor<int64_t, 2>();
-    for (int64_t g = 0; g < groups; ++g) {
-        int64_t taken = 0;
-        for (int64_t j = 0; j < c && taken < far.size(1); ++j) {
-            if (!empty_a[g][j]) continue;
-            cent_cpu[g][j] = x[g][far_a[g][taken++]].to(at::kCPU).to(at::kBFloat16);
-        }
-    }
-    cent = cent_cpu.to(cent.device());
-    return true;
+    at::Tensor empty = counts.eq(0);                                     // [G, C]
+    at::Tensor rank = (empty.to(at::kLong).cumsum(1) - 1).clamp_min(0);  // k of the k-th empty
+    const int64_t take = std::min(c, x.size(1));
+    at::Tensor far =
+        std::get<1>(dist.sort(/*stable=*/true, 1, /*descending=*/true)).narrow(1, 0, take);
+    at::Tensor token = far.gather(1, rank.clamp_max(take - 1));  // [G, C]
+    at::Tensor rows = x.gather(1, token.unsqueeze(-1).expand({groups, c, dim})).to(at::kBFloat16);
+    return at::where(empty.unsqueeze(-1), rows, cent);
 }
 
 }  // namespace
 
-at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids) {
+std::pair<at::Tensor, at::Tensor> assign_nearest_with_distance(const at::Tensor& x,
+                                                               const at::Tensor& centroids) {
     at::Tensor cf = centroids.to(at::kFloat);
     at::Tensor cn = cf.pow(2).sum(-1).unsqueeze(1);  // [G, 1, C]
     at::Tensor ct = cf.transpose(1, 2);              // [G, D, C]
     const int64_t n = x.size(1);
-    std::vector<at::Tensor> parts;
-    for (int64_t start = 0; start < n; start += kAssignRows) {
-        const int64_t len = std::min(kAssignRows, n - start);
+    // On the GPU, blocks small enough for the score matrix to stay in L2.
+    const int64_t rows_per_block = x.is_cuda() ? 2048 : kAssignRows;
+    std::vector<at::Tensor> ids, dists;
+    for (int64_t start = 0; start < n; start += rows_per_block) {
+        const int64_t len = std::min(rows_per_block, n - start);
         at::Tensor xs = x.narrow(1, start, len).to(at::kFloat);
         // ||x||^2 is constant per row, so ||c||^2 - 2 x.c orders the centroids by distance.
         at::Tensor scores = at::baddbmm(cn, xs, ct, 1.0, -2.0);
-        parts.push_back(scores.argmin(-1));
+        auto [best, index] = scores.min(-1);
+        ids.push_back(index);
+        dists.push_back((best + xs.pow(2).sum(-1)).clamp_min(0.0f));
     }
-    return parts.size() == 1 ? parts[0] : at::cat(parts, 1);
+    if (ids.size() == 1) return {ids[0], dists[0]};
+    return {at::cat(ids, 1), at::cat(dists, 1)};
+}
+
+at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids) {
+    return assign_nearest_with_distance(x, centroids).first;
 }
 
 double kmeans_inertia(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids) {
@@ -119,26 +118,39 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
               options.iterations);
 
     at::Tensor xf = x.to(at::kFloat).contiguous();
-    at::Tensor cent;
+    at::Tensor cent = random_init(xf, c, options.seed).to(at::kBFloat16);
+    at::Tensor first_ids, first_dist;  // an assignment to `cent` already made, if any
     if (warm_start.defined()) {
         QVG_CHECK(warm_start.dim() == 3 && warm_start.size(0) == groups &&
                       warm_start.size(1) == c && warm_start.size(2) == dim,
                   "k-means warm start must be [{}, {}, {}], got {}", groups, c, dim,
                   fmt::join(warm_start.sizes(), "x"));
-        cent = warm_start.to(xf.device()).to(at::kBFloat16);
-    } else {
-        cent = random_init(xf, c, options.seed).to(at::kBFloat16);
+        // The previous span's codebook usually fits the new tokens better than random tokens,
+        // but not always (content that left the view). Each group starts from whichever of the
+        // two fits it better; both assignments are needed anyway, so this costs one assignment.
+        at::Tensor warm = warm_start.to(xf.device()).to(at::kBFloat16);
+        auto [ids_w, dist_w] = assign_nearest_with_distance(xf, warm);
+        auto [ids_c, dist_c] = assign_nearest_with_distance(xf, cent);
+        at::Tensor pick = dist_w.sum(1).le(dist_c.sum(1));  // [G]
+        cent = at::where(pick.view({groups, 1, 1}), warm, cent);
+        first_ids = at::where(pick.view({groups, 1}), ids_w, ids_c);
+        first_dist = at::where(pick.view({groups, 1}), dist_w, dist_c);
     }
 
     KMeansResult result;
     at::Tensor ids;
     for (int it = 0; it < options.iterations; ++it) {
-        at::Tensor next = assign_nearest(xf, cent);
+        at::Tensor next, dist;
+        if (it == 0 && first_ids.defined()) {
+            next = first_ids;
+            dist = first_dist;
+        } else {
+            std::tie(next, dist) = assign_nearest_with_distance(xf, cent);
+        }
         const bool converged = ids.defined() && next.ne(ids).to(at::kFloat).mean().item<double>() <
                                                     options.converged_fraction;
         ids = next;
-        cent = update_centroids(xf, ids, cent);
-        reseed_empty(xf, ids, cent);
+        cent = reseed_empty(xf, ids, dist, update_centroids(xf, ids, cent));
         result.iterations_run = it + 1;
         if (converged) break;
     }

@@ -1,5 +1,7 @@
 #include "qvg/core/wan_rope.h"
 
+#include "cuda_bridge.h"
+
 #include <algorithm>
 
 #include <ATen/ATen.h>
@@ -7,6 +9,7 @@
 #include "qvg/core/error.h"
 
 namespace qvg::core {
+
 namespace {
 
 // cos/sin of pos * 10000^(-2k/(2*pairs)) for pos < positions, k < pairs, in float64.
@@ -96,6 +99,9 @@ void WanRope::apply_into(const at::Tensor& x, const RopeAngles& angles, const at
               "RoPE: angles for {} tokens x {} pairs do not fit x {}", angles.tokens(),
               angles.cos.defined() ? angles.cos.size(2) : 0, x.sizes());
     if (x.numel() == 0) return;
+#ifdef QVG_HAVE_CUDA
+    if (detail::rope_cuda(x, angles.cos, angles.sin, out)) return;  // same bits, one pass
+#endif
     const int64_t pairs = x.size(3) / 2;
     // Strided views: the pair split never copies x; `out` may be a slice of a larger buffer.
     at::Tensor xp = x.unflatten(-1, {pairs, 2});

@@ -49,7 +49,8 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
     // Codes of channels d0 .. d0+7: stored values u (offset, unsigned).
     int u[kVec];
     if constexpr (kBits == 2) {
-        const uint16_t two = *reinterpret_cast<const uint16_t*>(p.codes + row * (p.dim / 4) + d0 / 4);
+        const uint16_t two =
+            *reinterpret_cast<const uint16_t*>(p.codes + row * (p.dim / 4) + d0 / 4);
         const uint32_t b0 = two & 0xff, b1 = two >> 8;  // little-endian: first byte in the low bits
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -57,7 +58,8 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
             u[4 + i] = (b1 >> (6 - 2 * i)) & 3;
         }
     } else {
-        const uint32_t four = *reinterpret_cast<const uint32_t*>(p.codes + row * (p.dim / 2) + d0 / 2);
+        const uint32_t four =
+            *reinterpret_cast<const uint32_t*>(p.codes + row * (p.dim / 2) + d0 / 2);
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const uint32_t byte = (four >> (8 * i)) & 0xff;
@@ -81,7 +83,8 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
     }
     for (int st = 0; st < p.num_stages; ++st) {
         const int id = p.ids[st][bh * p.tokens + n];
-        const uint4 c = *reinterpret_cast<const uint4*>(p.centroids[st] + (bh * p.num_centroids + id) * p.dim + d0);
+        const uint4 c = *reinterpret_cast<const uint4*>(p.centroids[st] +
+                                                        (bh * p.num_centroids + id) * p.dim + d0);
         const uint32_t w[4] = {c.x, c.y, c.z, c.w};
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -110,7 +113,8 @@ bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15)
 cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream) {
     if (validate(p)[0] != '\0') return cudaErrorInvalidValue;
     if (p.group % kVec != 0) return cudaErrorInvalidValue;
-    if (!aligned16(p.out) || p.out_stride_b % kVec || p.out_stride_n % kVec || p.out_stride_h % kVec) {
+    if (!aligned16(p.out) || p.out_stride_b % kVec || p.out_stride_n % kVec ||
+        p.out_stride_h % kVec) {
         return cudaErrorInvalidValue;
     }
     for (int s = 0; s < p.num_stages; ++s) {
@@ -127,11 +131,15 @@ cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream) {
     if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
     const dim3 grid(static_cast<unsigned>(blocks));
     if (p.bits == 2) {
-        if (p.asymmetric) decode_kernel<2, true><<<grid, kThreads, 0, stream>>>(p);
-        else decode_kernel<2, false><<<grid, kThreads, 0, stream>>>(p);
+        if (p.asymmetric)
+            decode_kernel<2, true><<<grid, kThreads, 0, stream>>>(p);
+        else
+            decode_kernel<2, false><<<grid, kThreads, 0, stream>>>(p);
     } else {
-        if (p.asymmetric) decode_kernel<4, true><<<grid, kThreads, 0, stream>>>(p);
-        else decode_kernel<4, false><<<grid, kThreads, 0, stream>>>(p);
+        if (p.asymmetric)
+            decode_kernel<4, true><<<grid, kThreads, 0, stream>>>(p);
+        else
+            decode_kernel<4, false><<<grid, kThreads, 0, stream>>>(p);
     }
     return cudaGetLastError();
 }

@@ -17,5 +17,6 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.
 echo "build ok"
 ./build-gpu/tests/gpu/qvg_gpu_tests >"$out/gpu_tests.log" 2>&1; echo "gpu tests rc=$?"; tail -5 "$out/gpu_tests.log"
 ./build-gpu/tests/qvg_golden_tests >"$out/golden_tests.log" 2>&1; echo "golden tests rc=$?"; tail -3 "$out/golden_tests.log"
+./build-gpu/app/cli/qvg kernel-bench --json "$out/kernel_bench.json" 2>&1 | tee "$out/kernel_bench.txt"
 ./build-gpu/app/cli/qvg bench --json "$out/bench.json" "$@" 2>"$out/bench.err" | tee "$out/bench.txt"
 echo "bench rc=${PIPESTATUS[0]}"; tail -3 "$out/bench.err"

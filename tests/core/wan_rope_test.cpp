@@ -49,6 +49,7 @@ TEST(WanRope, SplitsPairsLikeWan) {
 }
 
 TEST(WanRope, MatchesTheComplexReference) {
+    at::manual_seed(0);  // fixed inputs: the one-ulp allowance below is checked on known data
     for (int64_t d : {32, 128, 48}) {
         WanRope rope(d, at::kCPU);
         for (const std::vector<int64_t>& frames :

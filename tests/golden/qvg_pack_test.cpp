@@ -112,7 +112,7 @@ TEST(QvgKMeansParity, OurCompressionIsNoWorseThanTheReference) {
         const double err =
             (codec->decode(span).to(at::kDouble) - x.to(at::kDouble)).norm().item<double>() /
             x.to(at::kDouble).norm().item<double>();
-        EXPECT_NEAR(err, span.rel_error, 1e-12);
+        EXPECT_NEAR(err, span.rel_error, 1e-6);  // telemetry sums squares in fp32
         EXPECT_LE(err, kReferenceRelL2) << "seed " << seed;
         RecordProperty("rel_l2_seed" + std::to_string(seed), std::to_string(err));
         std::printf(

@@ -19,8 +19,9 @@ struct Case {
 };
 
 std::string name(const Case& c) {
-    return "INT" + std::to_string(c.bits) + "_G" + std::to_string(c.group) + "_S" + std::to_string(c.stages) +
-           "_D" + std::to_string(c.dim) + "_N" + std::to_string(c.tokens) + (c.asym ? "_asym" : "");
+    return "INT" + std::to_string(c.bits) + "_G" + std::to_string(c.group) + "_S" +
+           std::to_string(c.stages) + "_D" + std::to_string(c.dim) + "_N" +
+           std::to_string(c.tokens) + (c.asym ? "_asym" : "");
 }
 
 // Random but valid encoded data: any code byte, any finite scale byte, ids below C.
@@ -35,8 +36,10 @@ Data random_data(const Case& c, int64_t b, int64_t h, int64_t centroids) {
     d.codes = at::randint(0, 256, {b, h, c.tokens, c.dim * c.bits / 8}).to(at::kByte);
     // Scale bytes: every finite E4M3 pattern (not 0x7f / 0xff).
     d.scales = at::randint(0, 0x7f, {b, h, c.tokens, c.dim / c.group}).to(at::kByte);
-    d.zeros = at::randint(0, 0x7f, {b, h, c.tokens, c.dim / c.group}).to(at::kByte).bitwise_or(
-        at::randint(0, 2, {b, h, c.tokens, c.dim / c.group}).to(at::kByte).mul(128));
+    d.zeros = at::randint(0, 0x7f, {b, h, c.tokens, c.dim / c.group})
+                  .to(at::kByte)
+                  .bitwise_or(
+                      at::randint(0, 2, {b, h, c.tokens, c.dim / c.group}).to(at::kByte).mul(128));
     for (int s = 0; s < c.stages; ++s) {
         d.ids.push_back(at::randint(0, centroids, {b, h, c.tokens}).to(at::kByte));
         d.centroids.push_back(at::randn({b, h, centroids, c.dim}).to(at::kBFloat16));
@@ -45,8 +48,8 @@ Data random_data(const Case& c, int64_t b, int64_t h, int64_t centroids) {
     return d;
 }
 
-kernels::QvgDecodeParams params(const Case& c, const Data& d, int64_t b, int64_t h, int64_t centroids,
-                                at::Tensor& out) {
+kernels::QvgDecodeParams params(const Case& c, const Data& d, int64_t b, int64_t h,
+                                int64_t centroids, at::Tensor& out) {
     kernels::QvgDecodeParams p;
     p.codes = d.codes.data_ptr<uint8_t>();
     p.scales = d.scales.data_ptr<uint8_t>();
@@ -54,7 +57,8 @@ kernels::QvgDecodeParams params(const Case& c, const Data& d, int64_t b, int64_t
     p.num_stages = c.stages;
     for (int s = 0; s < c.stages; ++s) {
         p.ids[s] = d.ids[static_cast<size_t>(s)].data_ptr<uint8_t>();
-        p.centroids[s] = reinterpret_cast<const uint16_t*>(d.centroids[static_cast<size_t>(s)].data_ptr<at::BFloat16>());
+        p.centroids[s] = reinterpret_cast<const uint16_t*>(
+            d.centroids[static_cast<size_t>(s)].data_ptr<at::BFloat16>());
     }
     p.batch = b;
     p.heads = h;
@@ -88,21 +92,25 @@ TEST(DecodeKernel, MatchesTheCpuReferenceBitForBitOverSweptShapes) {
             for (int stages : {0, 1, 2, 4})
                 for (int64_t dim : {128, 256})
                     for (int64_t tokens : {1, 37, 1031})
-                        for (bool asym : {false, true}) cases.push_back({bits, group, stages, dim, tokens, asym});
+                        for (bool asym : {false, true})
+                            cases.push_back({bits, group, stages, dim, tokens, asym});
     const int64_t b = 2, h = 3, centroids = 256;
     for (const Case& c : cases) {
-        at::manual_seed(static_cast<uint64_t>(c.tokens * 131 + c.dim + c.bits * 7 + c.group + c.stages));
+        at::manual_seed(
+            static_cast<uint64_t>(c.tokens * 131 + c.dim + c.bits * 7 + c.group + c.stages));
         Data cpu = random_data(c, b, h, c.stages > 0 ? centroids : 1);
         Data gpu = to_cuda(cpu);
         // Model layout [B, N, H, D] inside a larger history buffer (offset 5 tokens).
         at::Tensor ref_buf = at::zeros({b, c.tokens + 9, h, c.dim}, at::kBFloat16);
         at::Tensor ref_out = ref_buf.narrow(1, 5, c.tokens);
-        at::Tensor gpu_buf = at::zeros({b, c.tokens + 9, h, c.dim}, at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
+        at::Tensor gpu_buf = at::zeros({b, c.tokens + 9, h, c.dim},
+                                       at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
         at::Tensor gpu_out = gpu_buf.narrow(1, 5, c.tokens);
         auto pr = params(c, cpu, b, h, c.stages > 0 ? centroids : 1, ref_out);
         kernels::qvg_decode_reference(pr);
         auto pg = params(c, gpu, b, h, c.stages > 0 ? centroids : 1, gpu_out);
-        ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()), cudaSuccess) << name(c);
+        ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()), cudaSuccess)
+            << name(c);
         at::Tensor got = gpu_buf.cpu();
         const int64_t bad = got.view(at::kShort).ne(ref_buf.view(at::kShort)).sum().item<int64_t>();
         ASSERT_EQ(bad, 0) << name(c);
@@ -127,7 +135,8 @@ TEST(DecodeKernel, CodecDecodeIntoOnCudaEqualsTheCpuCodec) {
             st.ids = st.ids.cuda();
             st.centroids = st.centroids.cuda();
         }
-        at::Tensor out = at::empty({1, x.size(2), 2, 128}, at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
+        at::Tensor out = at::empty({1, x.size(2), 2, 128},
+                                   at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
         codec->decode_into(g, out);
         EXPECT_TRUE(at::equal(out.cpu(), expect)) << "stages " << stages;
     }
@@ -147,7 +156,8 @@ TEST(CudaCodec, EncodeOnTheGpuMatchesTheCpuGivenTheSameCodebooks) {
     core::EncodedSpan a = codec->encode(x);
     core::EncodedSpan b = codec->encode(x.cuda());
     EXPECT_NEAR(a.rel_error, b.rel_error, 0.01);
-    const double same = a.stages[0].ids.eq(b.stages[0].ids.cpu()).to(at::kFloat).mean().item<double>();
+    const double same =
+        a.stages[0].ids.eq(b.stages[0].ids.cpu()).to(at::kFloat).mean().item<double>();
     std::printf("k-means ids identical CPU vs CUDA (ATen path): %.4f\n", same);
     EXPECT_GT(same, 0.95);
 }

@@ -104,9 +104,15 @@ class Codec {
     static std::unique_ptr<Codec> create(const CodecConfig& config);
 
   protected:
+    // What encode_into measured, as device scalars (no synchronisation until encode() reads
+    // them all at once).
+    struct Telemetry {
+        std::vector<at::Tensor> stage_residual_sq;  // ||R_s||^2 after each smoothing stage
+        at::Tensor error_sq;  // ||X - decode(X)||^2 when the method computed it, else undefined
+    };
     explicit Codec(CodecConfig config) : config_(std::move(config)) {}
-    virtual void encode_into(const at::Tensor& xf, const EncodeContext& context,
-                             EncodedSpan& span) const = 0;
+    virtual void encode_into(const at::Tensor& xf, const EncodeContext& context, EncodedSpan& span,
+                             Telemetry& telemetry) const = 0;
     CodecConfig config_;
 };
 

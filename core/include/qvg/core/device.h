@@ -1,6 +1,7 @@
 #pragma once
 // Choosing and synchronising the compute device without pulling CUDA headers into callers.
 
+#include <functional>
 #include <string>
 
 #include <c10/core/Device.h>
@@ -20,6 +21,10 @@ void synchronize(c10::Device device);
 void reset_peak_memory(c10::Device device);
 int64_t peak_memory_bytes(c10::Device device);
 int64_t free_memory_bytes(c10::Device device);  // what the driver reports free now (0 on CPU)
+// Median wall time of `fn` over `reps` runs after `warmup` runs: CUDA events on a GPU,
+// a steady clock around a synchronised call on the CPU.
+double median_ms(c10::Device device, const std::function<void()>& fn, int reps, int warmup = 3);
+
 // "NVIDIA H200", or "cpu (N threads)".
 std::string device_name(c10::Device device);
 

@@ -7,6 +7,7 @@
 // one-hot matrix product on CUDA; never float atomics).
 
 #include <cstdint>
+#include <utility>
 
 #include <ATen/core/Tensor.h>
 
@@ -34,6 +35,9 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
 
 // Nearest centroid (squared L2) for every token: int64 [G, N]. centroids [G, C, D].
 at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids);
+// Same, with each token's squared distance to that centroid (fp32 [G, N]).
+std::pair<at::Tensor, at::Tensor> assign_nearest_with_distance(const at::Tensor& x,
+                                                               const at::Tensor& centroids);
 
 // Sum of squared distances to the assigned centroids (the k-means objective), in double.
 double kmeans_inertia(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids);

@@ -27,7 +27,8 @@ struct QvgDecodeParams {
     int bits = 2;
     int group = 64;
     bool asymmetric = false;
-    // Output BF16 bits; element (b, h, n, d) at out[b*out_stride_b + n*out_stride_n + h*out_stride_h + d].
+    // Output BF16 bits; element (b, h, n, d) at out[b*out_stride_b + n*out_stride_n +
+    // h*out_stride_h + d].
     uint16_t* out = nullptr;
     int64_t out_stride_b = 0, out_stride_n = 0, out_stride_h = 0;
 };

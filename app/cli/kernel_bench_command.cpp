@@ -1,0 +1,102 @@
+// qvg kernel-bench: the codec's encode and decode on one span, against the device-to-device copy
+// bandwidth measured in the same run (GPU numbers are the meaningful ones).
+
+#include <fstream>
+#include <iostream>
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "qvg/core/codec.h"
+#include "qvg/core/device.h"
+#include "qvg/core/error.h"
+#include "qvg/core/synthetic.h"
+#include "table.h"
+
+namespace qvg::cli {
+namespace {
+
+struct KernelBenchOptions {
+    std::string device = "auto";
+    int64_t heads = 12;
+    int64_t frames = 24;
+    int reps = 50;
+    std::string json;
+    std::string commit = QVG_GIT_COMMIT;
+};
+
+int run(const KernelBenchOptions& o) {
+    c10::InferenceMode guard;
+    const c10::Device device = core::resolve_device(o.device);
+    core::SyntheticTokens spec;
+    spec.frames = o.frames;
+    spec.heads = o.heads;
+    const at::Tensor x = core::synthetic_tokens(spec).to(device);  // [1, H, N, 128] bf16
+    const int64_t n = x.size(2), h = x.size(1), d = x.size(3);
+
+    // Device-to-device copy of 1 GiB: the bandwidth yardstick (bytes read + written).
+    at::Tensor src = at::empty({int64_t{1} << 29}, x.options().dtype(at::kShort));
+    at::Tensor dst = at::empty_like(src);
+    const double copy_ms = core::median_ms(
+        device, [&] { dst.copy_(src); }, o.reps);
+    const double copy_gbs = 2.0 * static_cast<double>(src.nbytes()) / (copy_ms * 1e6);
+    src.reset();
+    dst.reset();
+
+    Table t({"variant", "shape", "ms (median)", "GB/s", "% of copy"});
+    nlohmann::json rows = nlohmann::json::array();
+    auto add = [&](const std::string& variant, double ms, double bytes) {
+        const double gbs = bytes / (ms * 1e6);
+        t.add({variant, fmt::format("[1,{},{},{}]", h, n, d), fmt::format("{:.3f}", ms),
+               fmt::format("{:.0f}", gbs), fmt::format("{:.1f}%", 100.0 * gbs / copy_gbs)});
+        rows.push_back({{"variant", variant},
+                        {"ms", ms},
+                        {"gbs", gbs},
+                        {"percent_of_copy", 100.0 * gbs / copy_gbs}});
+    };
+    add("d2d copy 1 GiB", copy_ms, 2.0 * static_cast<double>(int64_t{1} << 30));
+
+    for (int stages : {0, 1}) {
+        core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
+        cfg.stages = stages;
+        cfg.group = stages == 0 ? 16 : 64;
+        auto codec = core::Codec::create(cfg);
+        core::EncodedSpan span;
+        const double enc_ms = core::median_ms(
+            device, [&] { span = codec->encode(x); }, std::max(5, o.reps / 5), 2);
+        add(cfg.describe() + " encode (2 iters)", enc_ms, static_cast<double>(x.nbytes()));
+        at::Tensor out = at::empty({1, n, h, d}, x.options());
+        const double dec_ms = core::median_ms(
+            device, [&] { codec->decode_into(span, out); }, o.reps);
+        add(cfg.describe() + " decode -> bf16 [B,N,H,D]", dec_ms,
+            static_cast<double>(span.bytes() + out.nbytes()));
+    }
+    const std::string gpu = core::device_name(device);
+    std::cout << fmt::format("qvg kernel-bench on {} ({}), commit {}\n", gpu, device.str(),
+                             o.commit)
+              << t.str();
+    if (!o.json.empty()) {
+        std::ofstream f(o.json);
+        f << nlohmann::json{{"gpu", gpu}, {"commit", o.commit}, {"rows", rows}}.dump(2) << "\n";
+    }
+    return 0;
+}
+
+const Registrar kRegister([](CLI::App& app) {
+    auto o = std::make_shared<KernelBenchOptions>();
+    CLI::App* sub = app.add_subcommand("kernel-bench",
+                                       "Time QVG span encode/decode against the copy bandwidth");
+    sub->add_option("--device", o->device, "auto, cpu or cuda");
+    sub->add_option("--heads", o->heads, "heads of the span")->check(CLI::Range(1, 64));
+    sub->add_option("--frames", o->frames, "latent frames of 30x52 tokens in the span")
+        ->check(CLI::Range(1, 200));
+    sub->add_option("--reps", o->reps, "timed repetitions")->check(CLI::Range(1, 10000));
+    sub->add_option("--json", o->json, "also write the results here");
+    sub->add_option("--commit", o->commit, "commit to record");
+    on_selected(sub, [o] { return run(*o); });
+});
+
+}  // namespace
+}  // namespace qvg::cli

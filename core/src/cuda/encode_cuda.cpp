@@ -1,0 +1,95 @@
+// Bridges the codec's encode to the k-means update and fused quantization kernels.
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "cuda_bridge.h"
+#include "qvg/core/error.h"
+#include "qvg/kernels/qvg_encode_cuda.h"
+
+namespace qvg::core::detail {
+namespace {
+
+void check(cudaError_t err, const char* what) {
+    QVG_CHECK(err == cudaSuccess, "{} kernel failed: {}", what, cudaGetErrorString(err));
+}
+
+}  // namespace
+
+at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old) {
+    const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2), c = old.size(1);
+    if (x.scalar_type() != at::kFloat || !x.is_contiguous() ||
+        (dim != 64 && dim != 128 && dim != 256)) {
+        return {};
+    }
+    const c10::cuda::CUDAGuard guard(x.device());
+    at::Tensor ids64 = ids.to(at::kLong);
+    // Members of each cluster in token order: a stable sort of the ids.
+    at::Tensor order =
+        std::get<1>(ids64.sort(/*stable=*/true, 1, /*descending=*/false)).contiguous();
+    at::Tensor flat =
+        (ids64 + at::arange(groups, ids64.options()).mul_(c).unsqueeze(1)).reshape({-1});
+    at::Tensor counts = at::bincount(flat, {}, groups * c).view({groups, c});
+    at::Tensor offsets = at::zeros({groups, c + 1}, counts.options());
+    offsets.narrow(1, 1, c).copy_(counts.cumsum(1));
+    at::Tensor old_bf16 = old.to(at::kBFloat16).contiguous();
+    at::Tensor out = at::empty_like(old_bf16);
+    kernels::KMeansUpdateParams p;
+    p.x = x.data_ptr<float>();
+    p.order = order.data_ptr<int64_t>();
+    p.offsets = offsets.data_ptr<int64_t>();
+    p.old = reinterpret_cast<const uint16_t*>(old_bf16.data_ptr<at::BFloat16>());
+    p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    p.groups = groups;
+    p.tokens = n;
+    p.centroids = c;
+    p.dim = dim;
+    check(kernels::kmeans_update(p, at::cuda::getCurrentCUDAStream()), "k-means update");
+    return out;
+}
+
+bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids,
+                         const GroupQuantSpec& spec, ResidualQuantResult& out) {
+    if (!x.is_cuda() || x.scalar_type() != at::kFloat || !x.is_contiguous() || x.dim() != 3)
+        return false;
+    const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2);
+    if (dim % 8 != 0 || dim / 8 > 32 || 32 % (dim / 8) != 0 || spec.group % 8 != 0) return false;
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto u8 = x.options().dtype(at::kByte);
+    out.quant.codes = at::empty({groups, n, dim * spec.bits / 8}, u8);
+    out.quant.scales = at::empty({groups, n, dim / spec.group}, u8);
+    out.quant.zeros = spec.asymmetric ? at::empty({groups, n, dim / spec.group}, u8) : at::Tensor();
+    out.residual_sq = at::empty({groups, n}, x.options());
+    out.error_sq = at::empty({groups, n}, x.options());
+    at::Tensor ids_u8, cent;
+    kernels::ResidualQuantParams p;
+    if (ids.defined()) {
+        ids_u8 = ids.to(at::kByte).contiguous();
+        cent = centroids.to(at::kBFloat16).contiguous();
+        p.ids = ids_u8.data_ptr<uint8_t>();
+        p.centroids = reinterpret_cast<const uint16_t*>(cent.data_ptr<at::BFloat16>());
+        p.num_centroids = cent.size(1);
+    }
+    p.x = x.data_ptr<float>();
+    p.groups = groups;
+    p.tokens = n;
+    p.dim = dim;
+    p.bits = spec.bits;
+    p.group = spec.group;
+    p.asymmetric = spec.asymmetric;
+    p.codes = out.quant.codes.data_ptr<uint8_t>();
+    p.scales = out.quant.scales.data_ptr<uint8_t>();
+    p.zeros = spec.asymmetric ? out.quant.zeros.data_ptr<uint8_t>() : nullptr;
+    p.residual_sq = out.residual_sq.data_ptr<float>();
+    p.error_sq = out.error_sq.data_ptr<float>();
+    const cudaError_t err = kernels::residual_quant(p, at::cuda::getCurrentCUDAStream());
+    if (err == cudaErrorInvalidValue) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    check(err, "residual quantization");
+    return true;
+}
+
+}  // namespace qvg::core::detail

@@ -1,0 +1,124 @@
+#include <cmath>
+#include <vector>
+
+#include "bf16_bits.h"
+#include "fp8_bits.h"
+#include "qvg/kernels/qvg_encode.h"
+
+namespace qvg::kernels {
+
+void kmeans_update_reference(const KMeansUpdateParams& p) {
+    std::vector<float> sum(static_cast<size_t>(p.dim));
+    for (int64_t g = 0; g < p.groups; ++g) {
+        for (int64_t c = 0; c < p.centroids; ++c) {
+            const int64_t begin = p.offsets[g * (p.centroids + 1) + c];
+            const int64_t end = p.offsets[g * (p.centroids + 1) + c + 1];
+            uint16_t* out = p.out + (g * p.centroids + c) * p.dim;
+            const uint16_t* old = p.old + (g * p.centroids + c) * p.dim;
+            if (end == begin) {
+                for (int64_t d = 0; d < p.dim; ++d) out[d] = old[d];
+                continue;
+            }
+            std::fill(sum.begin(), sum.end(), 0.0f);
+            for (int64_t m = begin; m < end; ++m) {
+                const float* row = p.x + (g * p.tokens + p.order[g * p.tokens + m]) * p.dim;
+                for (int64_t d = 0; d < p.dim; ++d) sum[static_cast<size_t>(d)] += row[d];
+            }
+            const float count = static_cast<float>(end - begin);
+            for (int64_t d = 0; d < p.dim; ++d)
+                out[d] = detail::float_to_bf16(sum[static_cast<size_t>(d)] / count);
+        }
+    }
+}
+
+void residual_quant_reference(const ResidualQuantParams& p) {
+    const int per_byte = 8 / p.bits;
+    const int qmax = p.asymmetric ? (1 << p.bits) - 1 : (1 << (p.bits - 1)) - 1;
+    const float inv = 1.0f / static_cast<float>(qmax);
+    const int64_t groups_per_row = p.dim / p.group;
+    std::vector<float> r(static_cast<size_t>(p.dim)), c(static_cast<size_t>(p.dim));
+    std::vector<int> u(static_cast<size_t>(p.dim));
+    for (int64_t g = 0; g < p.groups; ++g) {
+        for (int64_t n = 0; n < p.tokens; ++n) {
+            const int64_t row = g * p.tokens + n;
+            const float* x = p.x + row * p.dim;
+            for (int64_t d = 0; d < p.dim; ++d) {
+                c[static_cast<size_t>(d)] = 0.0f;
+                if (p.ids != nullptr) {
+                    c[static_cast<size_t>(d)] = detail::bf16_to_float(
+                        p.centroids[(g * p.num_centroids + p.ids[row]) * p.dim + d]);
+                    r[static_cast<size_t>(d)] = detail::bf16_to_float(
+                        detail::float_to_bf16(x[d] - c[static_cast<size_t>(d)]));
+                } else {
+                    r[static_cast<size_t>(d)] = x[d];
+                }
+            }
+            float res_sq = 0.0f, err_sq = 0.0f;
+            for (int64_t k = 0; k < groups_per_row; ++k) {
+                const float* rg = r.data() + k * p.group;
+                float s, z = 0.0f;
+                if (!p.asymmetric) {
+                    float amax = 0.0f;
+                    for (int i = 0; i < p.group; ++i) amax = std::fmax(amax, std::fabs(rg[i]));
+                    const uint8_t s8 = detail::fp8_e4m3_from_float(std::fmax(amax * inv, 1e-10f));
+                    p.scales[row * groups_per_row + k] = s8;
+                    s = detail::fp8_e4m3_to_float(s8);
+                } else {
+                    float mn = rg[0], mx = rg[0];
+                    for (int i = 1; i < p.group; ++i) {
+                        mn = std::fmin(mn, rg[i]);
+                        mx = std::fmax(mx, rg[i]);
+                    }
+                    const uint8_t z8 = detail::fp8_e4m3_from_float(mn);
+                    const uint8_t s8 =
+                        detail::fp8_e4m3_from_float(std::fmax((mx - mn) * inv, 1e-10f));
+                    p.scales[row * groups_per_row + k] = s8;
+                    p.zeros[row * groups_per_row + k] = z8;
+                    s = detail::fp8_e4m3_to_float(s8);
+                    z = detail::fp8_e4m3_to_float(z8);
+                }
+                for (int i = 0; i < p.group; ++i) {
+                    const int64_t d = k * p.group + i;
+                    const float v = rg[i];
+                    float q;
+                    float y;
+                    if (!p.asymmetric) {
+                        if (s == 0.0f) {
+                            q = v < 0 ? -static_cast<float>(qmax) : static_cast<float>(qmax);
+                        } else {
+                            q = std::fmin(std::fmax(detail::round_half_away(v / s),
+                                                    -static_cast<float>(qmax)),
+                                          static_cast<float>(qmax));
+                        }
+                        u[static_cast<size_t>(d)] = static_cast<int>(q) + qmax;
+                        y = q * s;
+                        y = y + 0.0f;
+                    } else {
+                        q = s == 0.0f
+                                ? 0.0f
+                                : std::fmin(std::fmax(detail::round_half_away((v - z) / s), 0.0f),
+                                            static_cast<float>(qmax));
+                        u[static_cast<size_t>(d)] = static_cast<int>(q);
+                        y = q * s;
+                        y = y + z;
+                    }
+                    if (p.ids != nullptr) y = y + c[static_cast<size_t>(d)];
+                    const float xh = detail::bf16_to_float(detail::float_to_bf16(y));
+                    res_sq += v * v;
+                    err_sq += (x[d] - xh) * (x[d] - xh);
+                }
+            }
+            uint8_t* codes = p.codes + row * (p.dim / per_byte);
+            for (int64_t j = 0; j < p.dim / per_byte; ++j) {
+                int byte = 0;
+                for (int i = 0; i < per_byte; ++i)
+                    byte = (byte << p.bits) | u[static_cast<size_t>(j * per_byte + i)];
+                codes[j] = static_cast<uint8_t>(byte);
+            }
+            if (p.residual_sq) p.residual_sq[row] = res_sq;
+            if (p.error_sq) p.error_sq[row] = err_sq;
+        }
+    }
+}
+
+}  // namespace qvg::kernels

@@ -1,0 +1,179 @@
+// The CPU references of the CUDA kernels agree bit for bit with the codec and the model code
+// (the GPU suite then checks each kernel against its reference).
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "qvg/core/codec.h"
+#include "qvg/core/quant_pack.h"
+#include "qvg/core/synthetic.h"
+#include "qvg/core/wan_rope.h"
+#include "qvg/kernels/qvg_decode.h"
+#include "qvg/kernels/qvg_encode.h"
+#include "qvg/kernels/rope.h"
+
+namespace qvg {
+namespace {
+
+const uint16_t* bf16_ptr(const at::Tensor& t) {
+    return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>());
+}
+
+TEST(KernelReference, ResidualQuantMatchesTheCodec) {
+    core::SyntheticTokens s;
+    s.frames = 1;
+    s.height = 7;
+    s.width = 11;  // 77 tokens
+    at::Tensor x = core::synthetic_tokens(s).to(at::kFloat).view({2, 77, 128}).contiguous();
+    at::Tensor cent = (at::randn({2, 16, 128}) * 2).to(at::kBFloat16);
+    at::Tensor ids = at::randint(0, 16, {2, 77}).to(at::kByte);
+    at::Tensor idx = ids.to(at::kLong).unsqueeze(-1).expand({2, 77, 128});
+    at::Tensor residual = (x - cent.to(at::kFloat).gather(1, idx)).to(at::kBFloat16).to(at::kFloat);
+    for (bool stage : {false, true}) {
+        for (int bits : {2, 4}) {
+            for (int group : {16, 32, 64, 128}) {
+                for (bool asym : {false, true}) {
+                    const core::GroupQuantSpec spec{bits, group, asym};
+                    const core::GroupQuantized expect =
+                        core::quantize_groups(stage ? residual : x, spec);
+                    at::Tensor codes = at::empty_like(expect.codes),
+                               scales = at::empty_like(expect.scales);
+                    at::Tensor zeros = at::empty_like(expect.scales);
+                    at::Tensor res_sq = at::empty({2, 77}), err_sq = at::empty({2, 77});
+                    kernels::ResidualQuantParams p;
+                    p.x = x.data_ptr<float>();
+                    if (stage) {
+                        p.ids = ids.data_ptr<uint8_t>();
+                        p.centroids = bf16_ptr(cent);
+                        p.num_centroids = 16;
+                    }
+                    p.groups = 2;
+                    p.tokens = 77;
+                    p.dim = 128;
+                    p.bits = bits;
+                    p.group = group;
+                    p.asymmetric = asym;
+                    p.codes = codes.data_ptr<uint8_t>();
+                    p.scales = scales.data_ptr<uint8_t>();
+                    p.zeros = zeros.data_ptr<uint8_t>();
+                    p.residual_sq = res_sq.data_ptr<float>();
+                    p.error_sq = err_sq.data_ptr<float>();
+                    kernels::residual_quant_reference(p);
+                    const std::string what = "stage " + std::to_string(stage) + " INT" +
+                                             std::to_string(bits) + " G" + std::to_string(group) +
+                                             (asym ? " asym" : "");
+                    EXPECT_TRUE(at::equal(codes, expect.codes)) << what;
+                    EXPECT_TRUE(at::equal(scales, expect.scales)) << what;
+                    if (asym) {
+                        EXPECT_TRUE(at::equal(zeros, expect.zeros)) << what;
+                    }
+                    // Error sums against the codec's own decode.
+                    at::Tensor deq = core::dequantize_groups(expect, spec);
+                    if (stage) deq = deq + cent.to(at::kFloat).gather(1, idx);
+                    at::Tensor err = (x - deq.to(at::kBFloat16).to(at::kFloat)).pow(2).sum(-1);
+                    EXPECT_TRUE(at::allclose(err_sq, err, 1e-4, 1e-6)) << what;
+                    EXPECT_TRUE(
+                        at::allclose(res_sq, (stage ? residual : x).pow(2).sum(-1), 1e-4, 1e-6))
+                        << what;
+                }
+            }
+        }
+    }
+}
+
+TEST(KernelReference, DecodeMatchesTheCodec) {
+    core::SyntheticTokens s;
+    s.frames = 1;
+    at::Tensor x = core::synthetic_tokens(s);  // [1, 2, 1560, 128]
+    for (int stages : {0, 2}) {
+        core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
+        cfg.stages = stages;
+        cfg.centroids = 32;
+        cfg.iterations = 1;
+        auto codec = core::Codec::create(cfg);
+        core::EncodedSpan span = codec->encode(x);
+        at::Tensor expect = codec->decode(span).transpose(1, 2).contiguous();  // [B, N, H, D]
+        at::Tensor out = at::empty_like(expect);
+        kernels::QvgDecodeParams p;
+        p.codes = span.quant.codes.data_ptr<uint8_t>();
+        p.scales = span.quant.scales.data_ptr<uint8_t>();
+        p.num_stages = stages;
+        for (int i = 0; i < stages; ++i) {
+            p.ids[i] = span.stages[static_cast<size_t>(i)].ids.data_ptr<uint8_t>();
+            p.centroids[i] = bf16_ptr(span.stages[static_cast<size_t>(i)].centroids);
+        }
+        p.batch = 1;
+        p.heads = 2;
+        p.tokens = x.size(2);
+        p.dim = 128;
+        p.num_centroids = 32;
+        p.bits = 2;
+        p.group = 64;
+        p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+        p.out_stride_b = out.stride(0);
+        p.out_stride_n = out.stride(1);
+        p.out_stride_h = out.stride(2);
+        ASSERT_STREQ(kernels::validate(p), "");
+        kernels::qvg_decode_reference(p);
+        EXPECT_TRUE(at::equal(out, expect)) << "stages " << stages;
+    }
+}
+
+TEST(KernelReference, RopeMatchesWanRope) {
+    core::WanRope rope(128, at::kCPU);
+    const auto angles = rope.angles(std::vector<int64_t>{3, 4, 9}, 5, 7);  // 105 tokens
+    at::Tensor x = at::randn({2, 105, 3, 128}).to(at::kBFloat16);
+    at::Tensor expect = core::WanRope::apply(x, angles);
+    at::Tensor out = at::empty_like(x);
+    at::Tensor cos = angles.cos.contiguous(), sin = angles.sin.contiguous();
+    kernels::RopeParams p;
+    p.x = bf16_ptr(x);
+    p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    p.cos = cos.data_ptr<float>();
+    p.sin = sin.data_ptr<float>();
+    p.batch = 2;
+    p.tokens = 105;
+    p.heads = 3;
+    p.dim = 128;
+    p.x_stride_b = x.stride(0);
+    p.x_stride_l = x.stride(1);
+    p.x_stride_h = x.stride(2);
+    p.out_stride_b = out.stride(0);
+    p.out_stride_l = out.stride(1);
+    p.out_stride_h = out.stride(2);
+    kernels::rope_reference(p);
+    EXPECT_TRUE(at::equal(out, expect));
+}
+
+TEST(KernelReference, KMeansUpdateMatchesTheCodecOrder) {
+    at::Tensor x = at::randn({3, 500, 128});
+    at::Tensor ids = at::randint(0, 40, {3, 500});
+    at::Tensor old = at::randn({3, 48, 128}).to(at::kBFloat16);  // clusters 40..47 stay empty
+    // The codec's CPU update: sequential index_add in token order.
+    at::Tensor flat = (ids + at::arange(3).mul(48).unsqueeze(1)).reshape({-1});
+    at::Tensor sums =
+        at::zeros({3 * 48, 128}).index_add_(0, flat, x.reshape({-1, 128})).view({3, 48, 128});
+    at::Tensor counts = at::bincount(flat, {}, 3 * 48).view({3, 48}).to(at::kFloat);
+    at::Tensor expect = at::where(counts.gt(0).unsqueeze(-1),
+                                  sums / counts.clamp_min(1).unsqueeze(-1), old.to(at::kFloat))
+                            .to(at::kBFloat16);
+    at::Tensor order = std::get<1>(ids.sort(true, 1, false)).contiguous();
+    at::Tensor offsets = at::zeros({3, 49}, at::kLong);
+    offsets.narrow(1, 1, 48).copy_(at::bincount(flat, {}, 3 * 48).view({3, 48}).cumsum(1));
+    at::Tensor out = at::empty_like(old);
+    kernels::KMeansUpdateParams p;
+    p.x = x.data_ptr<float>();
+    p.order = order.data_ptr<int64_t>();
+    p.offsets = offsets.data_ptr<int64_t>();
+    p.old = bf16_ptr(old);
+    p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    p.groups = 3;
+    p.tokens = 500;
+    p.centroids = 48;
+    p.dim = 128;
+    kernels::kmeans_update_reference(p);
+    EXPECT_TRUE(at::equal(out, expect));
+}
+
+}  // namespace
+}  // namespace qvg
