@@ -96,13 +96,16 @@ std::vector<ExpectedTensor> WanDiT::expected_tensors(const WanConfig& c) {
 }
 
 WanDiT::WanDiT(const WanConfig& config, const Weights& weights, at::Device device,
-               at::ScalarType dtype)
+               at::ScalarType dtype, WanMode mode)
     : config_(config),
       device_(device),
       dtype_(dtype),
+      mode_(mode),
       rope_((config.validate(), config.head_dim()), device) {
     QVG_CHECK(dtype == at::kFloat || dtype == at::kBFloat16,
               "Wan DiT runs in float32 or bfloat16, not {}", c10::toString(dtype));
+    QVG_CHECK(mode == WanMode::kInference || dtype == at::kFloat,
+              "Wan DiT: training keeps float32 weights, not {}", c10::toString(dtype));
     // Per-frame timesteps need exactly one token frame per latent frame.
     QVG_CHECK(config.patch_size[0] == 1, "Wan DiT: temporal patch size {} is not supported (1)",
               config.patch_size[0]);
@@ -113,17 +116,24 @@ WanDiT::WanDiT(const WanConfig& config, const Weights& weights, at::Device devic
                   "Wan DiT: weight '{}' should be floating point, found {}", name,
                   c10::toString(tensor.scalar_type()));
     }
-    c10::InferenceMode guard;
+    const bool training = mode == WanMode::kTraining;
+    c10::InferenceMode guard(!training);
 
+    // Training owns fresh leaf tensors, so that an optimizer's in-place updates never reach the
+    // caller's map.
+    auto leaf = [&](at::Tensor t) {
+        return training ? t.detach().clone().requires_grad_(true) : t;
+    };
     auto load = [&](const std::string& name) {
-        return weights.at(name).to(device, dtype).contiguous();
+        return leaf(weights.at(name).to(device, dtype).contiguous());
     };
     auto load_cat = [&](const std::vector<std::string>& names) {
         std::vector<at::Tensor> parts;
         for (const auto& n : names) parts.push_back(weights.at(n));
-        return at::cat(parts).to(device, dtype).contiguous();
+        return leaf(at::cat(parts).to(device, dtype).contiguous());
     };
-    patch_w_ = load("patch_embedding.weight").view({config.dim, -1});
+    patch_w_ =
+        leaf(weights.at("patch_embedding.weight").to(device, dtype).reshape({config.dim, -1}));
     patch_b_ = load("patch_embedding.bias");
     device_ = patch_w_.device();  // with its index, e.g. cuda:0 for "cuda"
     text1_w_ = load("text_embedding.0.weight");
@@ -181,6 +191,90 @@ WanDiT::WanDiT(const WanConfig& config, const Weights& weights, at::Device devic
         at::pow(10000.0, at::arange(half, f64).div(static_cast<double>(half)).neg()).to(device_);
 }
 
+std::vector<const at::Tensor*> WanDiT::stored() const {
+    std::vector<const at::Tensor*> out = {&patch_w_, &patch_b_, &text1_w_, &text1_b_,
+                                          &text2_w_, &text2_b_, &time1_w_, &time1_b_,
+                                          &time2_w_, &time2_b_, &proj_w_,  &proj_b_};
+    for (const Block& b : blocks_) {
+        for (const at::Tensor* t :
+             {&b.modulation, &b.qkv_w,   &b.qkv_b,   &b.norm_q,   &b.norm_k,   &b.o_w,
+              &b.o_b,        &b.norm3_w, &b.norm3_b, &b.cq_w,     &b.cq_b,     &b.ck_w,
+              &b.ck_b,       &b.cv_w,    &b.cv_b,    &b.c_norm_q, &b.c_norm_k, &b.co_w,
+              &b.co_b,       &b.ffn1_w,  &b.ffn1_b,  &b.ffn2_w,   &b.ffn2_b}) {
+            if (t->defined()) out.push_back(t);
+        }
+    }
+    for (const at::Tensor* t : {&head_modulation_, &head_w_, &head_b_}) out.push_back(t);
+    return out;
+}
+
+std::vector<at::Tensor> WanDiT::parameters() const {
+    QVG_CHECK(mode_ == WanMode::kTraining,
+              "Wan DiT: parameters() is for a model built with WanMode::kTraining");
+    std::vector<at::Tensor> out;
+    for (const at::Tensor* t : stored()) out.push_back(*t);
+    return out;
+}
+
+WanDiT::Weights WanDiT::weights() const {
+    c10::InferenceMode guard(mode_ == WanMode::kInference);
+    const WanConfig& c = config_;
+    const int64_t d = c.dim;
+    Weights w;
+    auto put = [&](const std::string& name, const at::Tensor& t) { w[name] = t.detach().clone(); };
+    const auto [pt, ph, pw] = c.patch_size;
+    put("patch_embedding.weight", patch_w_.view({d, c.in_dim, pt, ph, pw}));
+    put("patch_embedding.bias", patch_b_);
+    put("text_embedding.0.weight", text1_w_);
+    put("text_embedding.0.bias", text1_b_);
+    put("text_embedding.2.weight", text2_w_);
+    put("text_embedding.2.bias", text2_b_);
+    put("time_embedding.0.weight", time1_w_);
+    put("time_embedding.0.bias", time1_b_);
+    put("time_embedding.2.weight", time2_w_);
+    put("time_embedding.2.bias", time2_b_);
+    put("time_projection.1.weight", proj_w_);
+    put("time_projection.1.bias", proj_b_);
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+        const std::string p = fmt::format("blocks.{}.", i);
+        const Block& b = blocks_[static_cast<size_t>(i)];
+        put(p + "modulation", b.modulation);
+        const char* qkv[] = {"q", "k", "v"};
+        for (int64_t j = 0; j < 3; ++j) {
+            put(p + "self_attn." + qkv[j] + ".weight", b.qkv_w.narrow(0, j * d, d));
+            put(p + "self_attn." + qkv[j] + ".bias", b.qkv_b.narrow(0, j * d, d));
+        }
+        put(p + "self_attn.o.weight", b.o_w);
+        put(p + "self_attn.o.bias", b.o_b);
+        if (c.qk_norm) {
+            put(p + "self_attn.norm_q.weight", b.norm_q);
+            put(p + "self_attn.norm_k.weight", b.norm_k);
+            put(p + "cross_attn.norm_q.weight", b.c_norm_q);
+            put(p + "cross_attn.norm_k.weight", b.c_norm_k);
+        }
+        if (c.cross_attn_norm) {
+            put(p + "norm3.weight", b.norm3_w);
+            put(p + "norm3.bias", b.norm3_b);
+        }
+        put(p + "cross_attn.q.weight", b.cq_w);
+        put(p + "cross_attn.q.bias", b.cq_b);
+        put(p + "cross_attn.k.weight", b.ck_w);
+        put(p + "cross_attn.k.bias", b.ck_b);
+        put(p + "cross_attn.v.weight", b.cv_w);
+        put(p + "cross_attn.v.bias", b.cv_b);
+        put(p + "cross_attn.o.weight", b.co_w);
+        put(p + "cross_attn.o.bias", b.co_b);
+        put(p + "ffn.0.weight", b.ffn1_w);
+        put(p + "ffn.0.bias", b.ffn1_b);
+        put(p + "ffn.2.weight", b.ffn2_w);
+        put(p + "ffn.2.bias", b.ffn2_b);
+    }
+    put("head.modulation", head_modulation_);
+    put("head.head.weight", head_w_);
+    put("head.head.bias", head_b_);
+    return w;
+}
+
 at::Tensor WanDiT::qk_norm(const at::Tensor& x, const at::Tensor& weight) const {
     if (!weight.defined()) return x;
     // Normalised in fp32 and cast back before the weight, as upstream's WanRMSNorm.
@@ -198,7 +292,7 @@ TextContext WanDiT::encode_text(const at::Tensor& text_in) const {
     QVG_CHECK(at::isFloatingType(text.scalar_type()),
               "encode_text: expected a floating text embedding, found {}",
               c10::toString(text.scalar_type()));
-    c10::InferenceMode guard;
+    c10::InferenceMode guard(mode_ == WanMode::kInference);
     text = text.to(device_, dtype_);
     const int64_t batch = text.size(0);
     if (text.size(1) < config_.text_len) {
@@ -220,7 +314,7 @@ TextContext WanDiT::encode_text(const at::Tensor& text_in) const {
 at::Tensor WanDiT::time_embedding(const at::Tensor& t) const {
     QVG_CHECK(t.defined() && t.dim() == 2, "time_embedding: expected timesteps [B, F], found {}",
               t.defined() ? fmt::format("{}", t.sizes()) : "undefined");
-    c10::InferenceMode guard;
+    c10::InferenceMode guard(mode_ == WanMode::kInference);
     at::Tensor pos = t.to(device_, at::kDouble).flatten();  // [B*F]
     at::Tensor arg = at::outer(pos, sinusoid_freqs_);       // [B*F, freq_dim/2]
     at::Tensor sinusoid = at::cat({at::cos(arg), at::sin(arg)}, 1).to(dtype_);
@@ -233,7 +327,7 @@ at::Tensor WanDiT::time_projection(const at::Tensor& e) const {
     QVG_CHECK(e.defined() && e.dim() == 3 && e.size(2) == config_.dim,
               "time_projection: expected e [B, F, {}], found {}", config_.dim,
               e.defined() ? fmt::format("{}", e.sizes()) : "undefined");
-    c10::InferenceMode guard;
+    c10::InferenceMode guard(mode_ == WanMode::kInference);
     return at::linear(at::silu(e), proj_w_, proj_b_).view({e.size(0), e.size(1), 6, config_.dim});
 }
 
@@ -281,7 +375,8 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
                   c.dim, extras.frame_embedding.sizes());
     }
 
-    c10::InferenceMode guard;
+    const bool training = mode_ == WanMode::kTraining;
+    c10::InferenceMode guard(!training);
     const int64_t rows = height / ph, cols = width / pw;
     const int64_t frame_tokens = rows * cols, tokens = frames * frame_tokens;
     const int64_t heads = c.num_heads, hd = c.head_dim(), dim = c.dim;
@@ -298,6 +393,18 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
     at::Tensor x = at::linear(patches, patch_w_, patch_b_);  // [B, L, dim]
     probe("patch_embedding", x);
     at::Tensor x4 = x.view({batch, frames, frame_tokens, dim});  // per-frame view of x
+    // x += y * gate (per frame). Training keeps every earlier x4 intact for autograd.
+    auto add_residual = [&](const at::Tensor& y, const at::Tensor& gate) {
+        at::Tensor y4 = y.view({batch, frames, frame_tokens, dim});
+        if (training) {
+            x4 = gate.defined() ? at::addcmul(x4, y4, gate) : x4 + y4;
+            x = x4.view({batch, tokens, dim});
+        } else if (gate.defined()) {
+            x4.addcmul_(y4, gate);
+        } else {
+            x4.add_(y4);
+        }
+    };
 
     at::Tensor e = time_embedding(t);  // [B, F, dim]
     if (extras.frame_embedding.defined()) e = e + extras.frame_embedding.to(device_, dtype_);
@@ -380,7 +487,7 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
         at::Tensor y = at::linear(attn.transpose(1, 2).reshape({batch, tokens, dim}), b.o_w, b.o_b);
         if (branch_out.defined()) y = y + branch_out;
         probe(fmt::format("block{}_self_attn", layer), y);
-        x4.addcmul_(y.view({batch, frames, frame_tokens, dim}), gate_sa);
+        add_residual(y, gate_sa);
 
         if (mode == CacheWrite::kCommit) pending.emplace_back(k, v.contiguous());
 
@@ -396,7 +503,7 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
         at::Tensor cy =
             at::linear(cattn.transpose(1, 2).reshape({batch, tokens, dim}), b.co_w, b.co_b);
         probe(fmt::format("block{}_cross_attn", layer), cy);
-        x.add_(cy);
+        add_residual(cy, at::Tensor());
 
         // ---- feed-forward ----
         at::Tensor h2 = at::addcmul(shift_ffn, at::layer_norm(x4, {dim}, {}, {}, c.eps), scale_ffn)
@@ -404,7 +511,7 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
         at::Tensor f =
             at::linear(at::gelu(at::linear(h2, b.ffn1_w, b.ffn1_b), "tanh"), b.ffn2_w, b.ffn2_b);
         probe(fmt::format("block{}_ffn", layer), f);
-        x4.addcmul_(f.view({batch, frames, frame_tokens, dim}), gate_ffn);
+        add_residual(f, gate_ffn);
         probe(fmt::format("block{}", layer), x);
     }
 

@@ -82,6 +82,12 @@ struct ForwardStats {
 // head [B, F, rows*cols, out] (before unpatchify).
 using StageProbe = std::function<void(std::string_view stage, const at::Tensor& value)>;
 
+// What the model is for. kInference: weights are inference tensors in `dtype` and every call runs
+// under c10::InferenceMode with in-place residual updates. kTraining: weights are float32 leaf
+// tensors that require grad (parameters()); calls record autograd history and update the
+// residual stream out of place, because autograd keeps the layer norms' inputs for backward.
+enum class WanMode { kInference, kTraining };
+
 struct ForwardExtras {
     at::Tensor frame_embedding;         // [B, F, dim] added to e (e.g. an action); undefined = none
     AttentionBranch* branch = nullptr;  // extra self-attention branch; null = none
@@ -97,8 +103,10 @@ class WanDiT {
     // FormatError),
     // then copies them to `device` in `dtype` (kFloat or kBFloat16). Names are upstream's
     // (patch_embedding.weight, blocks.0.self_attn.q.weight, ...), prefixes already stripped.
-    WanDiT(const WanConfig& config, const Weights& weights, at::Device device,
-           at::ScalarType dtype);
+    // With WanMode::kTraining the tensors are cloned (never aliased with `weights`) and dtype
+    // must be kFloat (bf16 training goes through autocast).
+    WanDiT(const WanConfig& config, const Weights& weights, at::Device device, at::ScalarType dtype,
+           WanMode mode = WanMode::kInference);
 
     // Name and shape of every tensor a checkpoint for `config` holds.
     static std::vector<ExpectedTensor> expected_tensors(const WanConfig& config);
@@ -107,6 +115,14 @@ class WanDiT {
     at::Device device() const { return device_; }
     at::ScalarType dtype() const { return dtype_; }
     const WanRope& rope() const { return rope_; }
+    WanMode mode() const { return mode_; }
+
+    // The stored tensors themselves (q/k/v stacked, the patch embedding as a matrix), for an
+    // optimizer to update in place. Throws Error unless the model was built for kTraining.
+    std::vector<at::Tensor> parameters() const;
+    // The weights under upstream names and shapes (the inverse of the constructor), detached
+    // copies on the model's device in its dtype: for saving a trained model.
+    Weights weights() const;
 
     // text [B, L <= text_len, text_dim] (or [L, text_dim]): zero-pads to text_len rows (padding
     // is not masked, as upstream) and computes every layer's cross-attention K/V.
@@ -154,10 +170,13 @@ class WanDiT {
     };
 
     at::Tensor qk_norm(const at::Tensor& x, const at::Tensor& weight) const;
+    // Every stored weight tensor, in a fixed order (undefined optional ones left out).
+    std::vector<const at::Tensor*> stored() const;
 
     WanConfig config_;
     at::Device device_;
     at::ScalarType dtype_;
+    WanMode mode_ = WanMode::kInference;
     WanRope rope_;
     at::Tensor sinusoid_freqs_;  // [freq_dim / 2] float64, 10000^(-k / (freq_dim/2))
     at::Tensor patch_w_;         // patch_embedding.weight as [dim, in_dim * pt * ph * pw]

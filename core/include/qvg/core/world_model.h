@@ -1,0 +1,167 @@
+#pragma once
+// The built-in world model: a small latent autoencoder plus the same causal Wan DiT as the real
+// models, conditioned on HY-WorldPlay's per-latent action labels (see docs/default-world.md).
+//
+//   RGB frames [T x 64 x 64]  --encoder-->  latent frame [C, 16, 16]  (T = frames_per_latent)
+//   latents [B, F, C, 16, 16] --WanDiT (patch 1x2x2, action embedding added to e)--> flow
+//   latent frame              --decoder-->  RGB frames
+//
+// The autoencoder stacks the T video frames of one latent along channels and downsamples 4x in
+// space with plain convolutions: no temporal state, so any latent decodes on its own. It is
+// trained first and then frozen; the DiT sees latents normalised per channel (latent.mean/std).
+// The action label (0..80) is embedded like a timestep: the Wan sinusoid, Linear, SiLU, Linear,
+// and added to the time embedding through ForwardExtras::frame_embedding, as WorldPlay does. The
+// DiT's text cross-attention is kept (same code) with one constant zero "text" token.
+//
+// Weights (one safetensors file, the config as JSON in the metadata key "qvg.world_model"):
+//   ae.enc.* / ae.dec.*       the autoencoder's convolutions (see autoencoder_shapes)
+//   action_embedding.{0,2}.*  [dim, freq_dim], [dim] / [dim, dim], [dim]
+//   latent.mean, latent.std   [C] per-channel latent statistics
+//   dit.*                     the Wan DiT under upstream names
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include "qvg/core/kv_history.h"
+#include "qvg/core/wan_config.h"
+#include "qvg/core/wan_dit.h"
+#include "qvg/core/weights.h"
+
+namespace qvg::core {
+
+struct WorldModelConfig {
+    int64_t image_size = 64;         // square frames, pixels
+    int64_t frames_per_latent = 4;   // video frames stacked into one latent frame
+    int64_t latent_channels = 16;    // C
+    int64_t ae_width = 32;           // encoder/decoder channels at full resolution (2x below)
+    int64_t chunk_latents = 1;       // latent frames per generated block
+    int64_t sample_steps = 4;        // denoising steps per block
+    double shift = 3.0;              // flow shift: sigma = shift*u / (1 + (shift-1)*u)
+    double context_noise_max = 0.1;  // training: clean-pass inputs get sigma in [0, this]
+    WanConfig dit;                   // in_dim = out_dim = latent_channels
+
+    int64_t latent_size() const { return image_size / 4; }
+    int64_t tokens_per_latent() const {
+        return (latent_size() / dit.patch_size[1]) * (latent_size() / dit.patch_size[2]);
+    }
+
+    // The shipped model: 64x64 frames, 4 per latent, 16x16x16 latents, DiT dim 256, 6 layers,
+    // 4 heads of 64, FFN 1024, patch 1x2x2 (64 tokens per latent frame).
+    static WorldModelConfig small();
+    // A few-thousand-parameter model on 16x16 frames for tests.
+    static WorldModelConfig tiny();
+
+    // Throws Error naming the first inconsistent field.
+    void validate() const;
+    std::string to_json() const;
+    // Throws Error on malformed JSON or missing keys.
+    static WorldModelConfig from_json(const std::string& text);
+
+    bool operator==(const WorldModelConfig&) const = default;
+};
+
+// Metadata key of the config in a world-model safetensors file.
+inline constexpr const char* kWorldModelMetadataKey = "qvg.world_model";
+
+// Name and shape of every tensor a world-model file holds (DiT names prefixed "dit.").
+std::vector<ExpectedTensor> world_model_tensors(const WorldModelConfig& config);
+
+// Fresh weights: convolutions N(0, 2/fan_in) (residual outputs scaled by 0.1), DiT linears
+// N(0, 0.02^2), modulation tables N(0, 1/dim), the flow head and the action embedding's output
+// layer zero, norms 1, biases 0, latent statistics 0 / 1. Deterministic for a seed.
+TensorMap init_world_model_weights(const WorldModelConfig& config, uint64_t seed);
+
+class WorldModel {
+  public:
+    // Checks every tensor against world_model_tensors (one FormatError listing all problems).
+    // kTraining keeps float32 leaf tensors that require grad (autoencoder_parameters,
+    // dit_parameters); kInference runs every call in inference mode.
+    WorldModel(const WorldModelConfig& config, const TensorMap& weights, at::Device device,
+               WanMode mode = WanMode::kInference);
+
+    // Reads a file written by save(). Throws FormatError when the config metadata is missing or
+    // the tensors do not fit it.
+    static WorldModel load(const std::filesystem::path& path, at::Device device,
+                           WanMode mode = WanMode::kInference);
+    // All weights in float32 plus the config (and `metadata`), written atomically.
+    void save(const std::filesystem::path& path,
+              const std::map<std::string, std::string>& metadata = {}) const;
+    // Detached copies under the file's names.
+    TensorMap weights() const;
+
+    const WorldModelConfig& config() const { return config_; }
+    const WanDiT& dit() const { return dit_; }
+    at::Device device() const { return device_; }
+    WanMode mode() const { return mode_; }
+
+    std::vector<at::Tensor> autoencoder_parameters() const;
+    // The DiT's tensors and the action embedding.
+    std::vector<at::Tensor> dit_parameters() const;
+
+    // video [N, 3T, H, W] in [-1, 1] -> raw latents [N, C, h, w].
+    at::Tensor encode(const at::Tensor& video) const;
+    // raw latents [N, C, h, w] -> video [N, 3T, H, W] (not clamped).
+    at::Tensor decode(const at::Tensor& latents) const;
+    // Raw <-> normalised latents (any leading dims, channel dim at -3).
+    at::Tensor normalize(const at::Tensor& raw) const;
+    at::Tensor denormalize(const at::Tensor& normalised) const;
+    // Sets latent.mean / latent.std [C] (e.g. measured over a batch once the autoencoder is
+    // frozen). Throws Error for wrong shapes or a non-positive std.
+    void set_latent_stats(const at::Tensor& mean, const at::Tensor& std);
+
+    // labels [B, F] (integers 0..80) -> [B, F, dim].
+    at::Tensor action_embedding(const at::Tensor& labels) const;
+    // The constant text context for a batch (one zero token through the text MLP).
+    TextContext text(int64_t batch) const;
+    // The DiT's flow for normalised latents x [B, F, C, h, w] at timesteps t [B, F] (0..1000)
+    // under actions labels [B, F], against `history` (see WanDiT::forward).
+    at::Tensor flow(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
+                    const TextContext& text, History* history, int64_t first_frame,
+                    CacheWrite mode) const;
+
+  private:
+    WorldModelConfig config_;
+    at::Device device_;
+    WanMode mode_;
+    TensorMap own_;  // ae.*, action_embedding.*, latent.* on device_ (fp32)
+    WanDiT dit_;
+    at::Tensor sinusoid_freqs_;  // [freq_dim / 2] float64
+};
+
+// Pixels <-> model video. rgb8: [N * T, H, W, 3] bytes -> [N, 3T, H, W] float in [-1, 1], and
+// back (rounded, clamped). Throws Error when the frame count is not a multiple of T.
+at::Tensor video_from_rgb8(const uint8_t* rgb, int64_t frames, int64_t height, int64_t width,
+                           int64_t frames_per_latent);
+std::vector<uint8_t> rgb8_from_video(const at::Tensor& video, int64_t frames_per_latent);
+
+// sigma for uniform u in [0, 1] under the config's shift.
+at::Tensor shifted_sigma(const at::Tensor& u, double shift);
+
+// Training losses. Random numbers come from `gen` (a CPU generator) and are moved to the
+// model's device, so a seed gives the same run on every device.
+struct AutoencoderLoss {
+    at::Tensor loss;    // scalar: reconstruction MSE + latent penalty
+    double mse = 0.0;   // reconstruction MSE in [-1, 1] units
+    double psnr = 0.0;  // of the reconstruction, in dB, over [0, 1] pixels
+};
+// Reconstruction of `video` [N, 3T, H, W] through the decoder from latents with a little noise
+// (so that the decoder tolerates the DiT's errors) plus 1e-4 * mean(latent^2).
+AutoencoderLoss autoencoder_loss(const WorldModel& model, const at::Tensor& video,
+                                 at::Generator& gen);
+
+// Flow matching with per-frame noise under the block protocol (teacher forcing): for each
+// chunk of chunk_latents frames, a noisy pass at independent per-frame sigmas attends to the
+// clean passes of all earlier chunks; then the chunk's clean pass (inputs noised by at most
+// context_noise_max, with that timestep) commits its K/V. Gradients flow through the history.
+// latents [B, N, C, h, w] normalised, N a multiple of chunk_latents; labels [B, N] integers.
+// Returns the mean MSE between predicted and true flow (noise - x0).
+at::Tensor flow_matching_loss(const WorldModel& model, const at::Tensor& latents,
+                              const at::Tensor& labels, at::Generator& gen);
+
+}  // namespace qvg::core

@@ -1,0 +1,73 @@
+#pragma once
+// Autoregressive rollout of the world model with the Self-Forcing block protocol: ground-truth
+// context frames are encoded and committed by clean passes, then every block of chunk_latents
+// latent frames starts from noise, is denoised in a few steps (x0 = x - sigma * v, re-noised to
+// the next sigma with fresh noise) attending to the history plus itself, and is committed by a
+// clean pass at t = 0. Any History works (KVCache with any codec, window or sink).
+// Pixels in and out are plain bytes, so the viewer and `qvg eval` need no Torch types.
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include "qvg/core/kv_cache.h"
+#include "qvg/core/kv_history.h"
+#include "qvg/core/world_model.h"
+
+namespace qvg::core {
+
+struct WorldFrames {
+    int64_t count = 0;
+    int64_t height = 0;
+    int64_t width = 0;
+    std::vector<uint8_t> rgb;  // [count, height, width, 3]
+};
+
+struct WorldSamplingOptions {
+    int64_t steps = 0;  // denoising steps per block; 0 = the config's sample_steps
+    uint64_t seed = 0;  // noise stream
+};
+
+// The cache geometry of a model (batch 1), for building a KVCache.
+CacheShape world_cache_shape(const WorldModel& model);
+
+class WorldModelSession {
+  public:
+    // The model and the history must outlive the session; the history must be empty.
+    WorldModelSession(const WorldModel& model, History& history, WorldSamplingOptions options = {});
+
+    // Commits ground-truth context: `frames` RGB8 frames (a multiple of T * chunk_latents, at
+    // the model's size) and one action label per latent. Only before the first generated block.
+    void prime(std::span<const uint8_t> rgb, int64_t frames, std::span<const int> labels);
+
+    // Generates the next block under one label per latent (chunk_latents of them) and returns
+    // its chunk_latents * T frames. On error nothing is committed.
+    WorldFrames step(std::span<const int> labels);
+
+    int64_t next_latent() const { return next_latent_; }
+    const std::vector<float>& sigmas() const { return sigmas_; }
+    // The last block's normalised latents [1, chunk_latents, C, h, w].
+    const at::Tensor& last_latents() const { return last_latents_; }
+    // DiT calls and wall time of the last step().
+    int64_t last_dit_calls() const { return last_dit_calls_; }
+    double last_step_ms() const { return last_step_ms_; }
+
+  private:
+    at::Tensor labels_tensor(std::span<const int> labels) const;
+
+    const WorldModel& model_;
+    History& history_;
+    TextContext text_;
+    at::Generator gen_;
+    std::vector<float> sigmas_;  // per step, decreasing from 1
+    int64_t next_latent_ = 0;
+    bool generated_ = false;
+    at::Tensor last_latents_;
+    int64_t last_dit_calls_ = 0;
+    double last_step_ms_ = 0.0;
+};
+
+}  // namespace qvg::core

@@ -1,0 +1,127 @@
+#include "qvg/core/world_model_session.h"
+
+#include <chrono>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include "qvg/core/error.h"
+
+namespace qvg::core {
+
+CacheShape world_cache_shape(const WorldModel& model) {
+    const WorldModelConfig& c = model.config();
+    CacheShape shape;
+    shape.num_layers = c.dit.num_layers;
+    shape.batch = 1;
+    shape.heads = c.dit.num_heads;
+    shape.head_dim = c.dit.head_dim();
+    shape.tokens_per_frame = c.tokens_per_latent();
+    return shape;
+}
+
+WorldModelSession::WorldModelSession(const WorldModel& model, History& history,
+                                     WorldSamplingOptions options)
+    : model_(model),
+      history_(history),
+      gen_(at::make_generator<at::CPUGeneratorImpl>(options.seed)) {
+    const WorldModelConfig& c = model.config();
+    QVG_CHECK(history.num_layers() == c.dit.num_layers,
+              "world session: history has {} layers, the model {}", history.num_layers(),
+              c.dit.num_layers);
+    QVG_CHECK(options.steps >= 0, "world session: negative step count {}", options.steps);
+    const int64_t steps = options.steps > 0 ? options.steps : c.sample_steps;
+    // Uniform in u, warped by the shift: the same sigma distribution the model was trained on.
+    for (int64_t j = 0; j < steps; ++j) {
+        const double u = 1.0 - static_cast<double>(j) / static_cast<double>(steps);
+        sigmas_.push_back(static_cast<float>(u * c.shift / (1.0 + (c.shift - 1.0) * u)));
+    }
+    c10::InferenceMode guard;
+    text_ = model.text(1);
+}
+
+at::Tensor WorldModelSession::labels_tensor(std::span<const int> labels) const {
+    for (int label : labels) {
+        QVG_CHECK(label >= 0 && label <= 80, "world session: action label {} is outside 0..80",
+                  label);
+    }
+    std::vector<int64_t> values(labels.begin(), labels.end());
+    return at::tensor(values, at::kLong).view({1, static_cast<int64_t>(values.size())});
+}
+
+void WorldModelSession::prime(std::span<const uint8_t> rgb, int64_t frames,
+                              std::span<const int> labels) {
+    const WorldModelConfig& c = model_.config();
+    const int64_t t = c.frames_per_latent, s = c.image_size, k = c.chunk_latents;
+    QVG_CHECK(!generated_, "world session: context can only be given before generating");
+    QVG_CHECK(frames > 0 && frames % (t * k) == 0,
+              "world session: context of {} frames is not a whole number of blocks ({} frames)",
+              frames, t * k);
+    QVG_CHECK(static_cast<int64_t>(rgb.size()) == frames * s * s * 3,
+              "world session: expected {} bytes for {} frames of {}x{} RGB, found {}",
+              frames * s * s * 3, frames, s, s, rgb.size());
+    const int64_t latents = frames / t;
+    QVG_CHECK(static_cast<int64_t>(labels.size()) == latents,
+              "world session: expected {} action labels (one per latent), found {}", latents,
+              labels.size());
+    at::Tensor lab = labels_tensor(labels);
+    c10::InferenceMode guard;
+    at::Tensor video = video_from_rgb8(rgb.data(), frames, s, s, t);
+    at::Tensor z = model_.normalize(model_.encode(video)).unsqueeze(0);  // [1, N, C, h, w]
+    const at::Tensor t0 = at::zeros({1, k}, at::kFloat);
+    for (int64_t i = 0; i < latents / k; ++i) {
+        model_.flow(z.narrow(1, i * k, k), t0, lab.narrow(1, i * k, k), text_, &history_,
+                    next_latent_, CacheWrite::kCommit);
+        next_latent_ += k;
+    }
+    last_latents_ = z.narrow(1, latents - k, k);
+}
+
+WorldFrames WorldModelSession::step(std::span<const int> labels) {
+    const WorldModelConfig& c = model_.config();
+    const int64_t k = c.chunk_latents, ls = c.latent_size();
+    QVG_CHECK(static_cast<int64_t>(labels.size()) == k,
+              "world session: expected {} action labels for a block, found {}", k, labels.size());
+    at::Tensor lab = labels_tensor(labels);
+    const auto start = std::chrono::steady_clock::now();
+    c10::InferenceMode guard;
+    const at::Device device = model_.device();
+    const std::vector<int64_t> shape = {1, k, c.latent_channels, ls, ls};
+    auto noise = [&] {
+        return at::randn(shape, gen_, at::TensorOptions().dtype(at::kFloat)).to(device);
+    };
+    at::Tensor x = noise();
+    at::Tensor x0;
+    int64_t calls = 0;
+    const auto steps = static_cast<int64_t>(sigmas_.size());
+    for (int64_t j = 0; j < steps; ++j) {
+        const float sigma = sigmas_[static_cast<size_t>(j)];
+        at::Tensor v = model_.flow(x, at::full({1, k}, sigma * 1000.0f, at::kFloat), lab, text_,
+                                   &history_, next_latent_, CacheWrite::kAttendOnly);
+        ++calls;
+        x0 = x - sigma * v;
+        if (j + 1 < steps) {
+            const float next = sigmas_[static_cast<size_t>(j + 1)];
+            x = (1.0f - next) * x0 + next * noise();
+        }
+    }
+    model_.flow(x0, at::zeros({1, k}, at::kFloat), lab, text_, &history_, next_latent_,
+                CacheWrite::kCommit);
+    ++calls;
+    at::Tensor video = model_.decode(model_.denormalize(x0.squeeze(0)));  // [k, 3T, H, W]
+    WorldFrames out;
+    out.count = k * c.frames_per_latent;
+    out.height = c.image_size;
+    out.width = c.image_size;
+    out.rgb = rgb8_from_video(video, c.frames_per_latent);
+    next_latent_ += k;
+    generated_ = true;
+    last_latents_ = x0;
+    last_dit_calls_ = calls;
+    last_step_ms_ =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return out;
+}
+
+}  // namespace qvg::core
