@@ -1,0 +1,509 @@
+// qvg train: trains the built-in world model on clips of the procedural world made on the fly.
+// Phase 1 trains the latent autoencoder; phase 2 freezes it, measures the latent statistics and
+// trains the DiT with flow matching under the block protocol (world_model.h). Everything needed
+// to continue lives in --out: the weights (world_model.safetensors, also the finished model), the
+// optimizer state (optimizer_ae.pt / optimizer_dit.pt), train_state.json (phase, steps, seeds,
+// config) and loss.csv. Every batch and every noise draw depends only on (seed, phase, step),
+// so a run cut into pieces by --time-limit-s and --resume gives the same losses as one run.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <numbers>
+#include <thread>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "qvg/core/device.h"
+#include "qvg/core/error.h"
+#include "qvg/core/rng.h"
+#include "qvg/core/safetensors.h"
+#include "qvg/core/world_model.h"
+#include "world_data.h"
+
+namespace qvg::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct TrainOptions {
+    std::string out;
+    std::string device = "auto";
+    std::string preset = "small";
+    int64_t steps = 20000;    // DiT steps in total
+    int64_t ae_steps = 3000;  // autoencoder steps in total
+    int64_t batch = 32;       // clips per DiT step
+    int64_t ae_batch = 32;    // latent frames (of 1-latent clips) per autoencoder step
+    int clip_latents = 16;    // latent frames per DiT training clip
+    double lr = 3e-4;
+    double ae_lr = 1e-3;
+    int64_t warmup = 200;
+    double weight_decay = 0.01;
+    double clip_grad = 1.0;
+    bool bf16 = false;
+    bool resume = false;
+    uint64_t seed = 0;
+    uint64_t world_seed = 1;
+    int map_size = 1024;
+    int64_t save_every = 500;
+    int64_t log_every = 10;
+    double time_limit_s = 0;  // 0 = none
+    int64_t run_steps = 0;    // steps in this invocation (both phases); 0 = no limit
+    int data_threads = 0;     // 0 = all hardware threads
+    int threads = 0;          // intra-op threads; 0 = LibTorch's default
+};
+
+struct TrainState {
+    std::string phase = "ae";  // "ae", "dit" or "done"
+    int64_t ae_step = 0;
+    int64_t dit_step = 0;
+    bool latent_stats = false;
+    uint64_t seed = 0;
+    uint64_t world_seed = 1;
+    int map_size = 1024;
+    int clip_latents = 16;
+    std::string config;  // WorldModelConfig JSON
+};
+
+// Seeds of the per-step streams: (seed, purpose, step) -> seed.
+enum class Stream : uint64_t { kAeData = 1, kAeNoise, kStatsData, kDitData, kDitNoise };
+
+uint64_t stream_seed(uint64_t seed, Stream stream, int64_t step) {
+    return core::Rng::mix(core::Rng::mix(seed, static_cast<uint64_t>(stream)),
+                          static_cast<uint64_t>(step));
+}
+
+void write_state(const fs::path& path, const TrainState& s) {
+    json j;
+    j["version"] = 1;
+    j["phase"] = s.phase;
+    j["ae_step"] = s.ae_step;
+    j["dit_step"] = s.dit_step;
+    j["latent_stats"] = s.latent_stats;
+    j["seed"] = s.seed;
+    j["world_seed"] = s.world_seed;
+    j["map_size"] = s.map_size;
+    j["clip_latents"] = s.clip_latents;
+    j["config"] = json::parse(s.config);
+    const fs::path tmp = path.string() + ".tmp";
+    {
+        std::ofstream f(tmp);
+        f << j.dump(2) << "\n";
+        if (!f) core::fail("cannot write {}", tmp.string());
+    }
+    fs::rename(tmp, path);
+}
+
+TrainState read_state(const fs::path& path) {
+    std::ifstream f(path);
+    if (!f) core::fail("cannot read {}", path.string());
+    TrainState s;
+    try {
+        const json j = json::parse(f);
+        s.phase = j.at("phase").get<std::string>();
+        s.ae_step = j.at("ae_step").get<int64_t>();
+        s.dit_step = j.at("dit_step").get<int64_t>();
+        s.latent_stats = j.at("latent_stats").get<bool>();
+        s.seed = j.at("seed").get<uint64_t>();
+        s.world_seed = j.at("world_seed").get<uint64_t>();
+        s.map_size = j.at("map_size").get<int>();
+        s.clip_latents = j.at("clip_latents").get<int>();
+        s.config = j.at("config").dump();
+    } catch (const json::exception& e) {
+        core::fail("{}: malformed training state: {}", path.string(), e.what());
+    }
+    QVG_CHECK(s.phase == "ae" || s.phase == "dit" || s.phase == "done", "{}: unknown phase '{}'",
+              path.string(), s.phase);
+    return s;
+}
+
+// Linear warmup, then cosine decay to a tenth of the peak at `total` steps.
+double learning_rate(double peak, int64_t step, int64_t total, int64_t warmup) {
+    if (warmup > 0 && step < warmup) {
+        return peak * static_cast<double>(step + 1) / static_cast<double>(warmup);
+    }
+    const double span = static_cast<double>(std::max<int64_t>(1, total - warmup));
+    const double progress = std::clamp(static_cast<double>(step - warmup) / span, 0.0, 1.0);
+    return peak * (0.1 + 0.9 * 0.5 * (1.0 + std::cos(std::numbers::pi * progress)));
+}
+
+void set_lr(torch::optim::AdamW& opt, double lr) {
+    for (auto& group : opt.param_groups()) {
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    }
+}
+
+void save_optimizer(const torch::optim::AdamW& opt, const fs::path& path) {
+    const fs::path tmp = path.string() + ".tmp";
+    torch::save(opt, tmp.string());
+    fs::rename(tmp, path);
+}
+
+// [N, 3T, H, W] for the clips' frames, clip after clip.
+at::Tensor clips_video(const std::vector<world::Clip>& clips) {
+    std::vector<at::Tensor> parts;
+    for (const world::Clip& c : clips) {
+        parts.push_back(core::video_from_rgb8(c.frames.data(), c.frame_count(), c.height, c.width,
+                                              c.frames_per_latent));
+    }
+    return at::cat(parts);
+}
+
+at::Tensor clips_labels(const std::vector<world::Clip>& clips) {
+    std::vector<int64_t> values;
+    for (const world::Clip& c : clips)
+        values.insert(values.end(), c.labels.begin(), c.labels.end());
+    return at::tensor(values, at::kLong).view({static_cast<int64_t>(clips.size()), -1});
+}
+
+class Trainer {
+  public:
+    explicit Trainer(const TrainOptions& o) : o_(o), start_(std::chrono::steady_clock::now()) {}
+
+    int run();
+
+  private:
+    // Whether this invocation should checkpoint and stop after the step just done.
+    bool should_stop(double step_ms) {
+        ++steps_run_;
+        if (o_.run_steps > 0 && steps_run_ >= o_.run_steps) return true;
+        if (o_.time_limit_s <= 0) return false;
+        const double elapsed =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        // Leave room for one more step and the checkpoint.
+        return elapsed + 2.0 * step_ms / 1000.0 + 5.0 > o_.time_limit_s;
+    }
+    void checkpoint(const core::WorldModel& model, const torch::optim::AdamW* opt,
+                    const std::string& opt_name);
+    void log(const std::string& phase, int64_t step, double loss, double lr, double grad_norm,
+             double step_ms, double psnr);
+    std::future<std::vector<world::Clip>> fetch(Stream stream, int64_t step, int latents,
+                                                int64_t count) const;
+
+    TrainOptions o_;
+    std::chrono::steady_clock::time_point start_;
+    fs::path out_;
+    TrainState state_;
+    core::WorldModelConfig config_;
+    std::unique_ptr<world::World> world_;
+    std::ofstream csv_;
+    int data_threads_ = 1;
+    int64_t steps_run_ = 0;
+};
+
+std::future<std::vector<world::Clip>> Trainer::fetch(Stream stream, int64_t step, int latents,
+                                                     int64_t count) const {
+    ClipRequest request;
+    request.latents = latents;
+    request.image_size = static_cast<int>(config_.image_size);
+    request.frames_per_latent = static_cast<int>(config_.frames_per_latent);
+    const uint64_t base = stream_seed(state_.seed, stream, step);
+    const world::World* world = world_.get();
+    const int threads = data_threads_;
+    return std::async(std::launch::async, [world, request, base, count, threads] {
+        return make_world_clips(*world, request, base, static_cast<int>(count), threads);
+    });
+}
+
+void Trainer::checkpoint(const core::WorldModel& model, const torch::optim::AdamW* opt,
+                         const std::string& opt_name) {
+    model.save(out_ / "world_model.safetensors",
+               {{"qvg.train_ae_step", std::to_string(state_.ae_step)},
+                {"qvg.train_dit_step", std::to_string(state_.dit_step)}});
+    if (opt != nullptr) save_optimizer(*opt, out_ / opt_name);
+    write_state(out_ / "train_state.json", state_);
+    csv_.flush();
+}
+
+void Trainer::log(const std::string& phase, int64_t step, double loss, double lr, double grad_norm,
+                  double step_ms, double psnr) {
+    csv_ << fmt::format("{},{},{:.9g},{:.6g},{:.6g},{:.1f},{:.4f}\n", phase, step, loss, lr,
+                        grad_norm, step_ms, psnr);
+    if (step % o_.log_every == 0 || step == 1) {
+        std::cout << fmt::format("{} step {:>6}  loss {:.5f}  lr {:.2e}  |g| {:.3f}  {:.0f} ms{}",
+                                 phase, step, loss, lr, grad_norm, step_ms,
+                                 phase == "ae" ? fmt::format("  psnr {:.2f} dB", psnr) : "")
+                  << std::endl;
+    }
+}
+
+int Trainer::run() {
+    const at::Device device = core::resolve_device(o_.device);
+    if (o_.threads > 0) at::set_num_threads(o_.threads);
+    data_threads_ = o_.data_threads > 0
+                        ? o_.data_threads
+                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    out_ = o_.out;
+    fs::create_directories(out_);
+    const fs::path state_path = out_ / "train_state.json";
+    const fs::path weights_path = out_ / "world_model.safetensors";
+
+    std::unique_ptr<core::WorldModel> model;
+    if (o_.resume) {
+        QVG_CHECK(fs::exists(state_path) && fs::exists(weights_path),
+                  "nothing to resume in {} (expected train_state.json and "
+                  "world_model.safetensors)",
+                  out_.string());
+        state_ = read_state(state_path);
+        config_ = core::WorldModelConfig::from_json(state_.config);
+        auto file = core::SafetensorsFile::open(weights_path);
+        const auto& meta = file->metadata();
+        auto at_step = [&](const char* key) {
+            auto it = meta.find(key);
+            return it == meta.end() ? std::string("?") : it->second;
+        };
+        QVG_CHECK(at_step("qvg.train_ae_step") == std::to_string(state_.ae_step) &&
+                      at_step("qvg.train_dit_step") == std::to_string(state_.dit_step),
+                  "{}: the weights (steps {}/{}) do not belong to train_state.json (steps "
+                  "{}/{}); the last checkpoint was cut off",
+                  out_.string(), at_step("qvg.train_ae_step"), at_step("qvg.train_dit_step"),
+                  state_.ae_step, state_.dit_step);
+        file.reset();
+        model = std::make_unique<core::WorldModel>(
+            core::WorldModel::load(weights_path, device, core::WanMode::kTraining));
+        std::cout << fmt::format("resuming {}: phase {}, autoencoder step {}, DiT step {}",
+                                 out_.string(), state_.phase, state_.ae_step, state_.dit_step)
+                  << std::endl;
+    } else {
+        QVG_CHECK(!fs::exists(state_path),
+                  "{} already holds a training run; pass --resume to continue it or choose "
+                  "another --out",
+                  out_.string());
+        QVG_CHECK(o_.preset == "small" || o_.preset == "tiny",
+                  "unknown preset '{}' (expected small or tiny)", o_.preset);
+        config_ =
+            o_.preset == "tiny" ? core::WorldModelConfig::tiny() : core::WorldModelConfig::small();
+        state_.seed = o_.seed;
+        state_.world_seed = o_.world_seed;
+        state_.map_size = o_.map_size;
+        state_.clip_latents = o_.clip_latents;
+        state_.config = config_.to_json();
+        model = std::make_unique<core::WorldModel>(config_,
+                                                   core::init_world_model_weights(config_, o_.seed),
+                                                   device, core::WanMode::kTraining);
+    }
+    QVG_CHECK(state_.clip_latents > 0 && state_.clip_latents % config_.chunk_latents == 0,
+              "clip latents {} must be a positive multiple of the chunk ({} latents)",
+              state_.clip_latents, config_.chunk_latents);
+    QVG_CHECK(o_.batch > 0 && o_.ae_batch > 0, "batch sizes must be positive");
+    const bool new_csv = !fs::exists(out_ / "loss.csv");
+    csv_.open(out_ / "loss.csv", std::ios::app);
+    if (new_csv) csv_ << "phase,step,loss,lr,grad_norm,step_ms,psnr\n";
+
+    world::WorldConfig wc;
+    wc.seed = state_.world_seed;
+    wc.map_size = state_.map_size;
+    world_ = std::make_unique<world::World>(wc);
+    std::cout << fmt::format(
+                     "world seed {} ({} m map), device {}, DiT {} layers x {} (patch {}x{}), "
+                     "{} tokens per latent",
+                     wc.seed, wc.map_size, core::device_name(device), config_.dit.num_layers,
+                     config_.dit.dim, config_.dit.patch_size[1], config_.dit.patch_size[2],
+                     config_.tokens_per_latent())
+              << std::endl;
+
+    // ---- phase 1: the autoencoder ----
+    if (state_.phase == "ae" && state_.ae_step < o_.ae_steps) {
+        torch::optim::AdamW opt(model->autoencoder_parameters(),
+                                torch::optim::AdamWOptions(o_.ae_lr).weight_decay(0.0));
+        const fs::path opt_path = out_ / "optimizer_ae.pt";
+        if (o_.resume && state_.ae_step > 0 && fs::exists(opt_path)) {
+            torch::load(opt, opt_path.string());
+        }
+        auto next = fetch(Stream::kAeData, state_.ae_step, 1, o_.ae_batch);
+        while (state_.ae_step < o_.ae_steps) {
+            const int64_t step = state_.ae_step;
+            const auto t0 = std::chrono::steady_clock::now();
+            std::vector<world::Clip> clips = next.get();
+            if (step + 1 < o_.ae_steps) next = fetch(Stream::kAeData, step + 1, 1, o_.ae_batch);
+            at::Tensor video = clips_video(clips).to(device);
+            at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
+                stream_seed(state_.seed, Stream::kAeNoise, step));
+            const double lr = learning_rate(o_.ae_lr, step, o_.ae_steps, o_.warmup);
+            set_lr(opt, lr);
+            opt.zero_grad();
+            core::AutoencoderLoss loss = core::autoencoder_loss(*model, video, gen);
+            loss.loss.backward();
+            const double gn =
+                torch::nn::utils::clip_grad_norm_(model->autoencoder_parameters(), o_.clip_grad);
+            opt.step();
+            state_.ae_step = step + 1;
+            const double ms =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count();
+            log("ae", state_.ae_step, loss.loss.item<double>(), lr, gn, ms, loss.psnr);
+            const bool stop = should_stop(ms);
+            if (state_.ae_step % o_.save_every == 0 || stop || state_.ae_step == o_.ae_steps) {
+                checkpoint(*model, &opt, "optimizer_ae.pt");
+            }
+            if (stop && state_.ae_step < o_.ae_steps) {
+                if (next.valid()) next.wait();
+                std::cout << fmt::format(
+                                 "stopped at autoencoder step {}; continue "
+                                 "with --resume",
+                                 state_.ae_step)
+                          << std::endl;
+                return 0;
+            }
+        }
+    }
+
+    if (o_.steps == 0 && state_.phase == "ae") {
+        // Autoencoder only: leave the phase open so that a later run can train it further.
+        std::cout << fmt::format("autoencoder at step {}; no DiT steps asked for", state_.ae_step)
+                  << std::endl;
+        return 0;
+    }
+
+    // ---- the frozen autoencoder's latent statistics ----
+    if (!state_.latent_stats) {
+        const int64_t count = std::max<int64_t>(8, o_.batch);
+        std::vector<world::Clip> clips = fetch(Stream::kStatsData, 0, 4, count).get();
+        at::NoGradGuard no_grad;
+        at::Tensor z = model->encode(clips_video(clips).to(device));  // [N, C, h, w]
+        at::Tensor mean = z.mean({0, 2, 3});
+        at::Tensor std = z.std({0, 2, 3}).clamp_min(1e-4);
+        model->set_latent_stats(mean, std);
+        state_.latent_stats = true;
+        state_.phase = "dit";
+        checkpoint(*model, nullptr, "");
+        std::cout << fmt::format("latent statistics: mean |mean| {:.3f}, mean std {:.3f}",
+                                 mean.abs().mean().item<double>(), std.mean().item<double>())
+                  << std::endl;
+    }
+    state_.phase = "dit";
+
+    // ---- phase 2: the DiT ----
+    if (state_.dit_step < o_.steps) {
+        torch::optim::AdamW opt(
+            model->dit_parameters(),
+            torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay).betas({0.9, 0.99}));
+        const fs::path opt_path = out_ / "optimizer_dit.pt";
+        if (o_.resume && state_.dit_step > 0 && fs::exists(opt_path)) {
+            torch::load(opt, opt_path.string());
+        }
+        const bool autocast = o_.bf16 && device.is_cuda();
+        if (o_.bf16 && !autocast) std::cout << "--bf16 applies to CUDA only; training in fp32\n";
+        const int latents = state_.clip_latents;
+        const int64_t c = config_.latent_channels, ls = config_.latent_size();
+        auto next = fetch(Stream::kDitData, state_.dit_step, latents, o_.batch);
+        while (state_.dit_step < o_.steps) {
+            const int64_t step = state_.dit_step;
+            const auto t0 = std::chrono::steady_clock::now();
+            std::vector<world::Clip> clips = next.get();
+            if (step + 1 < o_.steps) next = fetch(Stream::kDitData, step + 1, latents, o_.batch);
+            at::Tensor z;
+            {
+                at::NoGradGuard no_grad;
+                z = model->normalize(model->encode(clips_video(clips).to(device)))
+                        .view({o_.batch, latents, c, ls, ls});
+            }
+            at::Tensor labels = clips_labels(clips);
+            at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
+                stream_seed(state_.seed, Stream::kDitNoise, step));
+            const double lr = learning_rate(o_.lr, step, o_.steps, o_.warmup);
+            set_lr(opt, lr);
+            opt.zero_grad();
+            if (autocast) {
+                at::autocast::set_autocast_enabled(at::kCUDA, true);
+                at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+            }
+            at::Tensor loss;
+            try {
+                loss = core::flow_matching_loss(*model, z, labels, gen);
+            } catch (...) {
+                if (autocast) at::autocast::set_autocast_enabled(at::kCUDA, false);
+                throw;
+            }
+            if (autocast) at::autocast::set_autocast_enabled(at::kCUDA, false);
+            loss.backward();
+            // bf16 copies of the weights are cached per step; the optimizer is about to change
+            // the weights.
+            if (autocast) at::autocast::clear_cache();
+            const double gn =
+                torch::nn::utils::clip_grad_norm_(model->dit_parameters(), o_.clip_grad);
+            opt.step();
+            state_.dit_step = step + 1;
+            core::synchronize(device);
+            const double ms =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count();
+            log("dit", state_.dit_step, loss.item<double>(), lr, gn, ms, 0.0);
+            const bool stop = should_stop(ms);
+            if (state_.dit_step % o_.save_every == 0 || stop || state_.dit_step == o_.steps) {
+                checkpoint(*model, &opt, "optimizer_dit.pt");
+            }
+            if (stop && state_.dit_step < o_.steps) {
+                if (next.valid()) next.wait();
+                std::cout << fmt::format("stopped at DiT step {}; continue with --resume",
+                                         state_.dit_step)
+                          << std::endl;
+                return 0;
+            }
+        }
+    }
+    state_.phase = "done";
+    checkpoint(*model, nullptr, "");
+    std::cout << fmt::format("done: autoencoder {} steps, DiT {} steps; model in {}",
+                             state_.ae_step, state_.dit_step, weights_path.string())
+              << std::endl;
+    return 0;
+}
+
+const Registrar kRegister([](CLI::App& app) {
+    auto o = std::make_shared<TrainOptions>();
+    CLI::App* sub = app.add_subcommand(
+        "train", "train the built-in world model on the procedural world (resumable)");
+    sub->add_option("--out", o->out, "run directory: weights, optimizer, state, loss.csv")
+        ->required();
+    sub->add_option("--device", o->device, "auto, cpu or cuda");
+    sub->add_option("--preset", o->preset, "model size for a new run: small or tiny")
+        ->check(CLI::IsMember({"small", "tiny"}));
+    sub->add_option("--steps", o->steps, "DiT steps in total")->check(CLI::NonNegativeNumber);
+    sub->add_option("--ae-steps", o->ae_steps, "autoencoder steps in total")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--batch", o->batch, "clips per DiT step")->check(CLI::PositiveNumber);
+    sub->add_option("--ae-batch", o->ae_batch, "latent frames per autoencoder step")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--clip-latents", o->clip_latents, "latent frames per training clip (new run)")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--lr", o->lr, "DiT peak learning rate");
+    sub->add_option("--ae-lr", o->ae_lr, "autoencoder peak learning rate");
+    sub->add_option("--warmup", o->warmup, "linear warmup steps")->check(CLI::NonNegativeNumber);
+    sub->add_option("--weight-decay", o->weight_decay, "AdamW weight decay of the DiT");
+    sub->add_option("--clip-grad", o->clip_grad, "gradient norm clip")->check(CLI::PositiveNumber);
+    sub->add_flag("--bf16", o->bf16, "bf16 autocast for the DiT (CUDA)");
+    sub->add_flag("--resume", o->resume, "continue the run in --out");
+    sub->add_option("--seed", o->seed, "weights, data and noise seed (new run)");
+    sub->add_option("--world-seed", o->world_seed, "procedural world seed (new run)");
+    sub->add_option("--map-size", o->map_size, "world map size in metres (new run)");
+    sub->add_option("--save-every", o->save_every, "checkpoint period in steps")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--log-every", o->log_every, "print period in steps")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--time-limit-s", o->time_limit_s,
+                    "checkpoint and stop before this many seconds have passed (0 = no limit)");
+    sub->add_option("--run-steps", o->run_steps,
+                    "checkpoint and stop after this many steps in this invocation (0 = no limit)")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--data-threads", o->data_threads, "threads rendering clips (0 = all)");
+    sub->add_option("--threads", o->threads, "intra-op threads (0 = default)");
+    on_selected(sub, [o] { return Trainer(*o).run(); });
+});
+
+}  // namespace
+}  // namespace qvg::cli

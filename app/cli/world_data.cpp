@@ -1,0 +1,137 @@
+#include "world_data.h"
+
+#include <algorithm>
+#include <exception>
+#include <stdexcept>
+#include <thread>
+
+#include <qvg/core/rng.h>
+#include <qvg/world/walks.h>
+
+namespace qvg::cli {
+namespace {
+
+using input::Action;
+using input::Rotation;
+using input::Translation;
+
+double uniform(core::Rng& rng, double lo, double hi) {
+    return lo + (hi - lo) * static_cast<double>(rng.next() >> 11) * 0x1.0p-53;
+}
+
+// `latents` actions starting at a seeded phase of a longer scripted walk (repeated as needed).
+world::ActionList piece(const world::ActionList& walk, core::Rng& rng, int latents) {
+    world::ActionList out;
+    std::size_t i = rng.below(walk.size());
+    while (static_cast<int>(out.size()) < latents) {
+        out.push_back(walk[i]);
+        i = (i + 1) % walk.size();
+    }
+    return out;
+}
+
+}  // namespace
+
+WalkKind parse_walk_kind(const std::string& name) {
+    if (name == "mixed") return WalkKind::kMixed;
+    if (name == "random") return WalkKind::kRandom;
+    if (name == "back-and-forth") return WalkKind::kBackAndForth;
+    if (name == "square") return WalkKind::kSquare;
+    if (name == "out-and-back") return WalkKind::kOutAndBack;
+    if (name == "forward") return WalkKind::kForward;
+    throw std::invalid_argument("unknown walk '" + name +
+                                "' (expected mixed, random, back-and-forth, square, "
+                                "out-and-back or forward)");
+}
+
+world::Clip make_world_clip(const world::World& world, const ClipRequest& request) {
+    core::Rng rng(request.seed);
+    world::ClipOptions options;
+    options.render.width = request.image_size;
+    options.render.height = request.image_size;
+    options.frames_per_latent = request.frames_per_latent;
+    const input::ActionStep& step = options.step;
+
+    // Start within 400 m of the spawn, where the landmarks are, facing a multiple of 3 degrees.
+    input::CameraState start = world.spawn();
+    start.position.x = uniform(rng, -16.0, 16.0);
+    start.position.z = uniform(rng, -16.0, 16.0);
+    start.yaw_deg = 3.0 * static_cast<double>(rng.below(120));
+    start.pitch_deg = 3.0 * (static_cast<double>(rng.below(7)) - 3.0);
+    start = world.on_ground(start);
+
+    WalkKind kind = request.walk;
+    if (kind == WalkKind::kMixed) {
+        const std::uint64_t r = rng.below(8);
+        kind = r < 4   ? WalkKind::kRandom
+               : r < 6 ? WalkKind::kBackAndForth
+               : r < 7 ? WalkKind::kSquare
+                       : WalkKind::kOutAndBack;
+    }
+    const int n = request.latents;
+    world::ActionList actions;
+    switch (kind) {
+        case WalkKind::kRandom: {
+            world::RandomWalkOptions walk;
+            walk.latents = n;
+            actions = world::random_walk(rng.next(), walk, step);
+            break;
+        }
+        case WalkKind::kBackAndForth: {
+            // Out along one translation, then back along its opposite: every frame of the way
+            // back shows a place seen on the way out, from the same heading.
+            const bool sideways = rng.below(3) == 0;
+            const Translation out = sideways ? Translation::kRight : Translation::kForward;
+            const Translation back = sideways ? Translation::kLeft : Translation::kBackward;
+            const int half = std::max(1, n / 2);
+            for (int i = 0; i < n; ++i) {
+                actions.push_back(Action{i < half ? out : back, Rotation::kNone});
+            }
+            break;
+        }
+        case WalkKind::kSquare:
+            actions = piece(
+                world::square_loop(4 + static_cast<int>(rng.below(8)), step, rng.below(2) == 0),
+                rng, n);
+            break;
+        case WalkKind::kOutAndBack:
+            actions = piece(world::out_and_back(4 + static_cast<int>(rng.below(12)), step), rng, n);
+            break;
+        case WalkKind::kForward:
+        case WalkKind::kMixed:
+            actions = world::repeat_action(Action{Translation::kForward, Rotation::kNone}, n);
+            break;
+    }
+    return world::make_clip(world, start, actions, options);
+}
+
+std::vector<world::Clip> make_world_clips(const world::World& world, ClipRequest request,
+                                          std::uint64_t base_seed, int count, int threads) {
+    std::vector<world::Clip> clips(static_cast<std::size_t>(count));
+    const int workers = std::clamp(threads, 1, std::max(1, count));
+    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
+    auto work = [&](int first) {
+        try {
+            for (int i = first; i < count; i += workers) {
+                ClipRequest r = request;
+                r.seed = core::Rng::mix(base_seed, static_cast<std::uint64_t>(i));
+                clips[static_cast<std::size_t>(i)] = make_world_clip(world, r);
+            }
+        } catch (...) {
+            errors[static_cast<std::size_t>(first)] = std::current_exception();
+        }
+    };
+    if (workers == 1) {
+        work(0);
+    } else {
+        std::vector<std::thread> pool;
+        for (int w = 0; w < workers; ++w) pool.emplace_back(work, w);
+        for (auto& t : pool) t.join();
+    }
+    for (auto& e : errors) {
+        if (e) std::rethrow_exception(e);
+    }
+    return clips;
+}
+
+}  // namespace qvg::cli

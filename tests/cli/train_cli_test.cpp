@@ -1,0 +1,128 @@
+// qvg train and qvg world-sample end to end on the tiny preset: the files a run leaves, resuming
+// a run cut in two gives the losses of the uninterrupted run, refusals that protect a run, and
+// a rollout written as PNG frames with a summary.
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_util.h"
+
+namespace qvg {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path fresh_dir(const std::string& name) {
+    const fs::path dir = fs::path(::testing::TempDir()) / ("qvg_train_" + name);
+    fs::remove_all(dir);
+    return dir;
+}
+
+// The loss.csv rows of one phase as "step,loss" (timings left out).
+std::vector<std::string> losses(const fs::path& dir, const std::string& phase) {
+    std::ifstream f(dir / "loss.csv");
+    std::vector<std::string> out;
+    std::string line;
+    while (std::getline(f, line)) {
+        std::stringstream ss(line);
+        std::string p, step, loss;
+        std::getline(ss, p, ',');
+        std::getline(ss, step, ',');
+        std::getline(ss, loss, ',');
+        if (p == phase) out.push_back(step + "," + loss);
+    }
+    return out;
+}
+
+std::string common_args(const fs::path& dir) {
+    return "train --out '" + dir.string() +
+           "' --preset tiny --device cpu --batch 2 --ae-batch 4 --clip-latents 2 --map-size 256 "
+           "--data-threads 1 --warmup 2 --seed 3";
+}
+
+TEST(TrainCli, ResumingACutRunGivesTheSameLosses) {
+    const fs::path whole = fresh_dir("whole"), cut = fresh_dir("cut");
+    CommandResult a = run_qvg(common_args(whole) + " --ae-steps 3 --steps 4");
+    ASSERT_EQ(a.exit_code, 0) << a.output;
+    for (const char* file : {"world_model.safetensors", "train_state.json", "loss.csv",
+                             "optimizer_ae.pt", "optimizer_dit.pt"}) {
+        EXPECT_TRUE(fs::exists(whole / file)) << file;
+    }
+    const auto whole_dit = losses(whole, "dit");
+    ASSERT_EQ(whole_dit.size(), 4u);
+    EXPECT_EQ(losses(whole, "ae").size(), 3u);
+    std::ifstream state_file(whole / "train_state.json");
+    const auto state = nlohmann::json::parse(state_file);
+    EXPECT_EQ(state.at("phase"), "done");
+    EXPECT_EQ(state.at("dit_step"), 4);
+
+    // Cut inside the autoencoder phase and again inside the DiT phase.
+    CommandResult b1 = run_qvg(common_args(cut) + " --ae-steps 3 --steps 4 --run-steps 2");
+    ASSERT_EQ(b1.exit_code, 0) << b1.output;
+    EXPECT_NE(b1.output.find("stopped at autoencoder step 2"), std::string::npos) << b1.output;
+    CommandResult b2 = run_qvg(common_args(cut) + " --resume --ae-steps 3 --steps 4 --run-steps 3");
+    ASSERT_EQ(b2.exit_code, 0) << b2.output;
+    EXPECT_NE(b2.output.find("resuming"), std::string::npos) << b2.output;
+    EXPECT_NE(b2.output.find("stopped at DiT step 2"), std::string::npos) << b2.output;
+    CommandResult b3 = run_qvg(common_args(cut) + " --resume --ae-steps 3 --steps 4");
+    ASSERT_EQ(b3.exit_code, 0) << b3.output;
+    EXPECT_EQ(losses(cut, "ae"), losses(whole, "ae"));
+    EXPECT_EQ(losses(cut, "dit"), whole_dit);
+    fs::remove_all(cut);
+
+    // The finished model rolls out: one PNG per generated frame plus a sheet and a summary.
+    const fs::path sample = fresh_dir("sample");
+    CommandResult s = run_qvg(
+        "world-sample --model '" + (whole / "world_model.safetensors").string() + "' --out '" +
+        sample.string() + "' --latents 3 --context 1 --map-size 256 --seed 5 --walk forward");
+    ASSERT_EQ(s.exit_code, 0) << s.output;
+    EXPECT_NE(s.output.find("frames/s"), std::string::npos) << s.output;
+    std::ifstream summary_file(sample / "summary.json");
+    const auto summary = nlohmann::json::parse(summary_file);
+    EXPECT_EQ(summary.at("frames"), 6);  // 3 latents of 2 frames (tiny preset)
+    EXPECT_EQ(summary.at("frames_detail").size(), 6u);
+    EXPECT_TRUE(fs::exists(sample / "frame_0005.png"));
+    EXPECT_FALSE(fs::exists(sample / "frame_0006.png"));
+    EXPECT_TRUE(fs::exists(sample / "sheet.png"));
+    std::ifstream png(sample / "frame_0000.png", std::ios::binary);
+    char magic[8] = {};
+    png.read(magic, 8);
+    EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+    fs::remove_all(sample);
+    fs::remove_all(whole);
+}
+
+TEST(TrainCli, RefusesToOverwriteOrResumeNothing) {
+    const fs::path dir = fresh_dir("refuse");
+    CommandResult none = run_qvg(common_args(dir) + " --resume --ae-steps 1 --steps 0");
+    EXPECT_NE(none.exit_code, 0);
+    EXPECT_NE(none.output.find("nothing to resume"), std::string::npos) << none.output;
+    CommandResult first = run_qvg(common_args(dir) + " --ae-steps 1 --steps 0");
+    ASSERT_EQ(first.exit_code, 0) << first.output;
+    CommandResult again = run_qvg(common_args(dir) + " --ae-steps 1 --steps 0");
+    EXPECT_NE(again.exit_code, 0);
+    EXPECT_NE(again.output.find("--resume"), std::string::npos) << again.output;
+    // A state file whose weights belong to another step is refused, not silently mixed.
+    {
+        std::ifstream in(dir / "train_state.json");
+        auto state = nlohmann::json::parse(in);
+        state["ae_step"] = 7;
+        std::ofstream(dir / "train_state.json") << state.dump();
+    }
+    CommandResult mixed = run_qvg(common_args(dir) + " --resume --ae-steps 9 --steps 0");
+    EXPECT_NE(mixed.exit_code, 0);
+    EXPECT_NE(mixed.output.find("do not belong"), std::string::npos) << mixed.output;
+    CommandResult bad_model = run_qvg("world-sample --model '" + (dir / "loss.csv").string() +
+                                      "' --out '" + (dir / "s").string() + "'");
+    EXPECT_NE(bad_model.exit_code, 0);
+    fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace qvg
