@@ -71,26 +71,51 @@ at::Tensor reseed_empty(const at::Tensor& x, const at::Tensor& ids, const at::Te
 
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> assign_nearest_with_distance(const at::Tensor& x,
-                                                               const at::Tensor& centroids) {
+namespace {
+
+// The token matrix in the forms the assignment needs, computed once per k-means call.
+struct Points {
+    at::Tensor xf;     // [G, N, D] fp32
+    at::Tensor xb;     // [G, N, D] bf16 (CUDA only: tensor-core distances; values are bf16-exact)
+    at::Tensor norm2;  // [G, N] ||x||^2
+    explicit Points(const at::Tensor& x) : xf(x.to(at::kFloat).contiguous()) {
+        if (xf.is_cuda()) xb = xf.to(at::kBFloat16);
+        norm2 = xf.pow(2).sum(-1);
+    }
+};
+
+std::pair<at::Tensor, at::Tensor> assign(const Points& p, const at::Tensor& centroids) {
     at::Tensor cf = centroids.to(at::kFloat);
     at::Tensor cn = cf.pow(2).sum(-1).unsqueeze(1);  // [G, 1, C]
-    at::Tensor ct = cf.transpose(1, 2);              // [G, D, C]
-    const int64_t n = x.size(1);
-    // On the GPU, blocks small enough for the score matrix to stay in L2.
-    const int64_t rows_per_block = x.is_cuda() ? 2048 : kAssignRows;
+    const int64_t n = p.xf.size(1);
+    const int64_t rows_per_block = p.xf.is_cuda() ? 8192 : kAssignRows;
     std::vector<at::Tensor> ids, dists;
     for (int64_t start = 0; start < n; start += rows_per_block) {
         const int64_t len = std::min(rows_per_block, n - start);
-        at::Tensor xs = x.narrow(1, start, len).to(at::kFloat);
-        // ||x||^2 is constant per row, so ||c||^2 - 2 x.c orders the centroids by distance.
-        at::Tensor scores = at::baddbmm(cn, xs, ct, 1.0, -2.0);
+        at::Tensor scores;
+        if (p.xf.is_cuda()) {
+            // BF16 x BF16 products are exact in fp32 and tensor cores accumulate in fp32: the
+            // same precision as an fp32 GEMM on these bf16-valued inputs, at tensor-core speed.
+            at::Tensor dot = at::bmm(p.xb.narrow(1, start, len),
+                                     centroids.to(at::kBFloat16).transpose(1, 2), at::kFloat);
+            scores = dot.mul_(-2.0f).add_(cn);
+        } else {
+            // ||x||^2 is constant per row, so ||c||^2 - 2 x.c orders the centroids by distance.
+            scores = at::baddbmm(cn, p.xf.narrow(1, start, len), cf.transpose(1, 2), 1.0, -2.0);
+        }
         auto [best, index] = scores.min(-1);
         ids.push_back(index);
-        dists.push_back((best + xs.pow(2).sum(-1)).clamp_min(0.0f));
+        dists.push_back((best + p.norm2.narrow(1, start, len)).clamp_min(0.0f));
     }
     if (ids.size() == 1) return {ids[0], dists[0]};
     return {at::cat(ids, 1), at::cat(dists, 1)};
+}
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> assign_nearest_with_distance(const at::Tensor& x,
+                                                               const at::Tensor& centroids) {
+    return assign(Points(x), centroids);
 }
 
 at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids) {
@@ -117,7 +142,8 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
     QVG_CHECK(options.iterations >= 0, "k-means iterations must be >= 0, got {}",
               options.iterations);
 
-    at::Tensor xf = x.to(at::kFloat).contiguous();
+    const Points points(x);
+    const at::Tensor& xf = points.xf;
     at::Tensor cent = random_init(xf, c, options.seed).to(at::kBFloat16);
     at::Tensor first_ids, first_dist;  // an assignment to `cent` already made, if any
     if (warm_start.defined()) {
@@ -129,8 +155,8 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         // but not always (content that left the view). Each group starts from whichever of the
         // two fits it better; both assignments are needed anyway, so this costs one assignment.
         at::Tensor warm = warm_start.to(xf.device()).to(at::kBFloat16);
-        auto [ids_w, dist_w] = assign_nearest_with_distance(xf, warm);
-        auto [ids_c, dist_c] = assign_nearest_with_distance(xf, cent);
+        auto [ids_w, dist_w] = assign(points, warm);
+        auto [ids_c, dist_c] = assign(points, cent);
         at::Tensor pick = dist_w.sum(1).le(dist_c.sum(1));  // [G]
         cent = at::where(pick.view({groups, 1, 1}), warm, cent);
         first_ids = at::where(pick.view({groups, 1}), ids_w, ids_c);
@@ -145,7 +171,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
             next = first_ids;
             dist = first_dist;
         } else {
-            std::tie(next, dist) = assign_nearest_with_distance(xf, cent);
+            std::tie(next, dist) = assign(points, cent);
         }
         const bool converged = ids.defined() && next.ne(ids).to(at::kFloat).mean().item<double>() <
                                                     options.converged_fraction;
@@ -154,7 +180,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         result.iterations_run = it + 1;
         if (converged) break;
     }
-    if (options.final_assign || !ids.defined()) ids = assign_nearest(xf, cent);
+    if (options.final_assign || !ids.defined()) ids = assign(points, cent).first;
     result.ids = ids.to(at::kByte);
     result.centroids = cent;
     return result;
