@@ -12,6 +12,7 @@
 #include "qvg/core/codec.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
+#include "qvg/core/kmeans.h"
 #include "qvg/core/synthetic.h"
 #include "table.h"
 
@@ -58,6 +59,26 @@ int run(const KernelBenchOptions& o) {
     };
     add("d2d copy 1 GiB", copy_ms, 2.0 * static_cast<double>(int64_t{1} << 30));
 
+    // The pieces of one span's k-means (stage 1, 256 centroids).
+    {
+        const at::Tensor xg = x.view({h, n, d}).to(at::kFloat);
+        core::KMeansOptions opt;
+        opt.iterations = 2;
+        const core::KMeansResult km = core::kmeans(xg, opt);
+        const double assign_ms = core::median_ms(
+            device, [&] { core::assign_nearest_with_distance(xg, km.centroids); }, o.reps);
+        add("k-means assign (1 pass, 256 centroids)", assign_ms, static_cast<double>(x.nbytes()));
+        const at::Tensor ids = km.ids.to(at::kLong);
+        const double update_ms = core::median_ms(
+            device, [&] { core::kmeans_update(xg, ids, km.centroids); }, o.reps);
+        add("k-means update (1 pass)", update_ms, static_cast<double>(xg.nbytes()));
+        const double kmeans_ms = core::median_ms(
+            device, [&] { core::kmeans(xg, opt); }, std::max(5, o.reps / 5));
+        add("k-means 2 iterations (cold start)", kmeans_ms, static_cast<double>(x.nbytes()));
+        const double warm_ms = core::median_ms(
+            device, [&] { core::kmeans(xg, opt, km.centroids); }, std::max(5, o.reps / 5));
+        add("k-means 2 iterations (warm start)", warm_ms, static_cast<double>(x.nbytes()));
+    }
     for (int stages : {0, 1}) {
         core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
         cfg.stages = stages;

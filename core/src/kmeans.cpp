@@ -29,7 +29,9 @@ at::Tensor random_init(const at::Tensor& x, int64_t centroids, uint64_t seed) {
     return x.gather(1, idx.unsqueeze(-1).expand({groups, centroids, x.size(2)}));
 }
 
-at::Tensor update_centroids(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old) {
+}  // namespace
+
+at::Tensor kmeans_update(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old) {
     const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2), c = old.size(1);
 #ifdef QVG_HAVE_CUDA
     if (x.is_cuda()) {
@@ -54,12 +56,14 @@ at::Tensor update_centroids(const at::Tensor& x, const at::Tensor& ids, const at
 // span's content is gone). The k-th empty cluster of a group takes over the k-th farthest token
 // from its centroid (stable order: ties go to the lower token index). Device-side, no sync.
 // dist: [G, N] squared distance of every token to its assigned centroid.
-at::Tensor reseed_empty(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& dist,
-                        const at::Tensor& cent) {
+at::Tensor kmeans_reseed_empty(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& dist,
+                               const at::Tensor& cent) {
     const int64_t groups = x.size(0), c = cent.size(1), dim = x.size(2);
     at::Tensor counts =
         at::zeros({groups, c}, ids.options()).scatter_add_(1, ids, at::ones_like(ids));
-    at::Tensor empty = counts.eq(0);                                     // [G, C]
+    at::Tensor empty = counts.eq(0);  // [G, C]
+    // Usually nothing is empty: one small check saves the sort over every token.
+    if (!empty.any().item<bool>()) return cent;
     at::Tensor rank = (empty.to(at::kLong).cumsum(1) - 1).clamp_min(0);  // k of the k-th empty
     const int64_t take = std::min(c, x.size(1));
     at::Tensor far =
@@ -68,8 +72,6 @@ at::Tensor reseed_empty(const at::Tensor& x, const at::Tensor& ids, const at::Te
     at::Tensor rows = x.gather(1, token.unsqueeze(-1).expand({groups, c, dim})).to(at::kBFloat16);
     return at::where(empty.unsqueeze(-1), rows, cent);
 }
-
-}  // namespace
 
 namespace {
 
@@ -176,7 +178,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         const bool converged = ids.defined() && next.ne(ids).to(at::kFloat).mean().item<double>() <
                                                     options.converged_fraction;
         ids = next;
-        cent = reseed_empty(xf, ids, dist, update_centroids(xf, ids, cent));
+        cent = kmeans_reseed_empty(xf, ids, dist, kmeans_update(xf, ids, cent));
         result.iterations_run = it + 1;
         if (converged) break;
     }

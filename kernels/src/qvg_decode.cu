@@ -34,17 +34,19 @@ __device__ __forceinline__ float bf16_bits_to_float(uint32_t bits16) {
 
 template <int kBits, bool kAsym>
 __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
-    const int threads_per_row = static_cast<int>(p.dim / kVec);
-    const int64_t rows = p.batch * p.heads * p.tokens;
-    const int64_t tid = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-    const int64_t row = tid / threads_per_row;
-    if (row >= rows) return;
-    const int part = static_cast<int>(tid % threads_per_row);
+    // grid.y = b * heads + h; grid.x covers this head's tokens x (dim / 8) threads. Index math
+    // stays 32-bit inside a head (64-bit division costs more than the decode itself).
+    const unsigned threads_per_row = static_cast<unsigned>(p.dim / kVec);
+    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
+    const unsigned n32 = local / threads_per_row;
+    if (n32 >= p.tokens) return;
+    const int part = static_cast<int>(local % threads_per_row);
+    const int64_t n = n32;
+    const int64_t bh = blockIdx.y;
+    const int64_t b = blockIdx.y / static_cast<unsigned>(p.heads);
+    const int64_t h = blockIdx.y % static_cast<unsigned>(p.heads);
+    const int64_t row = bh * p.tokens + n;
     const int64_t d0 = static_cast<int64_t>(part) * kVec;
-    const int64_t bh = row / p.tokens;
-    const int64_t n = row % p.tokens;
-    const int64_t b = bh / p.heads;
-    const int64_t h = bh % p.heads;
 
     // Codes of channels d0 .. d0+7: stored values u (offset, unsigned).
     int u[kVec];
@@ -124,12 +126,12 @@ cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream) {
         (p.bits == 4 && reinterpret_cast<uintptr_t>(p.codes) % 4)) {
         return cudaErrorInvalidValue;
     }
-    const int64_t rows = p.batch * p.heads * p.tokens;
-    if (rows == 0) return cudaSuccess;
-    const int64_t threads = rows * (p.dim / kVec);
-    const int64_t blocks = (threads + kThreads - 1) / kThreads;
-    if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-    const dim3 grid(static_cast<unsigned>(blocks));
+    if (p.batch * p.heads * p.tokens == 0) return cudaSuccess;
+    const int64_t per_head = p.tokens * (p.dim / kVec);
+    if (per_head > 0xffffffffLL - kThreads || p.batch * p.heads > 65535)
+        return cudaErrorInvalidValue;
+    const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
+                    static_cast<unsigned>(p.batch * p.heads));
     if (p.bits == 2) {
         if (p.asymmetric)
             decode_kernel<2, true><<<grid, kThreads, 0, stream>>>(p);

@@ -68,14 +68,16 @@ __global__ void update_kernel(KMeansUpdateParams p) {
 
 template <int kBits, bool kAsym, bool kStage>
 __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) {
+    // grid.y = group (b * heads + h); grid.x covers its tokens x (dim / 8) threads, 32-bit math.
     const int threads_per_row = static_cast<int>(p.dim / kVec);
-    const int64_t rows = p.groups * p.tokens;
-    const int64_t tid = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-    const int64_t row = tid / threads_per_row;
-    const bool active = row < rows;
-    const int part = static_cast<int>(tid % threads_per_row);
+    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
+    const unsigned n32 = local / static_cast<unsigned>(threads_per_row);
+    const bool active = n32 < p.tokens;
+    const int part = static_cast<int>(local % static_cast<unsigned>(threads_per_row));
     const int64_t d0 = static_cast<int64_t>(part) * kVec;
-    const int64_t safe_row = active ? row : 0;
+    const int64_t row = static_cast<int64_t>(blockIdx.y) * p.tokens + n32;
+    // Inactive lanes still take part in the shuffles, on a valid row.
+    const int64_t safe_row = active ? row : static_cast<int64_t>(blockIdx.y) * p.tokens;
 
     float x[kVec], c[kVec], r[kVec];
     const float4 xa = *reinterpret_cast<const float4*>(p.x + safe_row * p.dim + d0);
@@ -89,7 +91,7 @@ __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) 
     x[6] = xb.z;
     x[7] = xb.w;
     if constexpr (kStage) {
-        const int64_t g = safe_row / p.tokens;
+        const int64_t g = blockIdx.y;
         const int id = p.ids[safe_row];
         const uint4 cv =
             *reinterpret_cast<const uint4*>(p.centroids + (g * p.num_centroids + id) * p.dim + d0);
@@ -194,7 +196,7 @@ __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) 
 }
 
 template <int kBits, bool kAsym>
-void launch_quant(const ResidualQuantParams& p, unsigned blocks, cudaStream_t stream) {
+void launch_quant(const ResidualQuantParams& p, dim3 blocks, cudaStream_t stream) {
     if (p.ids != nullptr)
         quant_kernel<kBits, kAsym, true><<<blocks, kThreads, 0, stream>>>(p);
     else
@@ -222,12 +224,12 @@ cudaError_t residual_quant(const ResidualQuantParams& p, cudaStream_t stream) {
         return cudaErrorInvalidValue;
     }
     if (p.asymmetric && p.zeros == nullptr) return cudaErrorInvalidValue;
-    const int64_t threads = p.groups * p.tokens * (p.dim / kVec);
-    if (threads == 0) return cudaSuccess;
-    // Whole warps per block so the shuffles always have all lanes.
-    const int64_t blocks = (threads + kThreads - 1) / kThreads;
-    if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-    const auto b = static_cast<unsigned>(blocks);
+    if (p.groups * p.tokens == 0) return cudaSuccess;
+    const int64_t per_group = p.tokens * (p.dim / kVec);
+    if (per_group > 0xffffffffLL - kThreads || p.groups > 65535) return cudaErrorInvalidValue;
+    // Whole warps per block (256 threads) so the shuffles always have all lanes.
+    const dim3 b(static_cast<unsigned>((per_group + kThreads - 1) / kThreads),
+                 static_cast<unsigned>(p.groups));
     if (p.bits == 2) {
         if (p.asymmetric)
             launch_quant<2, true>(p, b, stream);

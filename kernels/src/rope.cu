@@ -25,16 +25,17 @@ __device__ __forceinline__ uint32_t pack(float a, float b) {
 }
 
 __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams p) {
-    const int64_t parts = p.dim / 8;
-    const int64_t tid = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-    const int64_t total = p.batch * p.tokens * p.heads * parts;
-    if (tid >= total) return;
-    const int64_t part = tid % parts;
-    int64_t rest = tid / parts;
-    const int64_t h = rest % p.heads;
-    rest /= p.heads;
-    const int64_t l = rest % p.tokens;
-    const int64_t b = rest / p.tokens;
+    // grid.y = batch; grid.x covers tokens x heads x (dim / 8) with 32-bit index math.
+    const unsigned parts = static_cast<unsigned>(p.dim / 8);
+    const unsigned per_token = parts * static_cast<unsigned>(p.heads);
+    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
+    const unsigned l32 = local / per_token;
+    if (l32 >= p.tokens) return;
+    const unsigned rem = local % per_token;
+    const int64_t h = rem / parts;
+    const int64_t part = rem % parts;
+    const int64_t l = l32;
+    const int64_t b = blockIdx.y;
     const int64_t d0 = part * 8;
     const uint4 xv = *reinterpret_cast<const uint4*>(p.x + b * p.x_stride_b + l * p.x_stride_l +
                                                      h * p.x_stride_h + d0);
@@ -68,11 +69,12 @@ cudaError_t rope_bf16(const RopeParams& p, cudaStream_t stream) {
                        p.out_stride_h}) {
         if (st % 8 != 0) return cudaErrorInvalidValue;
     }
-    const int64_t total = p.batch * p.tokens * p.heads * (p.dim / 8);
-    if (total == 0) return cudaSuccess;
-    const int64_t blocks = (total + kThreads - 1) / kThreads;
-    if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-    rope_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
+    const int64_t per_batch = p.tokens * p.heads * (p.dim / 8);
+    if (per_batch * p.batch == 0) return cudaSuccess;
+    if (per_batch > 0xffffffffLL - kThreads || p.batch > 65535) return cudaErrorInvalidValue;
+    const dim3 grid(static_cast<unsigned>((per_batch + kThreads - 1) / kThreads),
+                    static_cast<unsigned>(p.batch));
+    rope_kernel<<<grid, kThreads, 0, stream>>>(p);
     return cudaGetLastError();
 }
 

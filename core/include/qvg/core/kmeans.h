@@ -39,6 +39,17 @@ at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids);
 std::pair<at::Tensor, at::Tensor> assign_nearest_with_distance(const at::Tensor& x,
                                                                const at::Tensor& centroids);
 
+// One Lloyd update: each centroid becomes the fp32 mean of its members (summed in token order,
+// on the CPU and in the CUDA kernel alike), rounded to bf16; empty clusters keep their value.
+// x [G, N, D] fp32, ids int64 [G, N], old [G, C, D].
+at::Tensor kmeans_update(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old);
+
+// Empty clusters (wasted codebook entries, common after a warm start) take over the tokens
+// farthest from their centroids: the k-th empty cluster of a group the k-th farthest token
+// (stable order). dist [G, N] is each token's squared distance to its assigned centroid.
+at::Tensor kmeans_reseed_empty(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& dist,
+                               const at::Tensor& cent);
+
 // Sum of squared distances to the assigned centroids (the k-means objective), in double.
 double kmeans_inertia(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids);
 
