@@ -5,6 +5,8 @@
 
 #ifdef QVG_HAVE_CUDA
 
+#include <utility>
+
 #include <ATen/core/Tensor.h>
 
 #include "qvg/core/quant_pack.h"
@@ -17,6 +19,10 @@ bool rope_cuda(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin
 
 // Deterministic k-means centroid update: x fp32 [G, N, D], ids int64 [G, N], old bf16 [G, C, D].
 at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old);
+
+// Nearest centroid from dot products [G, n, C] fp32: ids int64 [G, n] and squared distances.
+std::pair<at::Tensor, at::Tensor> argmin_cuda(const at::Tensor& dot, const at::Tensor& cnorm2,
+                                              const at::Tensor& xnorm2);
 
 // Fused residual + group quantization + packing of x fp32 [G, N, D] against one stage
 // (ids uint8 [G, N], centroids bf16 [G, C, D]) or none (undefined). Fills codes/scales/zeros

@@ -89,19 +89,28 @@ struct Points {
 std::pair<at::Tensor, at::Tensor> assign(const Points& p, const at::Tensor& centroids) {
     at::Tensor cf = centroids.to(at::kFloat);
     at::Tensor cn = cf.pow(2).sum(-1).unsqueeze(1);  // [G, 1, C]
+    const at::Tensor cb_t =
+        p.xf.is_cuda() ? centroids.to(at::kBFloat16).transpose(1, 2) : at::Tensor();
     const int64_t n = p.xf.size(1);
     const int64_t rows_per_block = p.xf.is_cuda() ? 8192 : kAssignRows;
     std::vector<at::Tensor> ids, dists;
     for (int64_t start = 0; start < n; start += rows_per_block) {
         const int64_t len = std::min(rows_per_block, n - start);
         at::Tensor scores;
+#ifdef QVG_HAVE_CUDA
         if (p.xf.is_cuda()) {
             // BF16 x BF16 products are exact in fp32 and tensor cores accumulate in fp32: the
             // same precision as an fp32 GEMM on these bf16-valued inputs, at tensor-core speed.
-            at::Tensor dot = at::bmm(p.xb.narrow(1, start, len),
-                                     centroids.to(at::kBFloat16).transpose(1, 2), at::kFloat);
-            scores = dot.mul_(-2.0f).add_(cn);
-        } else {
+            // The argmin kernel then reads the dot products once (no score matrix).
+            at::Tensor dot = at::bmm(p.xb.narrow(1, start, len), cb_t, at::kFloat);
+            auto [index, dist] =
+                detail::argmin_cuda(dot, cn.squeeze(1), p.norm2.narrow(1, start, len));
+            ids.push_back(index);
+            dists.push_back(dist);
+            continue;
+        }
+#endif
+        {
             // ||x||^2 is constant per row, so ||c||^2 - 2 x.c orders the centroids by distance.
             scores = at::baddbmm(cn, p.xf.narrow(1, start, len), cf.transpose(1, 2), 1.0, -2.0);
         }

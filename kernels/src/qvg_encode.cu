@@ -66,6 +66,36 @@ __global__ void update_kernel(KMeansUpdateParams p) {
     p.out[slot] = bits;
 }
 
+__global__ void __launch_bounds__(kThreads) argmin_kernel(ArgminParams p) {
+    const int lane = threadIdx.x & 31;
+    const unsigned n = blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
+    if (n >= p.tokens) return;  // whole warps leave together
+    const int64_t g = blockIdx.y;
+    const float* dot = p.dot + (g * p.tokens + n) * p.centroids;
+    const float* cn = p.cnorm2 + g * p.centroids;
+    float best = INFINITY;
+    int idx = 0x7fffffff;
+    for (int c = lane; c < p.centroids; c += 32) {
+        const float score = __fadd_rn(cn[c], __fmul_rn(-2.0f, dot[c]));
+        if (score < best) {  // ascending c per lane: keeps the lowest index on ties
+            best = score;
+            idx = c;
+        }
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
+        const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
+        if (ob < best || (ob == best && oi < idx)) {
+            best = ob;
+            idx = oi;
+        }
+    }
+    if (lane == 0) {
+        p.ids[g * p.tokens + n] = idx;
+        p.dist[g * p.tokens + n] = fmaxf(__fadd_rn(best, p.xnorm2[g * p.tokens + n]), 0.0f);
+    }
+}
+
 template <int kBits, bool kAsym, bool kStage>
 __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) {
     // grid.y = group (b * heads + h); grid.x covers its tokens x (dim / 8) threads, 32-bit math.
@@ -211,6 +241,17 @@ cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream) {
     if (p.groups > 65535 || p.centroids > 0x7fffffff) return cudaErrorInvalidValue;
     const dim3 grid(static_cast<unsigned>(p.centroids), static_cast<unsigned>(p.groups));
     update_kernel<<<grid, static_cast<unsigned>(p.dim), 0, stream>>>(p);
+    return cudaGetLastError();
+}
+
+cudaError_t argmin(const ArgminParams& p, cudaStream_t stream) {
+    if (p.groups * p.tokens == 0) return cudaSuccess;
+    if (p.centroids < 1 || p.groups > 65535 || p.tokens > 0x7fffffffLL)
+        return cudaErrorInvalidValue;
+    constexpr int kWarps = kThreads / 32;
+    const dim3 grid(static_cast<unsigned>((p.tokens + kWarps - 1) / kWarps),
+                    static_cast<unsigned>(p.groups));
+    argmin_kernel<<<grid, kThreads, 0, stream>>>(p);
     return cudaGetLastError();
 }
 

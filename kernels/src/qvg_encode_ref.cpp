@@ -31,6 +31,27 @@ void kmeans_update_reference(const KMeansUpdateParams& p) {
     }
 }
 
+void argmin_reference(const ArgminParams& p) {
+    for (int64_t g = 0; g < p.groups; ++g) {
+        for (int64_t n = 0; n < p.tokens; ++n) {
+            const float* dot = p.dot + (g * p.tokens + n) * p.centroids;
+            float best = 0.0f;
+            int64_t idx = -1;
+            for (int64_t c = 0; c < p.centroids; ++c) {
+                const float m = -2.0f * dot[c];
+                const float score = p.cnorm2[g * p.centroids + c] + m;
+                if (idx < 0 || score < best) {
+                    best = score;
+                    idx = c;
+                }
+            }
+            p.ids[g * p.tokens + n] = idx;
+            const float d = best + p.xnorm2[g * p.tokens + n];
+            p.dist[g * p.tokens + n] = d > 0.0f ? d : 0.0f;
+        }
+    }
+}
+
 void residual_quant_reference(const ResidualQuantParams& p) {
     const int per_byte = 8 / p.bits;
     const int qmax = p.asymmetric ? (1 << p.bits) - 1 : (1 << (p.bits - 1)) - 1;

@@ -177,3 +177,34 @@ TEST(KernelReference, KMeansUpdateMatchesTheCodecOrder) {
 
 }  // namespace
 }  // namespace qvg
+
+namespace qvg {
+namespace {
+
+TEST(KernelReference, ArgminMatchesTheCpuAssignment) {
+    at::manual_seed(7);
+    at::Tensor x = at::randn({2, 300, 128}).to(at::kBFloat16).to(at::kFloat);
+    at::Tensor c = at::randn({2, 64, 128}).to(at::kBFloat16).to(at::kFloat);
+    c.narrow(1, 10, 1).copy_(c.narrow(1, 3, 1));  // a duplicated centroid: ties go to 3
+    at::Tensor dot = at::bmm(x, c.transpose(1, 2)).contiguous();
+    at::Tensor cn = c.pow(2).sum(-1).contiguous();
+    at::Tensor xn = x.pow(2).sum(-1).contiguous();
+    at::Tensor ids = at::empty({2, 300}, at::kLong), dist = at::empty({2, 300});
+    kernels::ArgminParams p;
+    p.dot = dot.data_ptr<float>();
+    p.cnorm2 = cn.data_ptr<float>();
+    p.xnorm2 = xn.data_ptr<float>();
+    p.ids = ids.data_ptr<int64_t>();
+    p.dist = dist.data_ptr<float>();
+    p.groups = 2;
+    p.tokens = 300;
+    p.centroids = 64;
+    kernels::argmin_reference(p);
+    auto [best, expect] = (dot * -2.0f + cn.unsqueeze(1)).min(-1);
+    EXPECT_TRUE(at::equal(ids, expect));
+    EXPECT_TRUE(at::equal(dist, (best + xn).clamp_min(0.0f)));
+    EXPECT_FALSE(ids.eq(10).any().item<bool>());
+}
+
+}  // namespace
+}  // namespace qvg

@@ -185,3 +185,43 @@ TEST(CudaCodec, SpanEncodeMatchesTheCpuCodec) {
 
 }  // namespace
 }  // namespace qvg
+
+namespace qvg {
+namespace {
+
+TEST(EncodeKernel, ArgminMatchesTheReference) {
+    at::manual_seed(8);
+    for (int64_t c : {1, 37, 256}) {
+        at::Tensor dot = at::randn({12, 4097, c});
+        dot.narrow(2, 0, 1).copy_(dot.narrow(2, c - 1, 1));  // ties
+        at::Tensor cn = at::rand({12, c}), xn = at::rand({12, 4097}) * 10;
+        auto run = [&](bool cuda) {
+            const at::Device dev = cuda ? at::kCUDA : at::kCPU;
+            at::Tensor d = dot.to(dev), a = cn.to(dev), b = xn.to(dev);
+            at::Tensor ids = at::empty({12, 4097}, d.options().dtype(at::kLong)),
+                       dist = at::empty({12, 4097}, d.options());
+            kernels::ArgminParams p;
+            p.dot = d.data_ptr<float>();
+            p.cnorm2 = a.data_ptr<float>();
+            p.xnorm2 = b.data_ptr<float>();
+            p.ids = ids.data_ptr<int64_t>();
+            p.dist = dist.data_ptr<float>();
+            p.groups = 12;
+            p.tokens = 4097;
+            p.centroids = c;
+            if (cuda) {
+                EXPECT_EQ(kernels::argmin(p, at::cuda::getCurrentCUDAStream()), cudaSuccess);
+            } else {
+                kernels::argmin_reference(p);
+            }
+            return std::make_pair(ids.cpu(), dist.cpu());
+        };
+        auto [i1, d1] = run(false);
+        auto [i2, d2] = run(true);
+        EXPECT_TRUE(at::equal(i1, i2)) << c;
+        EXPECT_TRUE(at::equal(d1, d2)) << c;
+    }
+}
+
+}  // namespace
+}  // namespace qvg

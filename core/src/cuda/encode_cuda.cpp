@@ -49,6 +49,26 @@ at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const 
     return out;
 }
 
+std::pair<at::Tensor, at::Tensor> argmin_cuda(const at::Tensor& dot, const at::Tensor& cnorm2,
+                                              const at::Tensor& xnorm2) {
+    const c10::cuda::CUDAGuard guard(dot.device());
+    const int64_t groups = dot.size(0), n = dot.size(1), c = dot.size(2);
+    at::Tensor d = dot.contiguous(), cn = cnorm2.contiguous(), xn = xnorm2.contiguous();
+    at::Tensor ids = at::empty({groups, n}, dot.options().dtype(at::kLong));
+    at::Tensor dist = at::empty({groups, n}, dot.options());
+    kernels::ArgminParams p;
+    p.dot = d.data_ptr<float>();
+    p.cnorm2 = cn.data_ptr<float>();
+    p.xnorm2 = xn.data_ptr<float>();
+    p.ids = ids.data_ptr<int64_t>();
+    p.dist = dist.data_ptr<float>();
+    p.groups = groups;
+    p.tokens = n;
+    p.centroids = c;
+    check(kernels::argmin(p, at::cuda::getCurrentCUDAStream()), "k-means argmin");
+    return {ids, dist};
+}
+
 bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids,
                          const GroupQuantSpec& spec, ResidualQuantResult& out) {
     if (!x.is_cuda() || x.scalar_type() != at::kFloat || !x.is_contiguous() || x.dim() != 3)

@@ -39,7 +39,20 @@ struct ResidualQuantParams {
     float* error_sq = nullptr;     // [G, N] sum over d of (x - x_hat)^2 (may be null)
 };
 
+// 3. Nearest centroid from precomputed dot products: score = fp32(cn[c] + (-2 * dot[n, c]))
+//    (the CPU codec's baddbmm rounding), argmin over c with ties to the lowest index, and the
+//    squared distance max(best + x_norm2[n], 0). One read of the dot matrix, no score matrix.
+struct ArgminParams {
+    const float* dot = nullptr;     // [G, N, C]
+    const float* cnorm2 = nullptr;  // [G, C]  ||c||^2
+    const float* xnorm2 = nullptr;  // [G, N]  ||x||^2
+    int64_t* ids = nullptr;         // [G, N]
+    float* dist = nullptr;          // [G, N]
+    int64_t groups = 0, tokens = 0, centroids = 0;
+};
+
 void kmeans_update_reference(const KMeansUpdateParams& p);
+void argmin_reference(const ArgminParams& p);
 void residual_quant_reference(const ResidualQuantParams& p);
 
 }  // namespace qvg::kernels
