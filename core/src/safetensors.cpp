@@ -1,10 +1,5 @@
 #include "qvg/core/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -14,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "mapped_file.h"
 #include "qvg/core/error.h"
 
 namespace qvg::core {
@@ -25,10 +21,17 @@ struct DtypeEntry {
 };
 
 constexpr DtypeEntry kDtypes[] = {
-    {"F64", at::kDouble},          {"F32", at::kFloat},        {"F16", at::kHalf},
-    {"BF16", at::kBFloat16},       {"I64", at::kLong},         {"I32", at::kInt},
-    {"I16", at::kShort},           {"I8", at::kChar},          {"U8", at::kByte},
-    {"BOOL", at::kBool},           {"F8_E4M3", at::kFloat8_e4m3fn},
+    {"F64", at::kDouble},
+    {"F32", at::kFloat},
+    {"F16", at::kHalf},
+    {"BF16", at::kBFloat16},
+    {"I64", at::kLong},
+    {"I32", at::kInt},
+    {"I16", at::kShort},
+    {"I8", at::kChar},
+    {"U8", at::kByte},
+    {"BOOL", at::kBool},
+    {"F8_E4M3", at::kFloat8_e4m3fn},
     {"F8_E5M2", at::kFloat8_e5m2},
 };
 
@@ -56,36 +59,23 @@ std::string safetensors_dtype_name(at::ScalarType type) {
 }
 
 std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        throw Error(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
-    }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw Error(fmt::format("'{}' is not a regular file", path.string()));
-    }
-    const auto file_bytes = static_cast<uint64_t>(st.st_size);
+    auto map = MappedFile::open(path);
+    const uint64_t file_bytes = map->size();
     if (file_bytes < 8) {
-        ::close(fd);
-        format_fail(path, fmt::format("file has {} bytes, fewer than the 8-byte header size", file_bytes));
-    }
-    void* map = ::mmap(nullptr, file_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    ::close(fd);
-    if (map == MAP_FAILED) {
-        throw Error(fmt::format("cannot map '{}': {}", path.string(), std::strerror(errno)));
+        format_fail(
+            path, fmt::format("file has {} bytes, fewer than the 8-byte header size", file_bytes));
     }
     std::shared_ptr<SafetensorsFile> file(new SafetensorsFile());
     file->path_ = path;
     file->map_ = map;
-    file->map_bytes_ = file_bytes;
 
-    const auto* bytes = static_cast<const uint8_t*>(map);
+    const uint8_t* bytes = map->begin();
     uint64_t header_bytes = 0;
     for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | bytes[i];
     if (header_bytes > kMaxHeaderBytes || header_bytes > file_bytes - 8) {
-        format_fail(path, fmt::format("header claims {} bytes but the file has {} after the size field",
-                                      header_bytes, file_bytes - 8));
+        format_fail(path,
+                    fmt::format("header claims {} bytes but the file has {} after the size field",
+                                header_bytes, file_bytes - 8));
     }
     nlohmann::json header;
     try {
@@ -112,7 +102,9 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::filesyst
             info.dtype = v.at("dtype").get<std::string>();
             info.shape = v.at("shape").get<std::vector<int64_t>>();
             const auto offsets = v.at("data_offsets").get<std::vector<uint64_t>>();
-            if (offsets.size() != 2) format_fail(path, fmt::format("tensor '{}': data_offsets needs 2 numbers", info.name));
+            if (offsets.size() != 2)
+                format_fail(path,
+                            fmt::format("tensor '{}': data_offsets needs 2 numbers", info.name));
             info.begin = offsets[0];
             info.end = offsets[1];
         } catch (const nlohmann::json::exception& e) {
@@ -126,36 +118,42 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::filesyst
         }
         uint64_t numel = 1;
         for (int64_t d : info.shape) {
-            if (d < 0) format_fail(path, fmt::format("tensor '{}' has a negative dimension", info.name));
+            if (d < 0)
+                format_fail(path, fmt::format("tensor '{}' has a negative dimension", info.name));
             numel *= static_cast<uint64_t>(d);
         }
         const uint64_t expect = numel * c10::elementSize(type);
         if (info.end < info.begin || info.end > data_bytes) {
-            format_fail(path, fmt::format("tensor '{}' spans bytes [{}, {}) but the data section has {} "
-                                          "(file truncated?)", info.name, info.begin, info.end, data_bytes));
+            format_fail(path,
+                        fmt::format("tensor '{}' spans bytes [{}, {}) but the data section has {} "
+                                    "(file truncated?)",
+                                    info.name, info.begin, info.end, data_bytes));
         }
         if (info.end - info.begin != expect) {
-            format_fail(path, fmt::format("tensor '{}' ({} {}) needs {} bytes but has {}", info.name,
-                                          info.dtype, fmt::join(info.shape, "x"), expect, info.end - info.begin));
+            format_fail(path, fmt::format("tensor '{}' ({} {}) needs {} bytes but has {}",
+                                          info.name, info.dtype, fmt::join(info.shape, "x"), expect,
+                                          info.end - info.begin));
         }
         file->tensors_.push_back(std::move(info));
     }
     std::sort(file->tensors_.begin(), file->tensors_.end(),
               [](const TensorInfo& a, const TensorInfo& b) { return a.begin < b.begin; });
+    uint64_t last_end = 0;  // end of the last non-empty tensor so far
     for (size_t i = 0; i < file->tensors_.size(); ++i) {
         file->index_[file->tensors_[i].name] = i;
-        if (i > 0 && file->tensors_[i].begin < file->tensors_[i - 1].end) {
-            format_fail(path, fmt::format("tensors '{}' and '{}' overlap", file->tensors_[i - 1].name,
-                                          file->tensors_[i].name));
+        // Empty tensors occupy no bytes, so they cannot overlap anything.
+        const TensorInfo& cur = file->tensors_[i];
+        if (i > 0 && cur.end > cur.begin && cur.begin < last_end) {
+            format_fail(path, fmt::format("tensors '{}' and '{}' overlap",
+                                          file->tensors_[i - 1].name, file->tensors_[i].name));
         }
+        if (cur.end > cur.begin) last_end = std::max(last_end, cur.end);
     }
     file->self_ = file;
     return file;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-    if (map_ != nullptr) ::munmap(map_, map_bytes_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 bool SafetensorsFile::contains(const std::string& name) const { return index_.count(name) > 0; }
 
@@ -181,7 +179,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
         return out;
     }
     auto keep = self_.lock();
-    return at::from_blob(ptr, ti.shape, [keep](void*) {}, options);
+    return at::from_blob(
+        ptr, ti.shape, [keep](void*) {}, options);
 }
 
 void save_safetensors(const std::filesystem::path& path,
@@ -209,14 +208,16 @@ void save_safetensors(const std::filesystem::path& path,
     const auto tmp = std::filesystem::path(path.string() + ".partial");
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out) throw Error(fmt::format("cannot write '{}': {}", tmp.string(), std::strerror(errno)));
+        if (!out)
+            throw Error(fmt::format("cannot write '{}': {}", tmp.string(), std::strerror(errno)));
         uint8_t size_field[8];
         const uint64_t hs = text.size();
         for (int i = 0; i < 8; ++i) size_field[i] = static_cast<uint8_t>(hs >> (8 * i));
         out.write(reinterpret_cast<const char*>(size_field), 8);
         out.write(text.data(), static_cast<std::streamsize>(text.size()));
         for (const auto& c : cpu) {
-            out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
+            out.write(static_cast<const char*>(c.data_ptr()),
+                      static_cast<std::streamsize>(c.nbytes()));
         }
         out.flush();
         if (!out) {
@@ -231,7 +232,8 @@ void save_safetensors(const std::filesystem::path& path,
     std::filesystem::rename(tmp, path, ec);
     if (ec) {
         std::filesystem::remove(tmp, ec);
-        throw Error(fmt::format("cannot move the finished file to '{}': {}", path.string(), ec.message()));
+        throw Error(
+            fmt::format("cannot move the finished file to '{}': {}", path.string(), ec.message()));
     }
 }
 

@@ -14,6 +14,8 @@
 
 #include "qvg/core/torch_checkpoint.h"
 
+#include "mapped_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -214,17 +216,7 @@ constexpr uint32_t kZip64LocatorSig = 0x07064b50;
 constexpr size_t kEndBytes = 22;
 constexpr size_t kMaxCommentBytes = 0xffff;
 
-struct Mapping {
-    void* data = nullptr;
-    size_t bytes = 0;
-    Mapping() = default;
-    Mapping(const Mapping&) = delete;
-    Mapping& operator=(const Mapping&) = delete;
-    ~Mapping() {
-        if (data != nullptr) ::munmap(data, bytes);
-    }
-    const uint8_t* begin() const { return static_cast<const uint8_t*>(data); }
-};
+using Mapping = MappedFile;
 
 uint64_t read_le(const uint8_t* p, int n) {
     uint64_t v = 0;
@@ -300,17 +292,17 @@ class ZipArchive {
 
   private:
     void need(uint64_t offset, uint64_t bytes, const char* what) const {
-        if (offset > map_->bytes || bytes > map_->bytes - offset) {
+        if (offset > map_->size() || bytes > map_->size() - offset) {
             fail(
                 fmt::format("{} at byte {} (+{}) lies beyond the end of the {}-byte file "
                             "(file truncated?)",
-                            what, offset, bytes, map_->bytes));
+                            what, offset, bytes, map_->size()));
         }
     }
     uint64_t le(uint64_t offset, int n) const { return read_le(map_->begin() + offset, n); }
 
     void parse() {
-        const uint64_t file_bytes = map_->bytes;
+        const uint64_t file_bytes = map_->size();
         if (file_bytes >= 2 && map_->begin()[0] == 0x80 && map_->begin()[1] <= 5) {
             fail(
                 "this is the legacy torch.save format (torch < 1.6, or "
@@ -461,29 +453,11 @@ class ZipArchive {
 };
 
 std::shared_ptr<const Mapping> map_file(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        throw Error(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
-    }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw Error(fmt::format("'{}' is not a regular file", path.string()));
-    }
-    auto map = std::make_shared<Mapping>();
-    map->bytes = static_cast<size_t>(st.st_size);
-    if (map->bytes == 0) {
-        ::close(fd);
+    auto map = MappedFile::open(path);
+    if (map->size() == 0) {
         throw FormatError(
             fmt::format("{}: not a valid torch checkpoint: the file is empty", path.string()));
     }
-    // Private and writable: tensors handed out may be modified in place without reaching the file.
-    void* data = ::mmap(nullptr, map->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    ::close(fd);
-    if (data == MAP_FAILED) {
-        throw Error(fmt::format("cannot map '{}': {}", path.string(), std::strerror(errno)));
-    }
-    map->data = data;
     return map;
 }
 

@@ -102,3 +102,19 @@ TEST(Safetensors, ReadsTheReferenceFixture) {
 
 }  // namespace
 }  // namespace qvg::core
+
+namespace qvg::core {
+namespace {
+
+TEST(Safetensors, EmptyTensorsBetweenOthersAreNotOverlaps) {
+    TempDir dir;
+    const auto path = dir.path() / "t.safetensors";
+    // Writers put zero-size tensors anywhere: their offsets equal a neighbour's start.
+    save_safetensors(path, {{"a", at::ones({3})}, {"empty", at::empty({0})}, {"b", at::ones({2})}});
+    auto file = SafetensorsFile::open(path);
+    EXPECT_EQ(file->tensor("empty").numel(), 0);
+    EXPECT_TRUE(at::equal(file->tensor("b"), at::ones({2})));
+}
+
+}  // namespace
+}  // namespace qvg::core

@@ -15,16 +15,18 @@
 
 namespace qvg::core {
 
+class MappedFile;
+
 struct TensorInfo {
     std::string name;
-    std::string dtype;            // safetensors spelling: F32, BF16, U8, ...
+    std::string dtype;  // safetensors spelling: F32, BF16, U8, ...
     std::vector<int64_t> shape;
-    uint64_t begin = 0;           // byte offsets into the data section
+    uint64_t begin = 0;  // byte offsets into the data section
     uint64_t end = 0;
 };
 
 class SafetensorsFile {
-public:
+  public:
     // Maps the file and validates the whole header (offsets, sizes, dtypes).
     // Throws FormatError naming the file and the problem.
     static std::shared_ptr<const SafetensorsFile> open(const std::filesystem::path& path);
@@ -42,11 +44,10 @@ public:
     // The tensor keeps the mapping alive. Copies when the data is not aligned for its dtype.
     at::Tensor tensor(const std::string& name) const;
 
-private:
+  private:
     SafetensorsFile() = default;
     std::filesystem::path path_;
-    void* map_ = nullptr;
-    size_t map_bytes_ = 0;
+    std::shared_ptr<const MappedFile> map_;
     const uint8_t* data_ = nullptr;  // start of the data section
     std::vector<TensorInfo> tensors_;
     std::map<std::string, size_t> index_;
