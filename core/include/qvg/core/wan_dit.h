@@ -8,7 +8,7 @@
 // normalise in fp32, the timestep sinusoid and the RoPE angles are computed in float64, the rest
 // runs in the model dtype (fp32 or bf16; weights are cast once at load).
 //
-// Extension points (used by WorldPlay, not implemented here): a per-frame conditioning embedding
+// Extension points for WorldPlay (its own modules plug in here): a per-frame conditioning embedding
 // added to the time embedding e before the projection and the head, and an extra self-attention
 // branch per layer whose output is added to the RoPE branch's before the gate.
 
