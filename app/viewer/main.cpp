@@ -11,7 +11,9 @@
 
 #include <CLI/CLI.hpp>
 #include <QApplication>
+
 #include <QSurfaceFormat>
+#include <cstdlib>
 
 #include <iostream>
 
@@ -64,6 +66,19 @@ int main(int argc, char** argv) {
             std::cerr << "qvg-world: " << e.what() << "\n";
             return 2;
         }
+    }
+
+    // Without a display Qt would abort with a plugin message that does not say what to do.
+    const auto env_set = [](const char* name) {
+        const char* v = std::getenv(name);
+        return v != nullptr && v[0] != '\0';
+    };
+    if (!env_set("DISPLAY") && !env_set("WAYLAND_DISPLAY") && !env_set("QT_QPA_PLATFORM")) {
+        std::cerr
+            << "qvg-world: no display found (DISPLAY and WAYLAND_DISPLAY are unset).\n"
+               "  On a desktop, start it from a graphical session; on a server, run it under\n"
+               "  xvfb-run, or set QT_QPA_PLATFORM=offscreen for --headless-screenshot.\n";
+        return 2;
     }
 
     QApplication::setOrganizationName("qvg");
