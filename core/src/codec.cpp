@@ -161,7 +161,8 @@ at::Tensor Codec::decode(const EncodedSpan& span) const {
     return decode_float(span).to(span.dtype);
 }
 
-void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out) const {
+void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out,
+                        const RopeAngles* rope) const {
     const auto& sh = span.shape;
     QVG_CHECK(out.dim() == 4 && out.size(0) == sh[0] && out.size(1) == sh[2] &&
                   out.size(2) == sh[1] && out.size(3) == sh[3],
@@ -170,10 +171,18 @@ void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out) const {
     QVG_CHECK(out.scalar_type() == span.dtype,
               "decode_into: output is {} but the span decodes to {}",
               c10::toString(out.scalar_type()), c10::toString(span.dtype));
+    QVG_CHECK(rope == nullptr || rope->tokens() == sh[2],
+              "decode_into: RoPE angles for {} tokens, span has {}", rope ? rope->tokens() : 0,
+              sh[2]);
 #ifdef QVG_HAVE_CUDA
-    if (out.is_cuda() && detail::decode_span_cuda(span, out)) return;
+    if (out.is_cuda() && detail::decode_span_cuda(span, out, rope)) return;
 #endif
-    out.copy_(decode(span).transpose(1, 2));
+    const at::Tensor decoded = decode(span).transpose(1, 2);
+    if (rope != nullptr) {
+        WanRope::apply_into(decoded, *rope, out);
+    } else {
+        out.copy_(decoded);
+    }
 }
 
 void Codec::drop_stages(EncodedSpan& span, int keep) const {

@@ -140,6 +140,59 @@ class KVCache::Layer final : public LayerHistory {
         return view;
     }
 
+    std::vector<int64_t> frames() override {
+        std::vector<int64_t> f = sink_.frames;
+        for (const auto& s : spans_) f.insert(f.end(), s.frames.begin(), s.frames.end());
+        f.insert(f.end(), tail_.frames.begin(), tail_.frames.end());
+        return f;
+    }
+
+    void read_into(const at::Tensor& k_out, const at::Tensor& v_out,
+                   const RopeAngles* rope) override {
+        const CacheShape& sh = owner_.shape_;
+        const int64_t tpf = sh.tokens_per_frame;
+        int64_t frames = static_cast<int64_t>(sink_.frames.size() + tail_.frames.size());
+        for (const auto& s : spans_) frames += static_cast<int64_t>(s.frames.size());
+        QVG_CHECK(k_out.dim() == 4 && k_out.sizes() == v_out.sizes() && k_out.size(0) == sh.batch &&
+                      k_out.size(1) == frames * tpf && k_out.size(2) == sh.heads &&
+                      k_out.size(3) == sh.head_dim,
+                  "layer {}: history of {} frames needs K/V buffers [{}, {}, {}, {}], got {}",
+                  index_, frames, sh.batch, frames * tpf, sh.heads, sh.head_dim,
+                  fmt::join(k_out.sizes(), "x"));
+        QVG_CHECK(rope == nullptr || rope->tokens() == frames * tpf,
+                  "layer {}: RoPE angles for {} tokens, history has {}", index_,
+                  rope ? rope->tokens() : 0, frames * tpf);
+        int64_t offset = 0;
+        // Each segment goes from storage to the attention buffers in one pass (rotated if asked).
+        auto angles = [&](int64_t len) {
+            return RopeAngles{rope->cos.narrow(0, offset, len), rope->sin.narrow(0, offset, len)};
+        };
+        auto place_raw = [&](const RawFrames& r) {
+            if (r.frames.empty()) return;
+            const int64_t len = static_cast<int64_t>(r.frames.size()) * tpf;
+            if (rope != nullptr) {
+                WanRope::apply_into(r.k, angles(len), k_out.narrow(1, offset, len));
+            } else {
+                k_out.narrow(1, offset, len).copy_(r.k);
+            }
+            v_out.narrow(1, offset, len).copy_(r.v);
+            offset += len;
+        };
+        place_raw(sink_);
+        for (const auto& s : spans_) {
+            const int64_t len = static_cast<int64_t>(s.frames.size()) * tpf;
+            if (rope != nullptr) {
+                const RopeAngles a = angles(len);
+                owner_.codec_->decode_into(s.k, k_out.narrow(1, offset, len), &a);
+            } else {
+                owner_.codec_->decode_into(s.k, k_out.narrow(1, offset, len));
+            }
+            owner_.codec_->decode_into(s.v, v_out.narrow(1, offset, len));
+            offset += len;
+        }
+        place_raw(tail_);
+    }
+
     void append(const at::Tensor& k, const at::Tensor& v, int64_t first_frame) override {
         const CacheShape& shape = owner_.shape_;
         const CachePolicy& policy = owner_.policy_;

@@ -433,32 +433,20 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
         at::Tensor k = qk_norm(qkv.narrow(2, dim, dim), b.norm_k).view({batch, tokens, heads, hd});
         at::Tensor v = qkv.narrow(2, 2 * dim, dim).view({batch, tokens, heads, hd});
 
-        KVView past;
-        if (history != nullptr) {
-            past = timed(extras.stats, device_, [&] { return history->layer(layer).read(); });
-            const int64_t held = static_cast<int64_t>(past.frames.size());
-            QVG_CHECK(
-                held == 0 || (past.k.dim() == 4 && past.v.sizes() == past.k.sizes() &&
-                              past.k.size(0) == batch && past.k.size(1) == held * frame_tokens &&
-                              past.k.size(2) == heads && past.k.size(3) == hd),
-                "Wan DiT: layer {} history holds {} frames as k {}, v {}; expected "
-                "[{}, {}, {}, {}]",
-                layer, held, past.k.defined() ? past.k.sizes() : at::IntArrayRef{},
-                past.v.defined() ? past.v.sizes() : at::IntArrayRef{}, batch, held * frame_tokens,
-                heads, hd);
-            QVG_CHECK(held == 0 || (past.k.device() == device_ && past.v.device() == device_),
-                      "Wan DiT: layer {} history is on {}, the model on {}", layer,
-                      past.k.device().str(), device_.str());
-            QVG_CHECK(held == 0 || past.frames.back() < first_frame,
+        LayerHistory* past = history != nullptr ? &history->layer(layer) : nullptr;
+        std::vector<int64_t> past_frames;
+        if (past != nullptr) {
+            past_frames = past->frames();
+            QVG_CHECK(past_frames.empty() || past_frames.back() < first_frame,
                       "Wan DiT: layer {} history holds frame {}, not before this call's first "
                       "frame {}",
-                      layer, past.frames.back(), first_frame);
-            if (held > 0 && past.frames != cached_frames) {
-                history_angles = rope_.angles(past.frames, rows, cols);
-                cached_frames = past.frames;
+                      layer, past_frames.back(), first_frame);
+            if (!past_frames.empty() && past_frames != cached_frames) {
+                history_angles = rope_.angles(past_frames, rows, cols);
+                cached_frames = past_frames;
             }
         }
-        const int64_t past_tokens = past.empty() ? 0 : past.k.size(1);
+        const int64_t past_tokens = static_cast<int64_t>(past_frames.size()) * frame_tokens;
 
         at::Tensor branch_out;
         if (extras.branch != nullptr) {
@@ -472,12 +460,15 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
         at::Tensor k_all = at::empty({batch, past_tokens + tokens, heads, hd}, q.options());
         at::Tensor v_all = at::empty_like(k_all);
         if (past_tokens > 0) {
-            WanRope::apply_into(past.k, history_angles, k_all.narrow(1, 0, past_tokens));
-            v_all.narrow(1, 0, past_tokens).copy_(past.v);
+            // The history writes itself into the buffers, keys rotated by their frames' absolute
+            // indices (a compressed cache decodes and rotates in one pass).
+            timed(extras.stats, device_, [&] {
+                past->read_into(k_all.narrow(1, 0, past_tokens), v_all.narrow(1, 0, past_tokens),
+                                &history_angles);
+            });
         }
         WanRope::apply_into(k, own_angles, k_all.narrow(1, past_tokens, tokens));
         v_all.narrow(1, past_tokens, tokens).copy_(v);
-        past = {};
 
         at::Tensor attn = at::scaled_dot_product_attention(
             q_rot.transpose(1, 2), k_all.transpose(1, 2), v_all.transpose(1, 2), {}, 0.0,

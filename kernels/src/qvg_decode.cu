@@ -94,6 +94,20 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
             y[2 * i + 1] = __fadd_rn(y[2 * i + 1], bf16_bits_to_float(w[i] >> 16));
         }
     }
+    if (p.rope_cos != nullptr) {
+        // Round the decode to BF16 first, then rotate as the RoPE kernel rotates BF16 keys.
+        const float4 c = *reinterpret_cast<const float4*>(p.rope_cos + n * (p.dim / 2) + d0 / 2);
+        const float4 sn = *reinterpret_cast<const float4*>(p.rope_sin + n * (p.dim / 2) + d0 / 2);
+        const float cs[4] = {c.x, c.y, c.z, c.w};
+        const float ss[4] = {sn.x, sn.y, sn.z, sn.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float re = __bfloat162float(__float2bfloat16_rn(y[2 * i]));
+            const float im = __bfloat162float(__float2bfloat16_rn(y[2 * i + 1]));
+            y[2 * i] = __fsub_rn(__fmul_rn(re, cs[i]), __fmul_rn(im, ss[i]));
+            y[2 * i + 1] = __fadd_rn(__fmul_rn(re, ss[i]), __fmul_rn(im, cs[i]));
+        }
+    }
     uint32_t packed[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -122,6 +136,8 @@ cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream) {
     for (int s = 0; s < p.num_stages; ++s) {
         if (!aligned16(p.centroids[s])) return cudaErrorInvalidValue;
     }
+    if (p.rope_cos != nullptr && (!aligned16(p.rope_cos) || !aligned16(p.rope_sin)))
+        return cudaErrorInvalidValue;
     if ((p.bits == 2 && reinterpret_cast<uintptr_t>(p.codes) % 2) ||
         (p.bits == 4 && reinterpret_cast<uintptr_t>(p.codes) % 4)) {
         return cudaErrorInvalidValue;

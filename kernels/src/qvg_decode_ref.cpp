@@ -18,6 +18,8 @@ const char* validate(const QvgDecodeParams& p) {
     for (int s = 0; s < p.num_stages; ++s) {
         if (p.ids[s] == nullptr || p.centroids[s] == nullptr) return "null stage ids or centroids";
     }
+    if ((p.rope_cos == nullptr) != (p.rope_sin == nullptr))
+        return "rope_cos and rope_sin go together";
     if (p.num_stages > 0 && (p.num_centroids < 1 || p.num_centroids > 256))
         return "num_centroids must be in 1..256";
     if (p.batch < 0 || p.heads < 0 || p.tokens < 0) return "negative shape";
@@ -59,6 +61,20 @@ void qvg_decode_reference(const QvgDecodeParams& p) {
                                     p.centroids[st][(bh * p.num_centroids + id) * p.dim + d]);
                     }
                     out[d] = detail::float_to_bf16(y);
+                }
+                if (p.rope_cos != nullptr) {
+                    const float* cs = p.rope_cos + n * (p.dim / 2);
+                    const float* sn = p.rope_sin + n * (p.dim / 2);
+                    for (int64_t i = 0; i < p.dim / 2; ++i) {
+                        const float re = detail::bf16_to_float(out[2 * i]);
+                        const float im = detail::bf16_to_float(out[2 * i + 1]);
+                        const float a = re * cs[i];
+                        const float bb = im * sn[i];
+                        const float e = re * sn[i];
+                        const float f = im * cs[i];
+                        out[2 * i] = detail::float_to_bf16(a - bb);
+                        out[2 * i + 1] = detail::float_to_bf16(e + f);
+                    }
                 }
             }
         }

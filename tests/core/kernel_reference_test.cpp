@@ -116,6 +116,18 @@ TEST(KernelReference, DecodeMatchesTheCodec) {
         ASSERT_STREQ(kernels::validate(p), "");
         kernels::qvg_decode_reference(p);
         EXPECT_TRUE(at::equal(out, expect)) << "stages " << stages;
+        // Fused with RoPE: the same bits as decoding then rotating.
+        core::WanRope rope(128, at::kCPU);
+        const auto angles = rope.angles(0, 1, 30, 52);
+        at::Tensor cos = angles.cos.contiguous(), sin = angles.sin.contiguous();
+        p.rope_cos = cos.data_ptr<float>();
+        p.rope_sin = sin.data_ptr<float>();
+        kernels::qvg_decode_reference(p);
+        EXPECT_TRUE(at::equal(out, core::WanRope::apply(expect, angles)))
+            << "stages " << stages << " rope";
+        at::Tensor via_codec = at::empty_like(expect);
+        codec->decode_into(span, via_codec, &angles);
+        EXPECT_TRUE(at::equal(out, via_codec)) << "stages " << stages << " rope";
     }
 }
 

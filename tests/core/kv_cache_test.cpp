@@ -4,6 +4,7 @@
 #include "qvg/core/error.h"
 #include "qvg/core/kv_cache.h"
 #include "qvg/core/synthetic.h"
+#include "qvg/core/wan_rope.h"
 
 namespace qvg::core {
 namespace {
@@ -192,6 +193,30 @@ TEST(KVCache, BadInputThrowsAndLeavesTheCacheUnchanged) {
     EXPECT_TRUE(c2.layer(0).read().empty());
     layer.append(k, v, 6);  // and the good append still works
     EXPECT_EQ(cache.stats().frames, 9);
+}
+
+}  // namespace
+}  // namespace qvg::core
+
+namespace qvg::core {
+namespace {
+
+TEST(KVCache, ReadIntoWritesWhatReadReturnsRotated) {
+    KVCache cache(small_shape(1), qvg_policy());  // sink 1, spans of 4 with lag 1
+    append_blocks(cache, 4);
+    LayerHistory& layer = cache.layer(0);
+    const KVView view = layer.read();
+    EXPECT_EQ(layer.frames(), view.frames);
+    WanRope rope(kDim, at::kCPU);
+    const RopeAngles angles = rope.angles(view.frames, 8, 13);
+    at::Tensor k = at::zeros_like(view.k), v = at::zeros_like(view.v);
+    layer.read_into(k, v, &angles);
+    EXPECT_TRUE(at::equal(k, WanRope::apply(view.k, angles)));
+    EXPECT_TRUE(at::equal(v, view.v));
+    at::Tensor k2 = at::zeros_like(view.k), v2 = at::zeros_like(view.v);
+    layer.read_into(k2, v2, nullptr);
+    EXPECT_TRUE(at::equal(k2, view.k));
+    EXPECT_THROW(layer.read_into(k.narrow(1, 0, kTpf), v.narrow(1, 0, kTpf), nullptr), Error);
 }
 
 }  // namespace

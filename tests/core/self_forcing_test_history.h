@@ -28,9 +28,15 @@ class TestLayerHistory final : public core::LayerHistory {
         : tokens_per_frame_(tokens_per_frame), storage_(storage), model_(model), policy_(policy) {}
 
     core::KVView read() override {
-        read_log.push_back(frames_);
         if (frames_.empty()) return {};
         return {k_.to(model_), v_.to(model_), frames_};
+    }
+
+    // The model asks for the held frames once per layer and call (then reads them into its
+    // attention buffers when there are any): that query is what the protocol tests log.
+    std::vector<int64_t> frames() override {
+        read_log.push_back(frames_);
+        return frames_;
     }
 
     void append(const at::Tensor& k, const at::Tensor& v, int64_t first_frame) override {
@@ -64,7 +70,7 @@ class TestLayerHistory final : public core::LayerHistory {
     const at::Tensor& stored_v() const { return v_; }
 
     std::vector<std::pair<int64_t, int64_t>> append_log;  // (first_frame, frame count)
-    std::vector<std::vector<int64_t>> read_log;           // frames returned by each read()
+    std::vector<std::vector<int64_t>> read_log;           // frames reported to each model call
 
   private:
     void evict() {

@@ -164,3 +164,35 @@ TEST(CudaCodec, EncodeOnTheGpuMatchesTheCpuGivenTheSameCodebooks) {
 
 }  // namespace
 }  // namespace qvg
+
+namespace qvg {
+namespace {
+
+TEST(DecodeKernel, FusedRopeMatchesTheReference) {
+    for (int stages : {0, 1, 2}) {
+        for (int64_t tokens : {1, 37, 1031}) {
+            const Case c{2, 64, stages, 128, tokens, false};
+            at::manual_seed(static_cast<uint64_t>(tokens + stages));
+            const int64_t b = 1, h = 12, centroids = 256;
+            Data cpu = random_data(c, b, h, stages > 0 ? centroids : 1);
+            Data gpu = to_cuda(cpu);
+            at::Tensor cos = at::rand({tokens, 64}) * 2 - 1, sin = at::rand({tokens, 64}) * 2 - 1;
+            at::Tensor cos_g = cos.cuda(), sin_g = sin.cuda();
+            at::Tensor ref_out = at::zeros({b, tokens, h, 128}, at::kBFloat16);
+            at::Tensor gpu_out = ref_out.cuda();
+            auto pr = params(c, cpu, b, h, stages > 0 ? centroids : 1, ref_out);
+            pr.rope_cos = cos.data_ptr<float>();
+            pr.rope_sin = sin.data_ptr<float>();
+            kernels::qvg_decode_reference(pr);
+            auto pg = params(c, gpu, b, h, stages > 0 ? centroids : 1, gpu_out);
+            pg.rope_cos = cos_g.data_ptr<float>();
+            pg.rope_sin = sin_g.data_ptr<float>();
+            ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()), cudaSuccess);
+            EXPECT_TRUE(at::equal(gpu_out.cpu().view(at::kShort), ref_out.view(at::kShort)))
+                << "stages " << stages << " tokens " << tokens;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace qvg

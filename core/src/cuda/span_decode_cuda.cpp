@@ -10,7 +10,7 @@
 
 namespace qvg::core::detail {
 
-bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out) {
+bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope) {
     const CodecConfig& c = span.config;
     if (c.method != CodecMethod::kQvg && c.method != CodecMethod::kRtn) return false;
     if (span.dtype != at::kBFloat16 || !out.is_cuda() || out.stride(3) != 1) return false;
@@ -34,6 +34,14 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out) {
     p.bits = c.bits;
     p.group = c.group;
     p.asymmetric = c.asymmetric;
+    if (rope != nullptr) {
+        if (!rope->cos.is_cuda() || rope->cos.scalar_type() != at::kFloat ||
+            !rope->cos.is_contiguous() || !rope->sin.is_contiguous()) {
+            return false;
+        }
+        p.rope_cos = rope->cos.data_ptr<float>();
+        p.rope_sin = rope->sin.data_ptr<float>();
+    }
     p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
     p.out_stride_b = out.stride(0);
     p.out_stride_n = out.stride(1);

@@ -12,6 +12,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "qvg/core/quant_pack.h"
+#include "qvg/core/wan_rope.h"
 
 namespace qvg::core {
 
@@ -87,9 +88,11 @@ class Codec {
     EncodedSpan encode(const at::Tensor& x, const EncodeContext& context = {}) const;
     // [B, H, N, D] in the span's dtype (BF16 for real caches), on the span's device.
     at::Tensor decode(const EncodedSpan& span) const;
-    // Decodes into out, a [B, N, H, D] view (the model's layout, e.g. a slice of a history
-    // buffer) of the span's dtype. On CUDA, QVG/RTN spans decode in one fused kernel.
-    void decode_into(const EncodedSpan& span, const at::Tensor& out) const;
+    // Decodes into out, a [B, N, H, D] view (the model's layout, e.g. a slice of the attention's
+    // key buffer) of the span's dtype, rotating by `rope` (per-token angles of these N tokens)
+    // when given. On CUDA, QVG/RTN spans decode and rotate in one fused kernel.
+    void decode_into(const EncodedSpan& span, const at::Tensor& out,
+                     const RopeAngles* rope = nullptr) const;
     // Decoded values in fp32 (no final rounding), for measurement.
     virtual at::Tensor decode_float(const EncodedSpan& span) const = 0;
 

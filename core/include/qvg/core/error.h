@@ -12,13 +12,13 @@
 namespace qvg::core {
 
 class Error : public std::runtime_error {
-public:
+  public:
     explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
 // Thrown for malformed, truncated or mismatched files.
 class FormatError : public Error {
-public:
+  public:
     using Error::Error;
 };
 
@@ -30,7 +30,7 @@ template <typename... Args>
 }  // namespace qvg::core
 
 // QVG_CHECK(cond, "format {}", args...): throws qvg::core::Error with the formatted message.
-#define QVG_CHECK(cond, ...)                    \
-    do {                                        \
+#define QVG_CHECK(cond, ...)                         \
+    do {                                             \
         if (!(cond)) ::qvg::core::fail(__VA_ARGS__); \
     } while (0)

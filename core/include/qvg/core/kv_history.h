@@ -10,6 +10,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "qvg/core/wan_rope.h"
+
 namespace qvg::core {
 
 struct KVView {
@@ -20,17 +22,25 @@ struct KVView {
 };
 
 class LayerHistory {
-public:
+  public:
     virtual ~LayerHistory() = default;
     // Everything this layer holds, decoded to the model's dtype.
     virtual KVView read() = 0;
+    // The absolute frame index of each held frame (what read() would report), without decoding.
+    virtual std::vector<int64_t> frames() { return read().frames; }
+    // Writes what read() returns straight into the attention's buffers: k_out, v_out
+    // [B, L, H, D] views (L = frames().size() * tokens per frame), keys rotated by `rope` (angles
+    // of all L tokens in order) when given. Implementations that store compressed K/V override
+    // this to decode (and rotate) in one pass, with no intermediate copy of the history.
+    virtual void read_into(const at::Tensor& k_out, const at::Tensor& v_out,
+                           const RopeAngles* rope);
     // Commits whole clean frames: k, v [B, F * tokens_per_frame, H, D] for absolute frames
     // first_frame .. first_frame + F - 1. Throws on bad input and leaves the history unchanged.
     virtual void append(const at::Tensor& k, const at::Tensor& v, int64_t first_frame) = 0;
 };
 
 class History {
-public:
+  public:
     virtual ~History() = default;
     virtual int64_t num_layers() const = 0;
     virtual LayerHistory& layer(int64_t index) = 0;

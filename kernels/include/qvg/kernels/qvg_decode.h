@@ -27,6 +27,11 @@ struct QvgDecodeParams {
     int bits = 2;
     int group = 64;
     bool asymmetric = false;
+    // Optional RoPE of the decoded keys (both null: none): per-token fp32 [tokens, dim / 2] tables.
+    // The BF16 decode is rotated exactly as kernels/rope.h rotates BF16 input, so decoding then
+    // rotating and this fused pass give the same bits.
+    const float* rope_cos = nullptr;
+    const float* rope_sin = nullptr;
     // Output BF16 bits; element (b, h, n, d) at out[b*out_stride_b + n*out_stride_n +
     // h*out_stride_h + d].
     uint16_t* out = nullptr;
