@@ -61,7 +61,7 @@ int run(const KernelBenchOptions& o) {
 
     // The pieces of one span's k-means (stage 1, 256 centroids).
     {
-        const at::Tensor xg = x.view({h, n, d}).to(at::kFloat);
+        const at::Tensor xg = x.view({h, n, d});  // BF16, as the codec passes it
         core::KMeansOptions opt;
         opt.iterations = 2;
         const core::KMeansResult km = core::kmeans(xg, opt);

@@ -29,9 +29,10 @@ class Bf16Codec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span,
+    void encode_into(const at::Tensor& x, const EncodeContext&, EncodedSpan& span,
                      Telemetry&) const override {
-        span.payload = xf.to(at::kBFloat16);
+        // A copy even when x is BF16 already: the span must not alias the caller's tensor.
+        span.payload = x.to(at::kBFloat16, /*non_blocking=*/false, /*copy=*/true);
     }
 };
 
@@ -44,8 +45,9 @@ class Fp8Codec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span,
+    void encode_into(const at::Tensor& x, const EncodeContext&, EncodedSpan& span,
                      Telemetry&) const override {
+        const at::Tensor xf = x.to(at::kFloat);
         at::Tensor scale = (xf.abs().amax(-1) / kFp8E4M3Max).clamp_min(1e-30f);  // [B, H, N]
         span.payload = fp8_e4m3_encode(xf / scale.unsqueeze(-1));
         span.token_scales = scale;
@@ -66,12 +68,14 @@ class QvgCodec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext& ctx, EncodedSpan& span,
+    // The residual stays in BF16 between stages (as in the reference); a BF16 span is never
+    // widened to fp32 at all: k-means and the fused quantization kernel read it as it is.
+    void encode_into(const at::Tensor& x, const EncodeContext& ctx, EncodedSpan& span,
                      Telemetry& t) const override {
         const auto& shape = span.shape;
         const int64_t b = shape[0], h = shape[1], n = shape[2], d = shape[3];
         const int64_t c = config_.centroids;
-        at::Tensor r = xf.view({b * h, n, d});
+        at::Tensor r = (x.scalar_type() == at::kBFloat16 ? x : x.to(at::kFloat)).view({b * h, n, d});
         const GroupQuantSpec spec = spec_of(config_);
         for (int s = 0; s < config_.stages; ++s) {
             KMeansOptions opt;
@@ -101,8 +105,8 @@ class QvgCodec final : public Codec {
             at::Tensor idx = km.ids.to(at::kLong).unsqueeze(-1).expand({b * h, n, d});
             at::Tensor picked = km.centroids.to(at::kFloat).gather(1, idx);
             // The reference keeps residuals in bf16 between stages.
-            r = (r - picked).to(at::kBFloat16).to(at::kFloat);
-            t.stage_residual_sq.push_back(r.pow(2).sum());
+            r = (r.to(at::kFloat) - picked).to(at::kBFloat16);
+            t.stage_residual_sq.push_back(r.to(at::kFloat).pow(2).sum());
         }
 #ifdef QVG_HAVE_CUDA
         if (config_.stages == 0) {
@@ -114,7 +118,7 @@ class QvgCodec final : public Codec {
             }
         }
 #endif
-        span.quant = quantize_groups(r.view({b, h, n, d}), spec);
+        span.quant = quantize_groups(r.to(at::kFloat).view({b, h, n, d}), spec);
     }
 
   private:
@@ -141,8 +145,9 @@ class KiviCodec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext& ctx, EncodedSpan& span,
+    void encode_into(const at::Tensor& x, const EncodeContext& ctx, EncodedSpan& span,
                      Telemetry&) const override {
+        const at::Tensor xf = x.to(at::kFloat);
         if (ctx.role == KVRole::kValue) {
             span.quant = quantize_groups(xf, spec_of(config_));
             return;
@@ -173,8 +178,9 @@ class QuarotCodec final : public Codec {
     }
 
   protected:
-    void encode_into(const at::Tensor& xf, const EncodeContext&, EncodedSpan& span,
+    void encode_into(const at::Tensor& x, const EncodeContext&, EncodedSpan& span,
                      Telemetry&) const override {
+        const at::Tensor xf = x.to(at::kFloat);
         auto [hadamard, signs] = rotation(xf.size(3), xf.device());
         span.quant = quantize_groups(at::matmul(xf * signs, hadamard), spec_of(config_));
     }

@@ -17,14 +17,14 @@ namespace qvg::core::detail {
 bool rope_cuda(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                const at::Tensor& out);
 
-// Deterministic k-means centroid update: x fp32 [G, N, D], ids int64 [G, N], old bf16 [G, C, D].
+// Deterministic k-means centroid update: x bf16 [G, N, D] contiguous, ids [G, N], old [G, C, D].
 at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old);
 
-// Nearest centroid from dot products [G, n, C] fp32: ids int64 [G, n] and squared distances.
-std::pair<at::Tensor, at::Tensor> argmin_cuda(const at::Tensor& dot, const at::Tensor& cnorm2,
-                                              const at::Tensor& xnorm2);
+// Nearest centroid on tensor cores: x bf16 [G, N, D], centroids [G, C, D] -> ids int64 [G, N] and
+// squared distances fp32 [G, N]; D in {64, 128, 256} and C <= 256, else both undefined.
+std::pair<at::Tensor, at::Tensor> assign_cuda(const at::Tensor& x, const at::Tensor& centroids);
 
-// Fused residual + group quantization + packing of x fp32 [G, N, D] against one stage
+// Fused residual + group quantization + packing of x fp32 or bf16 [G, N, D] against one stage
 // (ids uint8 [G, N], centroids bf16 [G, C, D]) or none (undefined). Fills codes/scales/zeros
 // and returns per-token sums of r^2 and of (x - decode)^2 as fp32 [G, N] tensors.
 struct ResidualQuantResult {

@@ -12,7 +12,8 @@
 namespace qvg::core {
 namespace {
 
-// Rows of x per distance block: bounds the [G, rows, C] score matrix (~64 MiB at G=12, C=256).
+// Rows of x per distance block of the unfused path: bounds the [G, rows, C] score matrix
+// (~64 MiB at G=12, C=256).
 constexpr int64_t kAssignRows = 8192;
 
 at::Tensor random_init(const at::Tensor& x, int64_t centroids, uint64_t seed) {
@@ -35,15 +36,17 @@ at::Tensor kmeans_update(const at::Tensor& x, const at::Tensor& ids, const at::T
     const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2), c = old.size(1);
 #ifdef QVG_HAVE_CUDA
     if (x.is_cuda()) {
-        at::Tensor out = detail::kmeans_update_cuda(x, ids, old);
+        // The kernel reads BF16: exact for k-means inputs, which are BF16 values (kmeans.h).
+        at::Tensor out = detail::kmeans_update_cuda(x.to(at::kBFloat16).contiguous(), ids, old);
         if (out.defined()) return out;
     }
 #endif
+    const at::Tensor xf = x.to(at::kFloat);
     // Sequential index_add in token order: the order the CUDA kernel reproduces.
     at::Tensor offset = at::arange(groups, ids.options()).mul_(c).unsqueeze(1);
     at::Tensor flat = (ids + offset).reshape({-1});
-    at::Tensor sums = at::zeros({groups * c, dim}, x.options())
-                          .index_add_(0, flat, x.reshape({groups * n, dim}))
+    at::Tensor sums = at::zeros({groups * c, dim}, xf.options())
+                          .index_add_(0, flat, xf.reshape({groups * n, dim}))
                           .view({groups, c, dim});
     at::Tensor counts = at::bincount(flat, {}, groups * c).view({groups, c}).to(at::kFloat);
     at::Tensor mean = sums / counts.clamp_min(1.0f).unsqueeze(-1);
@@ -75,45 +78,44 @@ at::Tensor kmeans_reseed_empty(const at::Tensor& x, const at::Tensor& ids, const
 
 namespace {
 
-// The token matrix in the forms the assignment needs, computed once per k-means call.
+// The token matrix in the forms the assignment and the update need, made once per k-means call.
+// On CUDA with a head dimension the fused kernel takes (64, 128, 256), the tokens stay in BF16
+// (exact: k-means inputs are BF16 values) and nothing is widened to fp32.
 struct Points {
-    at::Tensor xf;     // [G, N, D] fp32
-    at::Tensor xb;     // [G, N, D] bf16 (CUDA only: tensor-core distances; values are bf16-exact)
-    at::Tensor norm2;  // [G, N] ||x||^2
-    explicit Points(const at::Tensor& x) : xf(x.to(at::kFloat).contiguous()) {
-        if (xf.is_cuda()) xb = xf.to(at::kBFloat16);
+    at::Tensor xb;     // [G, N, D] bf16, CUDA only
+    at::Tensor xf;     // [G, N, D] fp32, unless fused
+    at::Tensor norm2;  // [G, N] ||x||^2, unless fused
+    bool fused = false;
+    explicit Points(const at::Tensor& x) {
+        const int64_t d = x.size(2);
+        if (x.is_cuda()) {
+            xb = x.to(at::kBFloat16).contiguous();
+            fused = d == 64 || d == 128 || d == 256;
+            if (fused) return;
+        }
+        xf = x.to(at::kFloat).contiguous();
         norm2 = xf.pow(2).sum(-1);
     }
+    // The tokens to gather rows from and to average (values identical in either form).
+    const at::Tensor& rows() const { return xb.defined() ? xb : xf; }
 };
 
 std::pair<at::Tensor, at::Tensor> assign(const Points& p, const at::Tensor& centroids) {
+#ifdef QVG_HAVE_CUDA
+    if (p.fused) {
+        auto [ids, dist] = detail::assign_cuda(p.xb, centroids);
+        if (ids.defined()) return {ids, dist};
+    }
+#endif
     at::Tensor cf = centroids.to(at::kFloat);
     at::Tensor cn = cf.pow(2).sum(-1).unsqueeze(1);  // [G, 1, C]
-    const at::Tensor cb_t =
-        p.xf.is_cuda() ? centroids.to(at::kBFloat16).transpose(1, 2) : at::Tensor();
     const int64_t n = p.xf.size(1);
-    const int64_t rows_per_block = p.xf.is_cuda() ? 8192 : kAssignRows;
     std::vector<at::Tensor> ids, dists;
-    for (int64_t start = 0; start < n; start += rows_per_block) {
-        const int64_t len = std::min(rows_per_block, n - start);
-        at::Tensor scores;
-#ifdef QVG_HAVE_CUDA
-        if (p.xf.is_cuda()) {
-            // BF16 x BF16 products are exact in fp32 and tensor cores accumulate in fp32: the
-            // same precision as an fp32 GEMM on these bf16-valued inputs, at tensor-core speed.
-            // The argmin kernel then reads the dot products once (no score matrix).
-            at::Tensor dot = at::bmm(p.xb.narrow(1, start, len), cb_t, at::kFloat);
-            auto [index, dist] =
-                detail::argmin_cuda(dot, cn.squeeze(1), p.norm2.narrow(1, start, len));
-            ids.push_back(index);
-            dists.push_back(dist);
-            continue;
-        }
-#endif
-        {
-            // ||x||^2 is constant per row, so ||c||^2 - 2 x.c orders the centroids by distance.
-            scores = at::baddbmm(cn, p.xf.narrow(1, start, len), cf.transpose(1, 2), 1.0, -2.0);
-        }
+    for (int64_t start = 0; start < n; start += kAssignRows) {
+        const int64_t len = std::min(kAssignRows, n - start);
+        // ||x||^2 is constant per row, so ||c||^2 - 2 x.c orders the centroids by distance.
+        at::Tensor scores =
+            at::baddbmm(cn, p.xf.narrow(1, start, len), cf.transpose(1, 2), 1.0, -2.0);
         auto [best, index] = scores.min(-1);
         ids.push_back(index);
         dists.push_back((best + p.norm2.narrow(1, start, len)).clamp_min(0.0f));
@@ -154,8 +156,8 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
               options.iterations);
 
     const Points points(x);
-    const at::Tensor& xf = points.xf;
-    at::Tensor cent = random_init(xf, c, options.seed).to(at::kBFloat16);
+    const at::Tensor& rows = points.rows();
+    at::Tensor cent = random_init(rows, c, options.seed).to(at::kBFloat16);
     at::Tensor first_ids, first_dist;  // an assignment to `cent` already made, if any
     if (warm_start.defined()) {
         QVG_CHECK(warm_start.dim() == 3 && warm_start.size(0) == groups &&
@@ -165,7 +167,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         // The previous span's codebook usually fits the new tokens better than random tokens,
         // but not always (content that left the view). Each group starts from whichever of the
         // two fits it better; both assignments are needed anyway, so this costs one assignment.
-        at::Tensor warm = warm_start.to(xf.device()).to(at::kBFloat16);
+        at::Tensor warm = warm_start.to(rows.device()).to(at::kBFloat16);
         auto [ids_w, dist_w] = assign(points, warm);
         auto [ids_c, dist_c] = assign(points, cent);
         at::Tensor pick = dist_w.sum(1).le(dist_c.sum(1));  // [G]
@@ -184,10 +186,12 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         } else {
             std::tie(next, dist) = assign(points, cent);
         }
-        const bool converged = ids.defined() && next.ne(ids).to(at::kFloat).mean().item<double>() <
-                                                    options.converged_fraction;
+        // (Not checked on the last iteration, where it changes nothing: saves a device sync.)
+        const bool converged = ids.defined() && it + 1 < options.iterations &&
+                               next.ne(ids).to(at::kFloat).mean().item<double>() <
+                                   options.converged_fraction;
         ids = next;
-        cent = kmeans_reseed_empty(xf, ids, dist, kmeans_update(xf, ids, cent));
+        cent = kmeans_reseed_empty(rows, ids, dist, kmeans_update(rows, ids, cent));
         result.iterations_run = it + 1;
         if (converged) break;
     }

@@ -1,9 +1,12 @@
 // QVG span encode kernels.
 //
-// kmeans_update: one block per (cluster, group), one thread per channel. Each thread walks the
+// kmeans_update: one block per (cluster, group), two channels per thread. Each thread walks the
 // cluster's members in token order and sums in fp32 - the CPU codec's index_add order - so the
 // new centroids are bit-identical to the CPU's for the same ids, and no float atomics are used
 // (the reference's atomics make its k-means nondeterministic).
+//
+// kmeans_assign: distances on tensor cores (mma.sync BF16 -> fp32) with the argmin fused; see
+// the comment above assign_kernel.
 //
 // residual_quant: 8 channels per thread (16-byte loads of the centroid row), a group's G/8
 // threads reduce amax (or min/max) with xor shuffles, the first thread of a group stores the
@@ -45,58 +48,238 @@ __device__ __forceinline__ float round_half_away(float v) {
     return t;
 }
 
+// One block per (cluster, group), two channels per thread (one 32-bit load of two BF16 values
+// per member). Members are visited in token order, four loads in flight, and each channel's sum
+// is still a sequential fp32 chain in that order: bit-identical to the reference.
 __global__ void update_kernel(KMeansUpdateParams p) {
     const int64_t c = blockIdx.x;
     const int64_t g = blockIdx.y;
-    const int64_t d = threadIdx.x;
+    const int64_t pair = threadIdx.x;  // channels 2 * pair, 2 * pair + 1
     const int64_t begin = p.offsets[g * (p.centroids + 1) + c];
     const int64_t end = p.offsets[g * (p.centroids + 1) + c + 1];
-    const int64_t slot = (g * p.centroids + c) * p.dim + d;
+    const int64_t slot = (g * p.centroids + c) * p.dim + 2 * pair;
+    uint32_t* out = reinterpret_cast<uint32_t*>(p.out + slot);
     if (end == begin) {
-        p.out[slot] = p.old[slot];
+        *out = *reinterpret_cast<const uint32_t*>(p.old + slot);
         return;
     }
-    float sum = 0.0f;
     const int64_t* order = p.order + g * p.tokens;
-    const float* x = p.x + g * p.tokens * p.dim + d;
-    for (int64_t m = begin; m < end; ++m) sum = __fadd_rn(sum, x[order[m] * p.dim]);
-    const __nv_bfloat16 mean = __float2bfloat16_rn(__fdiv_rn(sum, static_cast<float>(end - begin)));
-    uint16_t bits;
-    memcpy(&bits, &mean, 2);
-    p.out[slot] = bits;
+    const uint32_t* x = reinterpret_cast<const uint32_t*>(p.x + g * p.tokens * p.dim) + pair;
+    const int64_t words = p.dim / 2;
+    float lo = 0.0f, hi = 0.0f;
+    int64_t m = begin;
+    for (; m + 4 <= end; m += 4) {
+        uint32_t v[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) v[i] = __ldg(x + order[m + i] * words);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            lo = __fadd_rn(lo, __uint_as_float(v[i] << 16));
+            hi = __fadd_rn(hi, __uint_as_float(v[i] & 0xffff0000u));
+        }
+    }
+    for (; m < end; ++m) {
+        const uint32_t v = __ldg(x + order[m] * words);
+        lo = __fadd_rn(lo, __uint_as_float(v << 16));
+        hi = __fadd_rn(hi, __uint_as_float(v & 0xffff0000u));
+    }
+    const float count = static_cast<float>(end - begin);
+    const __nv_bfloat162 mean =
+        __halves2bfloat162(__float2bfloat16_rn(__fdiv_rn(lo, count)),
+                           __float2bfloat16_rn(__fdiv_rn(hi, count)));
+    uint32_t bits;
+    memcpy(&bits, &mean, 4);
+    *out = bits;
 }
 
-__global__ void __launch_bounds__(kThreads) argmin_kernel(ArgminParams p) {
-    const int lane = threadIdx.x & 31;
-    const unsigned n = blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
-    if (n >= p.tokens) return;  // whole warps leave together
+// ---- Nearest centroid on tensor cores ----------------------------------------------------------
+//
+// A block takes 128 tokens of one group and all of the group's centroids. Both live in shared
+// memory as BF16 rows padded by 8 elements (a row stride of D + 8 puts the 8 rows one mma
+// fragment load touches on distinct banks). Each of the 4 warps owns 32 tokens (two m16 tiles)
+// and sweeps the centroids 64 at a time with mma.sync m16n8k16 (fp32 accumulators), folding
+// every 32x64 tile of dot products into a running (best score, index) per token row before the
+// next tile: the [N, C] matrix never exists. The quad of lanes that shares a row merges its
+// candidates with shuffles (ties to the lower index) at the end.
+
+constexpr int kAssignTokens = 128;
+constexpr int kAssignThreads = 128;
+constexpr int kAssignTile = 64;  // centroids per sweep step
+
+__device__ __forceinline__ uint32_t lds32(const uint16_t* p) {
+    return *reinterpret_cast<const uint32_t*>(p);
+}
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Sum of squares of one BF16 row by a warp: lane l sums the pairs at 2l + 64j (j ascending) in
+// fp32, then a xor butterfly (offsets 16, 8, 4, 2, 1) adds the lanes' partial sums. Every lane
+// ends with the same value (fp32 addition commutes); assign_reference repeats this order.
+template <int D>
+__device__ __forceinline__ float row_norm2_warp(const uint16_t* row, int lane) {
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < D / 64; ++j) {
+        const uint32_t w = lds32(row + 2 * lane + 64 * j);
+        const float a = __uint_as_float(w << 16), b = __uint_as_float(w & 0xffff0000u);
+        s = __fadd_rn(s, __fmul_rn(a, a));
+        s = __fadd_rn(s, __fmul_rn(b, b));
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) s = __fadd_rn(s, __shfl_xor_sync(0xffffffffu, s, off));
+    return s;
+}
+
+template <int D>
+__global__ void __launch_bounds__(kAssignThreads) assign_kernel(AssignParams p) {
+    constexpr int S = D + 8;  // padded row stride, elements
+    extern __shared__ __align__(16) unsigned char smem[];
+    const int cpad = static_cast<int>((p.num_centroids + kAssignTile - 1) / kAssignTile) *
+                     kAssignTile;
+    uint16_t* cs = reinterpret_cast<uint16_t*>(smem);  // [cpad][S]
+    uint16_t* xs = cs + cpad * S;                       // [128][S]
+    float* cn = reinterpret_cast<float*>(xs + kAssignTokens * S);  // [cpad]
+    float* xn = cn + cpad;                                         // [128]
+
     const int64_t g = blockIdx.y;
-    const float* dot = p.dot + (g * p.tokens + n) * p.centroids;
-    const float* cn = p.cnorm2 + g * p.centroids;
-    float best = INFINITY;
-    int idx = 0x7fffffff;
-    for (int c = lane; c < p.centroids; c += 32) {
-        const float score = __fadd_rn(cn[c], __fmul_rn(-2.0f, dot[c]));
-        if (score < best) {  // ascending c per lane: keeps the lowest index on ties
-            best = score;
-            idx = c;
+    const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kAssignTokens;
+    const int tid = threadIdx.x;
+    constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    const uint4* csrc = reinterpret_cast<const uint4*>(p.centroids + g * p.num_centroids * D);
+    for (int i = tid; i < cpad * kChunks; i += kAssignThreads) {
+        const int r = i / kChunks, k = i % kChunks;
+        *reinterpret_cast<uint4*>(cs + r * S + k * 8) =
+            r < p.num_centroids ? __ldg(csrc + static_cast<int64_t>(r) * kChunks + k) : zero;
+    }
+    const uint4* xsrc = reinterpret_cast<const uint4*>(p.x + (g * p.tokens + row0) * D);
+    const int64_t rows = min(static_cast<int64_t>(kAssignTokens), p.tokens - row0);
+    for (int i = tid; i < kAssignTokens * kChunks; i += kAssignThreads) {
+        const int r = i / kChunks, k = i % kChunks;
+        *reinterpret_cast<uint4*>(xs + r * S + k * 8) =
+            r < rows ? __ldg(xsrc + static_cast<int64_t>(r) * kChunks + k) : zero;
+    }
+    __syncthreads();
+    const int warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
+    constexpr int kWarps = kAssignThreads / 32;
+    for (int c = warp; c < cpad; c += kWarps) {
+        const float v = row_norm2_warp<D>(cs + c * S, lane);
+        if (lane == 0) cn[c] = c < p.num_centroids ? v : INFINITY;
+    }
+    for (int r = warp; r < kAssignTokens; r += kWarps) {
+        const float v = row_norm2_warp<D>(xs + r * S, lane);
+        if (lane == 0) xn[r] = v;
+    }
+    __syncthreads();
+
+    float best[2][2];
+    int idx[2][2];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            best[mt][h] = INFINITY;
+            idx[mt][h] = 0x7fffffff;
         }
-    }
-    for (int off = 16; off > 0; off >>= 1) {
-        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
-        const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
-        if (ob < best || (ob == best && oi < idx)) {
-            best = ob;
-            idx = oi;
+    const uint16_t* xa = xs + (warp * 32 + gq) * S + 2 * tq;
+    for (int c0 = 0; c0 < cpad; c0 += kAssignTile) {
+        float acc[2][8][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[mt][nt][j] = 0.0f;
+        const uint16_t* cb = cs + (c0 + gq) * S + 2 * tq;
+#pragma unroll
+        for (int k0 = 0; k0 < D; k0 += 16) {
+            uint32_t a[2][4];
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+                const uint16_t* base = xa + mt * 16 * S + k0;
+                a[mt][0] = lds32(base);
+                a[mt][1] = lds32(base + 8 * S);
+                a[mt][2] = lds32(base + 8);
+                a[mt][3] = lds32(base + 8 * S + 8);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 8; ++nt) {
+                const uint16_t* bb = cb + nt * 8 * S + k0;
+                const uint32_t b0 = lds32(bb), b1 = lds32(bb + 8);
+                mma_bf16(acc[0][nt], a[0], b0, b1);
+                mma_bf16(acc[1][nt], a[1], b0, b1);
+            }
         }
+        // Columns in ascending order per thread: a strict < keeps the lowest index on ties.
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                const int col = c0 + nt * 8 + 2 * tq + j;
+                const float cnc = cn[col];
+#pragma unroll
+                for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const float score =
+                            __fadd_rn(cnc, __fmul_rn(-2.0f, acc[mt][nt][2 * h + j]));
+                        if (score < best[mt][h]) {
+                            best[mt][h] = score;
+                            idx[mt][h] = col;
+                        }
+                    }
+            }
     }
-    if (lane == 0) {
-        p.ids[g * p.tokens + n] = idx;
-        p.dist[g * p.tokens + n] = fmaxf(__fadd_rn(best, p.xnorm2[g * p.tokens + n]), 0.0f);
-    }
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float b = best[mt][h];
+            int i = idx[mt][h];
+#pragma unroll
+            for (int off = 1; off < 4; off <<= 1) {
+                const float ob = __shfl_xor_sync(0xffffffffu, b, off);
+                const int oi = __shfl_xor_sync(0xffffffffu, i, off);
+                if (ob < b || (ob == b && oi < i)) {
+                    b = ob;
+                    i = oi;
+                }
+            }
+            const int r = warp * 32 + mt * 16 + h * 8 + gq;
+            if (tq == 0 && r < rows) {
+                const int64_t out = g * p.tokens + row0 + r;
+                p.ids[out] = i;
+                if (p.dist != nullptr) p.dist[out] = fmaxf(__fadd_rn(b, xn[r]), 0.0f);
+            }
+        }
 }
 
-template <int kBits, bool kAsym, bool kStage>
+size_t assign_smem_bytes(int64_t dim, int64_t centroids) {
+    const int64_t cpad = (centroids + kAssignTile - 1) / kAssignTile * kAssignTile;
+    return static_cast<size_t>((cpad + kAssignTokens) * (dim + 8) * 2 +
+                               (cpad + kAssignTokens) * 4);
+}
+
+template <int D>
+cudaError_t launch_assign(const AssignParams& p, cudaStream_t stream) {
+    const size_t smem = assign_smem_bytes(D, p.num_centroids);
+    const cudaError_t attr = cudaFuncSetAttribute(
+        assign_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (attr != cudaSuccess) return attr;
+    const dim3 grid(static_cast<unsigned>((p.tokens + kAssignTokens - 1) / kAssignTokens),
+                    static_cast<unsigned>(p.groups));
+    assign_kernel<D><<<grid, kAssignThreads, smem, stream>>>(p);
+    return cudaGetLastError();
+}
+
+template <int kBits, bool kAsym, bool kStage, bool kBf16In>
 __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) {
     // grid.y = group (b * heads + h); grid.x covers its tokens x (dim / 8) threads, 32-bit math.
     const int threads_per_row = static_cast<int>(p.dim / kVec);
@@ -110,16 +293,26 @@ __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) 
     const int64_t safe_row = active ? row : static_cast<int64_t>(blockIdx.y) * p.tokens;
 
     float x[kVec], c[kVec], r[kVec];
-    const float4 xa = *reinterpret_cast<const float4*>(p.x + safe_row * p.dim + d0);
-    const float4 xb = *reinterpret_cast<const float4*>(p.x + safe_row * p.dim + d0 + 4);
-    x[0] = xa.x;
-    x[1] = xa.y;
-    x[2] = xa.z;
-    x[3] = xa.w;
-    x[4] = xb.x;
-    x[5] = xb.y;
-    x[6] = xb.z;
-    x[7] = xb.w;
+    if constexpr (kBf16In) {
+        const uint4 xv = *reinterpret_cast<const uint4*>(p.x_bf16 + safe_row * p.dim + d0);
+        const uint32_t w[4] = {xv.x, xv.y, xv.z, xv.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            x[2 * i] = __uint_as_float(w[i] << 16);
+            x[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+        }
+    } else {
+        const float4 xa = *reinterpret_cast<const float4*>(p.x + safe_row * p.dim + d0);
+        const float4 xb = *reinterpret_cast<const float4*>(p.x + safe_row * p.dim + d0 + 4);
+        x[0] = xa.x;
+        x[1] = xa.y;
+        x[2] = xa.z;
+        x[3] = xa.w;
+        x[4] = xb.x;
+        x[5] = xb.y;
+        x[6] = xb.z;
+        x[7] = xb.w;
+    }
     if constexpr (kStage) {
         const int64_t g = blockIdx.y;
         const int id = p.ids[safe_row];
@@ -225,12 +418,20 @@ __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) 
     }
 }
 
+template <int kBits, bool kAsym, bool kBf16In>
+void launch_quant_input(const ResidualQuantParams& p, dim3 blocks, cudaStream_t stream) {
+    if (p.ids != nullptr)
+        quant_kernel<kBits, kAsym, true, kBf16In><<<blocks, kThreads, 0, stream>>>(p);
+    else
+        quant_kernel<kBits, kAsym, false, kBf16In><<<blocks, kThreads, 0, stream>>>(p);
+}
+
 template <int kBits, bool kAsym>
 void launch_quant(const ResidualQuantParams& p, dim3 blocks, cudaStream_t stream) {
-    if (p.ids != nullptr)
-        quant_kernel<kBits, kAsym, true><<<blocks, kThreads, 0, stream>>>(p);
+    if (p.x_bf16 != nullptr)
+        launch_quant_input<kBits, kAsym, true>(p, blocks, stream);
     else
-        quant_kernel<kBits, kAsym, false><<<blocks, kThreads, 0, stream>>>(p);
+        launch_quant_input<kBits, kAsym, false>(p, blocks, stream);
 }
 
 }  // namespace
@@ -239,20 +440,33 @@ cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream) {
     if (p.dim != 64 && p.dim != 128 && p.dim != 256) return cudaErrorInvalidValue;
     if (p.groups == 0 || p.centroids == 0) return cudaSuccess;
     if (p.groups > 65535 || p.centroids > 0x7fffffff) return cudaErrorInvalidValue;
+    if ((reinterpret_cast<uintptr_t>(p.x) & 3) || (reinterpret_cast<uintptr_t>(p.old) & 3) ||
+        (reinterpret_cast<uintptr_t>(p.out) & 3)) {
+        return cudaErrorInvalidValue;
+    }
     const dim3 grid(static_cast<unsigned>(p.centroids), static_cast<unsigned>(p.groups));
-    update_kernel<<<grid, static_cast<unsigned>(p.dim), 0, stream>>>(p);
+    update_kernel<<<grid, static_cast<unsigned>(p.dim / 2), 0, stream>>>(p);
     return cudaGetLastError();
 }
 
-cudaError_t argmin(const ArgminParams& p, cudaStream_t stream) {
-    if (p.groups * p.tokens == 0) return cudaSuccess;
-    if (p.centroids < 1 || p.groups > 65535 || p.tokens > 0x7fffffffLL)
+cudaError_t kmeans_assign(const AssignParams& p, cudaStream_t stream) {
+    if (p.num_centroids < 1 || p.num_centroids > 256 || p.groups > 65535 ||
+        p.tokens > 0x7fffffffLL) {
         return cudaErrorInvalidValue;
-    constexpr int kWarps = kThreads / 32;
-    const dim3 grid(static_cast<unsigned>((p.tokens + kWarps - 1) / kWarps),
-                    static_cast<unsigned>(p.groups));
-    argmin_kernel<<<grid, kThreads, 0, stream>>>(p);
-    return cudaGetLastError();
+    }
+    if ((reinterpret_cast<uintptr_t>(p.x) & 15) || (reinterpret_cast<uintptr_t>(p.centroids) & 15))
+        return cudaErrorInvalidValue;
+    if (p.groups * p.tokens == 0) return cudaSuccess;
+    switch (p.dim) {
+        case 64:
+            return launch_assign<64>(p, stream);
+        case 128:
+            return launch_assign<128>(p, stream);
+        case 256:
+            return launch_assign<256>(p, stream);
+        default:
+            return cudaErrorInvalidValue;
+    }
 }
 
 cudaError_t residual_quant(const ResidualQuantParams& p, cudaStream_t stream) {
@@ -260,7 +474,8 @@ cudaError_t residual_quant(const ResidualQuantParams& p, cudaStream_t stream) {
         return cudaErrorInvalidValue;
     if (p.group % kVec != 0 || p.dim % p.group != 0 || (p.bits != 2 && p.bits != 4))
         return cudaErrorInvalidValue;
-    if ((reinterpret_cast<uintptr_t>(p.x) & 15) ||
+    if ((p.x == nullptr) == (p.x_bf16 == nullptr)) return cudaErrorInvalidValue;
+    if ((reinterpret_cast<uintptr_t>(p.x) & 15) || (reinterpret_cast<uintptr_t>(p.x_bf16) & 15) ||
         (p.centroids && (reinterpret_cast<uintptr_t>(p.centroids) & 15))) {
         return cudaErrorInvalidValue;
     }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -21,8 +22,10 @@ void kmeans_update_reference(const KMeansUpdateParams& p) {
             }
             std::fill(sum.begin(), sum.end(), 0.0f);
             for (int64_t m = begin; m < end; ++m) {
-                const float* row = p.x + (g * p.tokens + p.order[g * p.tokens + m]) * p.dim;
-                for (int64_t d = 0; d < p.dim; ++d) sum[static_cast<size_t>(d)] += row[d];
+                const uint16_t* row =
+                    p.x + (g * p.tokens + p.order[g * p.tokens + m]) * p.dim;
+                for (int64_t d = 0; d < p.dim; ++d)
+                    sum[static_cast<size_t>(d)] += detail::bf16_to_float(row[d]);
             }
             const float count = static_cast<float>(end - begin);
             for (int64_t d = 0; d < p.dim; ++d)
@@ -31,23 +34,60 @@ void kmeans_update_reference(const KMeansUpdateParams& p) {
     }
 }
 
-void argmin_reference(const ArgminParams& p) {
+namespace {
+
+// The kernel's warp sum of squares: lane partial sums, then a xor butterfly.
+float row_norm2_warp_order(const uint16_t* row, int64_t dim) {
+    float lane[32];
+    for (int l = 0; l < 32; ++l) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < dim / 64; ++j) {
+            const float a = detail::bf16_to_float(row[2 * l + 64 * j]);
+            const float b = detail::bf16_to_float(row[2 * l + 64 * j + 1]);
+            s += a * a;
+            s += b * b;
+        }
+        lane[l] = s;
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+        float next[32];
+        for (int l = 0; l < 32; ++l) next[l] = lane[l] + lane[l ^ off];
+        std::copy(next, next + 32, lane);
+    }
+    return lane[0];
+}
+
+}  // namespace
+
+void assign_reference(const AssignParams& p) {
+    const int64_t c_count = p.num_centroids, dim = p.dim;
+    std::vector<float> cn(static_cast<size_t>(c_count));
     for (int64_t g = 0; g < p.groups; ++g) {
+        const uint16_t* cent = p.centroids + g * c_count * dim;
+        for (int64_t c = 0; c < c_count; ++c) {
+            cn[static_cast<size_t>(c)] = row_norm2_warp_order(cent + c * dim, dim);
+        }
         for (int64_t n = 0; n < p.tokens; ++n) {
-            const float* dot = p.dot + (g * p.tokens + n) * p.centroids;
+            const uint16_t* x = p.x + (g * p.tokens + n) * dim;
+            const float xn = row_norm2_warp_order(x, dim);
             float best = 0.0f;
             int64_t idx = -1;
-            for (int64_t c = 0; c < p.centroids; ++c) {
-                const float m = -2.0f * dot[c];
-                const float score = p.cnorm2[g * p.centroids + c] + m;
+            for (int64_t c = 0; c < c_count; ++c) {
+                float dot = 0.0f;
+                for (int64_t d = 0; d < dim; ++d)
+                    dot += detail::bf16_to_float(x[d]) * detail::bf16_to_float(cent[c * dim + d]);
+                const float m = -2.0f * dot;
+                const float score = cn[static_cast<size_t>(c)] + m;
                 if (idx < 0 || score < best) {
                     best = score;
                     idx = c;
                 }
             }
             p.ids[g * p.tokens + n] = idx;
-            const float d = best + p.xnorm2[g * p.tokens + n];
-            p.dist[g * p.tokens + n] = d > 0.0f ? d : 0.0f;
+            if (p.dist != nullptr) {
+                const float d = best + xn;
+                p.dist[g * p.tokens + n] = d > 0.0f ? d : 0.0f;
+            }
         }
     }
 }
@@ -59,10 +99,15 @@ void residual_quant_reference(const ResidualQuantParams& p) {
     const int64_t groups_per_row = p.dim / p.group;
     std::vector<float> r(static_cast<size_t>(p.dim)), c(static_cast<size_t>(p.dim));
     std::vector<int> u(static_cast<size_t>(p.dim));
+    std::vector<float> x_row(static_cast<size_t>(p.dim));
     for (int64_t g = 0; g < p.groups; ++g) {
         for (int64_t n = 0; n < p.tokens; ++n) {
             const int64_t row = g * p.tokens + n;
-            const float* x = p.x + row * p.dim;
+            const float* x = p.x != nullptr ? p.x + row * p.dim : x_row.data();
+            if (p.x == nullptr) {
+                for (int64_t d = 0; d < p.dim; ++d)
+                    x_row[static_cast<size_t>(d)] = detail::bf16_to_float(p.x_bf16[row * p.dim + d]);
+            }
             for (int64_t d = 0; d < p.dim; ++d) {
                 c[static_cast<size_t>(d)] = 0.0f;
                 if (p.ids != nullptr) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "qvg/core/codec.h"
+#include "qvg/core/kmeans.h"
 #include "qvg/core/quant_pack.h"
 #include "qvg/core/synthetic.h"
 #include "qvg/core/wan_rope.h"
@@ -158,7 +159,8 @@ TEST(KernelReference, RopeMatchesWanRope) {
 }
 
 TEST(KernelReference, KMeansUpdateMatchesTheCodecOrder) {
-    at::Tensor x = at::randn({3, 500, 128});
+    at::Tensor xb = at::randn({3, 500, 128}).to(at::kBFloat16);  // k-means inputs are BF16 values
+    at::Tensor x = xb.to(at::kFloat);
     at::Tensor ids = at::randint(0, 40, {3, 500});
     at::Tensor old = at::randn({3, 48, 128}).to(at::kBFloat16);  // clusters 40..47 stay empty
     // The codec's CPU update: sequential index_add in token order.
@@ -174,7 +176,7 @@ TEST(KernelReference, KMeansUpdateMatchesTheCodecOrder) {
     offsets.narrow(1, 1, 48).copy_(at::bincount(flat, {}, 3 * 48).view({3, 48}).cumsum(1));
     at::Tensor out = at::empty_like(old);
     kernels::KMeansUpdateParams p;
-    p.x = x.data_ptr<float>();
+    p.x = bf16_ptr(xb);
     p.order = order.data_ptr<int64_t>();
     p.offsets = offsets.data_ptr<int64_t>();
     p.old = bf16_ptr(old);
@@ -193,29 +195,33 @@ TEST(KernelReference, KMeansUpdateMatchesTheCodecOrder) {
 namespace qvg {
 namespace {
 
-TEST(KernelReference, ArgminMatchesTheCpuAssignment) {
+// Small integers: every dot product and norm is exact in fp32 whatever the summation order, so
+// the kernel's reference and the codec's CPU assignment must agree bit for bit, ties included.
+TEST(KernelReference, AssignMatchesTheCpuAssignment) {
     at::manual_seed(7);
-    at::Tensor x = at::randn({2, 300, 128}).to(at::kBFloat16).to(at::kFloat);
-    at::Tensor c = at::randn({2, 64, 128}).to(at::kBFloat16).to(at::kFloat);
-    c.narrow(1, 10, 1).copy_(c.narrow(1, 3, 1));  // a duplicated centroid: ties go to 3
-    at::Tensor dot = at::bmm(x, c.transpose(1, 2)).contiguous();
-    at::Tensor cn = c.pow(2).sum(-1).contiguous();
-    at::Tensor xn = x.pow(2).sum(-1).contiguous();
-    at::Tensor ids = at::empty({2, 300}, at::kLong), dist = at::empty({2, 300});
-    kernels::ArgminParams p;
-    p.dot = dot.data_ptr<float>();
-    p.cnorm2 = cn.data_ptr<float>();
-    p.xnorm2 = xn.data_ptr<float>();
-    p.ids = ids.data_ptr<int64_t>();
-    p.dist = dist.data_ptr<float>();
-    p.groups = 2;
-    p.tokens = 300;
-    p.centroids = 64;
-    kernels::argmin_reference(p);
-    auto [best, expect] = (dot * -2.0f + cn.unsqueeze(1)).min(-1);
-    EXPECT_TRUE(at::equal(ids, expect));
-    EXPECT_TRUE(at::equal(dist, (best + xn).clamp_min(0.0f)));
-    EXPECT_FALSE(ids.eq(10).any().item<bool>());
+    for (int64_t dim : {64, 128, 256}) {
+        at::Tensor x = at::randint(-4, 5, {2, 300, dim}).to(at::kBFloat16);
+        at::Tensor c = at::randint(-4, 5, {2, 64, dim}).to(at::kBFloat16);
+        c.narrow(1, 10, 1).copy_(c.narrow(1, 3, 1));  // a duplicated centroid: ties go to 3
+        x.narrow(1, 0, 1).copy_(c.narrow(1, 3, 1));   // ... and a token sitting on it
+        at::Tensor ids = at::empty({2, 300}, at::kLong), dist = at::empty({2, 300});
+        kernels::AssignParams p;
+        p.x = bf16_ptr(x);
+        p.centroids = bf16_ptr(c);
+        p.ids = ids.data_ptr<int64_t>();
+        p.dist = dist.data_ptr<float>();
+        p.groups = 2;
+        p.tokens = 300;
+        p.num_centroids = 64;
+        p.dim = dim;
+        kernels::assign_reference(p);
+        auto [expect_ids, expect_dist] = core::assign_nearest_with_distance(x.to(at::kFloat), c);
+        EXPECT_TRUE(at::equal(ids, expect_ids)) << dim;
+        EXPECT_TRUE(at::equal(dist, expect_dist)) << dim;
+        EXPECT_FALSE(ids.eq(10).any().item<bool>());
+        EXPECT_EQ(ids[0][0].item<int64_t>(), 3);
+        EXPECT_EQ(dist[0][0].item<float>(), 0.0f);
+    }
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ void check(cudaError_t err, const char* what) {
 
 at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old) {
     const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2), c = old.size(1);
-    if (x.scalar_type() != at::kFloat || !x.is_contiguous() ||
+    if (x.scalar_type() != at::kBFloat16 || !x.is_contiguous() ||
         (dim != 64 && dim != 128 && dim != 256)) {
         return {};
     }
@@ -36,7 +36,7 @@ at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const 
     at::Tensor old_bf16 = old.to(at::kBFloat16).contiguous();
     at::Tensor out = at::empty_like(old_bf16);
     kernels::KMeansUpdateParams p;
-    p.x = x.data_ptr<float>();
+    p.x = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
     p.order = order.data_ptr<int64_t>();
     p.offsets = offsets.data_ptr<int64_t>();
     p.old = reinterpret_cast<const uint16_t*>(old_bf16.data_ptr<at::BFloat16>());
@@ -49,30 +49,35 @@ at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const 
     return out;
 }
 
-std::pair<at::Tensor, at::Tensor> argmin_cuda(const at::Tensor& dot, const at::Tensor& cnorm2,
-                                              const at::Tensor& xnorm2) {
-    const c10::cuda::CUDAGuard guard(dot.device());
-    const int64_t groups = dot.size(0), n = dot.size(1), c = dot.size(2);
-    at::Tensor d = dot.contiguous(), cn = cnorm2.contiguous(), xn = xnorm2.contiguous();
-    at::Tensor ids = at::empty({groups, n}, dot.options().dtype(at::kLong));
-    at::Tensor dist = at::empty({groups, n}, dot.options());
-    kernels::ArgminParams p;
-    p.dot = d.data_ptr<float>();
-    p.cnorm2 = cn.data_ptr<float>();
-    p.xnorm2 = xn.data_ptr<float>();
+std::pair<at::Tensor, at::Tensor> assign_cuda(const at::Tensor& x, const at::Tensor& centroids) {
+    const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2), c = centroids.size(1);
+    if (x.scalar_type() != at::kBFloat16 || (dim != 64 && dim != 128 && dim != 256) || c > 256)
+        return {};
+    const c10::cuda::CUDAGuard guard(x.device());
+    at::Tensor xc = x.contiguous();
+    at::Tensor cc = centroids.to(at::kBFloat16).contiguous();
+    at::Tensor ids = at::empty({groups, n}, x.options().dtype(at::kLong));
+    at::Tensor dist = at::empty({groups, n}, x.options().dtype(at::kFloat));
+    kernels::AssignParams p;
+    p.x = reinterpret_cast<const uint16_t*>(xc.data_ptr<at::BFloat16>());
+    p.centroids = reinterpret_cast<const uint16_t*>(cc.data_ptr<at::BFloat16>());
     p.ids = ids.data_ptr<int64_t>();
     p.dist = dist.data_ptr<float>();
     p.groups = groups;
     p.tokens = n;
-    p.centroids = c;
-    check(kernels::argmin(p, at::cuda::getCurrentCUDAStream()), "k-means argmin");
+    p.num_centroids = c;
+    p.dim = dim;
+    check(kernels::kmeans_assign(p, at::cuda::getCurrentCUDAStream()), "k-means assignment");
     return {ids, dist};
 }
 
 bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids,
                          const GroupQuantSpec& spec, ResidualQuantResult& out) {
-    if (!x.is_cuda() || x.scalar_type() != at::kFloat || !x.is_contiguous() || x.dim() != 3)
+    const bool bf16_in = x.scalar_type() == at::kBFloat16;
+    if (!x.is_cuda() || (x.scalar_type() != at::kFloat && !bf16_in) || !x.is_contiguous() ||
+        x.dim() != 3) {
         return false;
+    }
     const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2);
     if (dim % 8 != 0 || dim / 8 > 32 || 32 % (dim / 8) != 0 || spec.group % 8 != 0) return false;
     const c10::cuda::CUDAGuard guard(x.device());
@@ -91,7 +96,11 @@ bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::T
         p.centroids = reinterpret_cast<const uint16_t*>(cent.data_ptr<at::BFloat16>());
         p.num_centroids = cent.size(1);
     }
-    p.x = x.data_ptr<float>();
+    if (bf16_in) {
+        p.x_bf16 = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
+    } else {
+        p.x = x.data_ptr<float>();
+    }
     p.groups = groups;
     p.tokens = n;
     p.dim = dim;

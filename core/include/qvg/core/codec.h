@@ -114,7 +114,9 @@ class Codec {
         at::Tensor error_sq;  // ||X - decode(X)||^2 when the method computed it, else undefined
     };
     explicit Codec(CodecConfig config) : config_(std::move(config)) {}
-    virtual void encode_into(const at::Tensor& xf, const EncodeContext& context, EncodedSpan& span,
+    // x: the span [B, H, N, D], contiguous, in its own floating dtype (a method widens it to
+    // fp32 only where it needs to).
+    virtual void encode_into(const at::Tensor& x, const EncodeContext& context, EncodedSpan& span,
                              Telemetry& telemetry) const = 0;
     CodecConfig config_;
 };

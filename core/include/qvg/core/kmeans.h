@@ -3,8 +3,9 @@
 //
 // Deterministic by construction: the initial centroids are distinct tokens drawn from a private
 // seeded stream (or the previous span's codebook: warm start), assignment ties go to the lowest
-// centroid index, and centroid sums are reduced in a fixed order (index_add on the CPU, a
-// one-hot matrix product on CUDA; never float atomics).
+// centroid index, and centroid sums are reduced in a fixed order (index_add on the CPU, the same
+// sequential token order in the CUDA update kernel; never float atomics). On CUDA the distances
+// run on tensor cores with the argmin fused (kernels/qvg_encode.h).
 
 #include <cstdint>
 #include <utility>
@@ -27,7 +28,8 @@ struct KMeansResult {
     int iterations_run = 0;
 };
 
-// x: [G, N, D] floating (values representable in bf16 for exact centroid init), any device.
+// x: [G, N, D] floating with BF16-representable values (the codec's inputs always are: BF16
+// spans and BF16-rounded residuals), any device; pass BF16 on CUDA to avoid a conversion.
 // warm_start: optional bf16/float [G, C, D] codebook to start from instead of random tokens.
 // Throws qvg::core::Error when centroids > N or centroids > 256 or on bad shapes.
 KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
@@ -41,7 +43,7 @@ std::pair<at::Tensor, at::Tensor> assign_nearest_with_distance(const at::Tensor&
 
 // One Lloyd update: each centroid becomes the fp32 mean of its members (summed in token order,
 // on the CPU and in the CUDA kernel alike), rounded to bf16; empty clusters keep their value.
-// x [G, N, D] fp32, ids int64 [G, N], old [G, C, D].
+// x [G, N, D] with BF16-representable values (fp32 or bf16), ids int64 [G, N], old [G, C, D].
 at::Tensor kmeans_update(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old);
 
 // Empty clusters (wasted codebook entries, common after a warm start) take over the tokens

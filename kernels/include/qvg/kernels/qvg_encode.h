@@ -3,7 +3,9 @@
 //
 // 1. k-means centroid update with a deterministic reduction: the members of each cluster,
 //    listed in token order (a stable sort of the ids), are summed sequentially in fp32 - the
-//    same order and rounding as the CPU codec's index_add - then divided by their count.
+//    same order and rounding as the CPU codec's index_add - then divided by their count. The
+//    tokens are read as BF16: the codec's k-means inputs are always BF16 values (the span
+//    itself, or residuals rounded to BF16), so this halves the bytes without changing a bit.
 //    Empty clusters keep their previous centroid. Output BF16.
 // 2. Fused residual + FP8-scaled group quantization + packing: r = bf16(x - c[id]) (or r = x
 //    without a stage), per group of G channels the FP8-E4M3 scale (saturating RNE of
@@ -16,7 +18,7 @@
 namespace qvg::kernels {
 
 struct KMeansUpdateParams {
-    const float* x = nullptr;        // [G, N, D]
+    const uint16_t* x = nullptr;     // BF16 [G, N, D]
     const int64_t* order = nullptr;  // [G, N] token indices grouped by cluster, token order inside
     const int64_t* offsets = nullptr;  // [G, C + 1] start of each cluster's run in `order`
     const uint16_t* old = nullptr;     // BF16 [G, C, D]
@@ -25,7 +27,8 @@ struct KMeansUpdateParams {
 };
 
 struct ResidualQuantParams {
-    const float* x = nullptr;             // [G, N, D] values (bf16-representable)
+    const float* x = nullptr;             // [G, N, D] fp32 values, or
+    const uint16_t* x_bf16 = nullptr;     // [G, N, D] BF16 (exactly one of the two is set)
     const uint8_t* ids = nullptr;         // [G, N], or null for no stage
     const uint16_t* centroids = nullptr;  // BF16 [G, C, D], or null
     int64_t groups = 0, tokens = 0, dim = 0, num_centroids = 0;
@@ -39,20 +42,23 @@ struct ResidualQuantParams {
     float* error_sq = nullptr;     // [G, N] sum over d of (x - x_hat)^2 (may be null)
 };
 
-// 3. Nearest centroid from precomputed dot products: score = fp32(cn[c] + (-2 * dot[n, c]))
+// 3. Nearest centroid, distances on tensor cores with the argmin fused (no [N, C] matrix):
+//    dot[n, c] = sum_d x[n, d] * c[c, d] (BF16 products, fp32 accumulation; the tensor cores'
+//    summation order, so equal to the sequential fp32 sum whenever every partial sum is exact),
+//    ||c||^2 and ||x||^2 in fp32 in a warp's order (32 lane sums of the pairs at 2l + 64j, then
+//    a xor butterfly; dim a multiple of 64), score = fp32(||c||^2 + (-2 * dot))
 //    (the CPU codec's baddbmm rounding), argmin over c with ties to the lowest index, and the
-//    squared distance max(best + x_norm2[n], 0). One read of the dot matrix, no score matrix.
-struct ArgminParams {
-    const float* dot = nullptr;     // [G, N, C]
-    const float* cnorm2 = nullptr;  // [G, C]  ||c||^2
-    const float* xnorm2 = nullptr;  // [G, N]  ||x||^2
-    int64_t* ids = nullptr;         // [G, N]
-    float* dist = nullptr;          // [G, N]
-    int64_t groups = 0, tokens = 0, centroids = 0;
+//    squared distance max(best + ||x||^2, 0).
+struct AssignParams {
+    const uint16_t* x = nullptr;          // BF16 [G, N, D]
+    const uint16_t* centroids = nullptr;  // BF16 [G, C, D]
+    int64_t* ids = nullptr;               // [G, N]
+    float* dist = nullptr;                // [G, N], or null
+    int64_t groups = 0, tokens = 0, num_centroids = 0, dim = 0;
 };
 
 void kmeans_update_reference(const KMeansUpdateParams& p);
-void argmin_reference(const ArgminParams& p);
+void assign_reference(const AssignParams& p);
 void residual_quant_reference(const ResidualQuantParams& p);
 
 }  // namespace qvg::kernels

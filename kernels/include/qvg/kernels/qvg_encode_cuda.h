@@ -5,10 +5,11 @@
 
 namespace qvg::kernels {
 
-// dim in {64, 128, 256} (one thread per channel, one block per cluster).
+// dim in {64, 128, 256} (two channels per thread, one block per cluster).
 cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream);
-// One warp per token.
-cudaError_t argmin(const ArgminParams& p, cudaStream_t stream);
+// dim in {64, 128, 256}, 1..256 centroids, x and centroids 16-byte aligned (Hopper and newer:
+// up to 200 KiB of shared memory per block at dim 256).
+cudaError_t kmeans_assign(const AssignParams& p, cudaStream_t stream);
 // dim % 8 == 0, group in {16, 32, 64, 128} dividing dim, dim / 8 <= 32 threads per token row.
 cudaError_t residual_quant(const ResidualQuantParams& p, cudaStream_t stream);
 
