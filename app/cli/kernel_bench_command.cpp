@@ -14,6 +14,7 @@
 #include "qvg/core/error.h"
 #include "qvg/core/kmeans.h"
 #include "qvg/core/synthetic.h"
+#include "qvg/core/wan_rope.h"
 #include "table.h"
 
 namespace qvg::cli {
@@ -26,6 +27,7 @@ struct KernelBenchOptions {
     int reps = 50;
     std::string json;
     std::string commit = QVG_GIT_COMMIT;
+    bool variants = false;
 };
 
 int run(const KernelBenchOptions& o) {
@@ -89,10 +91,30 @@ int run(const KernelBenchOptions& o) {
             device, [&] { span = codec->encode(x); }, std::max(5, o.reps / 5), 2);
         add(cfg.describe() + " encode (2 iters)", enc_ms, static_cast<double>(x.nbytes()));
         at::Tensor out = at::empty({1, n, h, d}, x.options());
+        const double bytes = static_cast<double>(span.bytes() + out.nbytes());
         const double dec_ms = core::median_ms(
             device, [&] { codec->decode_into(span, out); }, o.reps);
-        add(cfg.describe() + " decode -> bf16 [B,N,H,D]", dec_ms,
-            static_cast<double>(span.bytes() + out.nbytes()));
+        add(cfg.describe() + " decode -> bf16 [B,N,H,D]", dec_ms, bytes);
+        if (device.is_cuda() && o.variants) {
+            // The kernel's thread layouts side by side (the default is one of them).
+            const std::pair<const char*, core::DecodeLaunch> launches[] = {
+                {"head-major", {true, 0}},
+                {"token-major x1", {false, 1}},
+                {"token-major x2", {false, 2}},
+                {"token-major x4", {false, 4}}};
+            for (const auto& [name, launch] : launches) {
+                const double ms = core::median_ms(
+                    device, [&] { codec->decode_into(span, out, nullptr, &launch); }, o.reps);
+                add(fmt::format("  decode, {}", name), ms, bytes);
+            }
+        }
+        // With the fused RoPE of the attention's read path (cos/sin tables read as well).
+        const core::WanRope rope(d, device);
+        const core::RopeAngles angles = rope.angles(0, spec.frames, spec.height, spec.width);
+        const double rope_ms = core::median_ms(
+            device, [&] { codec->decode_into(span, out, &angles); }, o.reps);
+        add(cfg.describe() + " decode + RoPE -> bf16", rope_ms,
+            bytes + static_cast<double>(angles.cos.nbytes() + angles.sin.nbytes()));
     }
     const std::string gpu = core::device_name(device);
     std::cout << fmt::format("qvg kernel-bench on {} ({}), commit {}\n", gpu, device.str(),
@@ -116,6 +138,7 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--reps", o->reps, "timed repetitions")->check(CLI::Range(1, 10000));
     sub->add_option("--json", o->json, "also write the results here");
     sub->add_option("--commit", o->commit, "commit to record");
+    sub->add_flag("--variants", o->variants, "also time each CUDA decode thread layout");
     on_selected(sub, [o] { return run(*o); });
 });
 

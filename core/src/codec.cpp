@@ -169,8 +169,8 @@ at::Tensor Codec::decode(const EncodedSpan& span) const {
     return decode_float(span).to(span.dtype);
 }
 
-void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out,
-                        const RopeAngles* rope) const {
+void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope,
+                        const DecodeLaunch* launch) const {
     const auto& sh = span.shape;
     QVG_CHECK(out.dim() == 4 && out.size(0) == sh[0] && out.size(1) == sh[2] &&
                   out.size(2) == sh[1] && out.size(3) == sh[3],
@@ -183,7 +183,7 @@ void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out,
               "decode_into: RoPE angles for {} tokens, span has {}", rope ? rope->tokens() : 0,
               sh[2]);
 #ifdef QVG_HAVE_CUDA
-    if (out.is_cuda() && detail::decode_span_cuda(span, out, rope)) return;
+    if (out.is_cuda() && detail::decode_span_cuda(span, out, rope, launch)) return;
 #endif
     const at::Tensor decoded = decode(span).transpose(1, 2);
     if (rope != nullptr) {

@@ -14,7 +14,8 @@ void requantize_without_stages(EncodedSpan& span, int keep);
 
 // Fused CUDA decode of a QVG/RTN span into out ([B, N, H, D] BF16 view on the GPU). Returns
 // false when the span or the view does not qualify (the caller then takes the generic path).
-bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope);
+bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope,
+                      const DecodeLaunch* launch);
 
 int64_t kivi_expected_bytes(const CodecConfig& c, KVRole role, int64_t batch, int64_t heads,
                             int64_t tokens, int64_t dim);

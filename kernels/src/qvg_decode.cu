@@ -2,10 +2,10 @@
 //
 // Design: the decode is pure bandwidth (a span of K for one layer reads ~16 MB of codes, scales,
 // ids and codebooks and writes ~115 MB of BF16), so each thread produces 8 consecutive channels
-// of one token with one 16-byte store, after loading 2 (INT2) or 4 (INT4) code bytes, one scale
-// byte and one 16-byte slice of each stage's centroid row. Rows are (b, h, n); D/8 threads share
-// a row, so a warp covers 2 rows at D = 128 and its stores are fully coalesced when the output
-// is the codec layout, and 256-byte contiguous runs when it is the model's [B, L, H, D] layout.
+// of a token with one 16-byte store, after loading 2 (INT2) or 4 (INT4) code bytes, one scale
+// byte and one 16-byte slice of each stage's centroid row. Two grids (QvgDecodeParams::grid):
+// head-major (D/8 threads per (b, h, n) row, a head per grid row) and token-major (all heads of
+// a token side by side, several tokens per thread; see decode_token_major).
 // Arithmetic mirrors the CPU codec operation for operation (__fmul_rn/__fadd_rn: no FMA
 // contraction), so results are bit-identical. Offsets are 64-bit.
 
@@ -32,48 +32,66 @@ __device__ __forceinline__ float bf16_bits_to_float(uint32_t bits16) {
     return __uint_as_float(bits16 << 16);
 }
 
-template <int kBits, bool kAsym>
-__global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
-    // grid.y = b * heads + h; grid.x covers this head's tokens x (dim / 8) threads. Index math
-    // stays 32-bit inside a head (64-bit division costs more than the decode itself).
-    const unsigned threads_per_row = static_cast<unsigned>(p.dim / kVec);
-    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
-    const unsigned n32 = local / threads_per_row;
-    if (n32 >= p.tokens) return;
-    const int part = static_cast<int>(local % threads_per_row);
-    const int64_t n = n32;
-    const int64_t bh = blockIdx.y;
-    const int64_t b = blockIdx.y / static_cast<unsigned>(p.heads);
-    const int64_t h = blockIdx.y % static_cast<unsigned>(p.heads);
-    const int64_t row = bh * p.tokens + n;
-    const int64_t d0 = static_cast<int64_t>(part) * kVec;
+// What one thread needs from memory for 8 channels of one (b, h, n) row, for spans of at most
+// kStages stages (registers are sized by it: 1 covers RTN and S1, the common case).
+template <int kStages>
+struct RowLoads {
+    uint32_t codes = 0;  // 2 (INT2) or 4 (INT4) code bytes
+    uint8_t scale = 0, zero = 0;
+    uint4 cent[kStages];
+    float4 cos, sin;
+};
 
+template <int kBits, bool kAsym, int kStages>
+__device__ __forceinline__ void load_row(const QvgDecodeParams& p, int64_t bh, int64_t n,
+                                         int64_t d0, RowLoads<kStages>& l) {
+    const int64_t row = bh * p.tokens + n;
+    if constexpr (kBits == 2) {
+        l.codes = __ldg(reinterpret_cast<const uint16_t*>(p.codes + row * (p.dim / 4) + d0 / 4));
+    } else {
+        l.codes = __ldg(reinterpret_cast<const uint32_t*>(p.codes + row * (p.dim / 2) + d0 / 2));
+    }
+    const int64_t g = row * (p.dim / p.group) + d0 / p.group;
+    l.scale = __ldg(p.scales + g);
+    if constexpr (kAsym) l.zero = __ldg(p.zeros + g);
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) {
+        if (st < p.num_stages) {
+            const int id = __ldg(p.ids[st] + row);
+            l.cent[st] = __ldg(reinterpret_cast<const uint4*>(
+                p.centroids[st] + (bh * p.num_centroids + id) * p.dim + d0));
+        }
+    }
+    if (p.rope_cos != nullptr) {
+        l.cos = __ldg(reinterpret_cast<const float4*>(p.rope_cos + n * (p.dim / 2) + d0 / 2));
+        l.sin = __ldg(reinterpret_cast<const float4*>(p.rope_sin + n * (p.dim / 2) + d0 / 2));
+    }
+}
+
+// 8 BF16 channels, packed, from one row's loads.
+template <int kBits, bool kAsym, int kStages>
+__device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowLoads<kStages>& l) {
     // Codes of channels d0 .. d0+7: stored values u (offset, unsigned).
     int u[kVec];
     if constexpr (kBits == 2) {
-        const uint16_t two =
-            *reinterpret_cast<const uint16_t*>(p.codes + row * (p.dim / 4) + d0 / 4);
-        const uint32_t b0 = two & 0xff, b1 = two >> 8;  // little-endian: first byte in the low bits
+        const uint32_t b0 = l.codes & 0xff, b1 = (l.codes >> 8) & 0xff;  // first byte low
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             u[i] = (b0 >> (6 - 2 * i)) & 3;
             u[4 + i] = (b1 >> (6 - 2 * i)) & 3;
         }
     } else {
-        const uint32_t four =
-            *reinterpret_cast<const uint32_t*>(p.codes + row * (p.dim / 2) + d0 / 2);
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            const uint32_t byte = (four >> (8 * i)) & 0xff;
+            const uint32_t byte = (l.codes >> (8 * i)) & 0xff;
             u[2 * i] = byte >> 4;
             u[2 * i + 1] = byte & 15;
         }
     }
-    const int64_t g = row * (p.dim / p.group) + d0 / p.group;
-    const float s = fp8_e4m3_to_float(p.scales[g]);
+    const float s = fp8_e4m3_to_float(l.scale);
     float y[kVec];
     if constexpr (kAsym) {
-        const float z = fp8_e4m3_to_float(p.zeros[g]);
+        const float z = fp8_e4m3_to_float(l.zero);
 #pragma unroll
         for (int i = 0; i < kVec; ++i) y[i] = __fadd_rn(__fmul_rn(static_cast<float>(u[i]), s), z);
     } else {
@@ -83,23 +101,21 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
             y[i] = __fadd_rn(__fmul_rn(static_cast<float>(u[i] - kQmax), s), 0.0f);
         }
     }
-    for (int st = 0; st < p.num_stages; ++st) {
-        const int id = p.ids[st][bh * p.tokens + n];
-        const uint4 c = *reinterpret_cast<const uint4*>(p.centroids[st] +
-                                                        (bh * p.num_centroids + id) * p.dim + d0);
-        const uint32_t w[4] = {c.x, c.y, c.z, c.w};
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            y[2 * i] = __fadd_rn(y[2 * i], bf16_bits_to_float(w[i] & 0xffff));
-            y[2 * i + 1] = __fadd_rn(y[2 * i + 1], bf16_bits_to_float(w[i] >> 16));
+    for (int st = 0; st < kStages; ++st) {
+        if (st < p.num_stages) {
+            const uint32_t w[4] = {l.cent[st].x, l.cent[st].y, l.cent[st].z, l.cent[st].w};
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                y[2 * i] = __fadd_rn(y[2 * i], bf16_bits_to_float(w[i] & 0xffff));
+                y[2 * i + 1] = __fadd_rn(y[2 * i + 1], bf16_bits_to_float(w[i] >> 16));
+            }
         }
     }
     if (p.rope_cos != nullptr) {
         // Round the decode to BF16 first, then rotate as the RoPE kernel rotates BF16 keys.
-        const float4 c = *reinterpret_cast<const float4*>(p.rope_cos + n * (p.dim / 2) + d0 / 2);
-        const float4 sn = *reinterpret_cast<const float4*>(p.rope_sin + n * (p.dim / 2) + d0 / 2);
-        const float cs[4] = {c.x, c.y, c.z, c.w};
-        const float ss[4] = {sn.x, sn.y, sn.z, sn.w};
+        const float cs[4] = {l.cos.x, l.cos.y, l.cos.z, l.cos.w};
+        const float ss[4] = {l.sin.x, l.sin.y, l.sin.z, l.sin.w};
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const float re = __bfloat162float(__float2bfloat16_rn(y[2 * i]));
@@ -118,8 +134,96 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
         memcpy(&hi_bits, &hi, 2);
         packed[i] = static_cast<uint32_t>(lo_bits) | (static_cast<uint32_t>(hi_bits) << 16);
     }
+    return make_uint4(packed[0], packed[1], packed[2], packed[3]);
+}
+
+// Head-major grid: grid.y = b * heads + h, grid.x covers this head's tokens x (dim / 8) threads.
+template <int kBits, bool kAsym, int kStages>
+__global__ void __launch_bounds__(kThreads) decode_head_major(QvgDecodeParams p) {
+    const unsigned threads_per_row = static_cast<unsigned>(p.dim / kVec);
+    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
+    const unsigned n32 = local / threads_per_row;
+    if (n32 >= p.tokens) return;
+    const int64_t n = n32;
+    const int64_t d0 = static_cast<int64_t>(local % threads_per_row) * kVec;
+    const int64_t bh = blockIdx.y;
+    const int64_t b = blockIdx.y / static_cast<unsigned>(p.heads);
+    const int64_t h = blockIdx.y % static_cast<unsigned>(p.heads);
+    RowLoads<kStages> l;
+    load_row<kBits, kAsym, kStages>(p, bh, n, d0, l);
     uint16_t* out = p.out + b * p.out_stride_b + n * p.out_stride_n + h * p.out_stride_h + d0;
-    *reinterpret_cast<uint4*>(out) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    *reinterpret_cast<uint4*>(out) = decode_row<kBits, kAsym, kStages>(p, l);
+}
+
+// Token-major grid: the threads of one token cover all its heads (h, then 8-channel part), so in
+// the model's [B, L, H, D] layout a warp stores 512 contiguous bytes and the RoPE tables are read
+// once per token, not once per head. Each thread does kTokens consecutive tokens, all loads
+// first (independent rows in flight), then the arithmetic and the 16-byte stores.
+template <int kBits, bool kAsym, int kStages, int kTokens>
+__global__ void __launch_bounds__(kThreads) decode_token_major(QvgDecodeParams p,
+                                                               unsigned threads_per_token,
+                                                               unsigned token_groups) {
+    const unsigned i = blockIdx.x * kThreads + threadIdx.x;
+    const unsigned q = i / threads_per_token;
+    if (q >= token_groups) return;
+    const unsigned r = i % threads_per_token;
+    const unsigned parts = static_cast<unsigned>(p.dim / kVec);
+    const int64_t h = r / parts;
+    const int64_t d0 = static_cast<int64_t>(r % parts) * kVec;
+    const int64_t total = p.batch * p.tokens;
+    RowLoads<kStages> l[kTokens];
+#pragma unroll
+    for (int k = 0; k < kTokens; ++k) {
+        const int64_t t = static_cast<int64_t>(q) * kTokens + k;
+        if (t < total) {
+            const int64_t b = t / p.tokens, n = t % p.tokens;
+            load_row<kBits, kAsym, kStages>(p, b * p.heads + h, n, d0, l[k]);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < kTokens; ++k) {
+        const int64_t t = static_cast<int64_t>(q) * kTokens + k;
+        if (t < total) {
+            const int64_t b = t / p.tokens, n = t % p.tokens;
+            uint16_t* out =
+                p.out + b * p.out_stride_b + n * p.out_stride_n + h * p.out_stride_h + d0;
+            *reinterpret_cast<uint4*>(out) = decode_row<kBits, kAsym, kStages>(p, l[k]);
+        }
+    }
+}
+
+template <int kBits, bool kAsym, int kStages>
+cudaError_t launch_decode(const QvgDecodeParams& p, cudaStream_t stream) {
+    if (p.grid == DecodeGrid::kHeadMajor) {
+        const int64_t per_head = p.tokens * (p.dim / kVec);
+        if (per_head > 0xffffffffLL - kThreads || p.batch * p.heads > 65535)
+            return cudaErrorInvalidValue;
+        const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
+                        static_cast<unsigned>(p.batch * p.heads));
+        decode_head_major<kBits, kAsym, kStages><<<grid, kThreads, 0, stream>>>(p);
+        return cudaGetLastError();
+    }
+    const int tokens = p.tokens_per_thread == 0 ? 2 : p.tokens_per_thread;
+    const int64_t per_token = p.heads * (p.dim / kVec);
+    const int64_t groups = (p.batch * p.tokens + tokens - 1) / tokens;
+    if (groups * per_token > 0xffffffffLL - kThreads) return cudaErrorInvalidValue;
+    const unsigned blocks = static_cast<unsigned>((groups * per_token + kThreads - 1) / kThreads);
+    const auto tpt = static_cast<unsigned>(per_token);
+    const auto g = static_cast<unsigned>(groups);
+    switch (tokens) {
+        case 1:
+            decode_token_major<kBits, kAsym, kStages, 1><<<blocks, kThreads, 0, stream>>>(p, tpt, g);
+            break;
+        case 2:
+            decode_token_major<kBits, kAsym, kStages, 2><<<blocks, kThreads, 0, stream>>>(p, tpt, g);
+            break;
+        case 4:
+            decode_token_major<kBits, kAsym, kStages, 4><<<blocks, kThreads, 0, stream>>>(p, tpt, g);
+            break;
+        default:
+            return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
 }
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
@@ -143,23 +247,20 @@ cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream) {
         return cudaErrorInvalidValue;
     }
     if (p.batch * p.heads * p.tokens == 0) return cudaSuccess;
-    const int64_t per_head = p.tokens * (p.dim / kVec);
-    if (per_head > 0xffffffffLL - kThreads || p.batch * p.heads > 65535)
-        return cudaErrorInvalidValue;
-    const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
-                    static_cast<unsigned>(p.batch * p.heads));
-    if (p.bits == 2) {
-        if (p.asymmetric)
-            decode_kernel<2, true><<<grid, kThreads, 0, stream>>>(p);
-        else
-            decode_kernel<2, false><<<grid, kThreads, 0, stream>>>(p);
-    } else {
-        if (p.asymmetric)
-            decode_kernel<4, true><<<grid, kThreads, 0, stream>>>(p);
-        else
-            decode_kernel<4, false><<<grid, kThreads, 0, stream>>>(p);
+    if (p.num_stages <= 1) {
+        if (p.bits == 2) {
+            return p.asymmetric ? launch_decode<2, true, 1>(p, stream)
+                                : launch_decode<2, false, 1>(p, stream);
+        }
+        return p.asymmetric ? launch_decode<4, true, 1>(p, stream)
+                            : launch_decode<4, false, 1>(p, stream);
     }
-    return cudaGetLastError();
+    if (p.bits == 2) {
+        return p.asymmetric ? launch_decode<2, true, kMaxStages>(p, stream)
+                            : launch_decode<2, false, kMaxStages>(p, stream);
+    }
+    return p.asymmetric ? launch_decode<4, true, kMaxStages>(p, stream)
+                        : launch_decode<4, false, kMaxStages>(p, stream);
 }
 
 }  // namespace qvg::kernels

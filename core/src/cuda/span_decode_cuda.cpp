@@ -10,7 +10,8 @@
 
 namespace qvg::core::detail {
 
-bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope) {
+bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope,
+                      const DecodeLaunch* launch) {
     const CodecConfig& c = span.config;
     if (c.method != CodecMethod::kQvg && c.method != CodecMethod::kRtn) return false;
     if (span.dtype != at::kBFloat16 || !out.is_cuda() || out.stride(3) != 1) return false;
@@ -46,6 +47,11 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
     p.out_stride_b = out.stride(0);
     p.out_stride_n = out.stride(1);
     p.out_stride_h = out.stride(2);
+    if (launch != nullptr) {
+        p.grid = launch->head_major ? kernels::DecodeGrid::kHeadMajor
+                                    : kernels::DecodeGrid::kTokenMajor;
+        p.tokens_per_thread = launch->tokens_per_thread;
+    }
     const c10::cuda::CUDAGuard guard(out.device());
     const cudaError_t err = kernels::qvg_decode_bf16(p, at::cuda::getCurrentCUDAStream());
     if (err == cudaErrorInvalidValue) {

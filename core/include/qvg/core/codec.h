@@ -73,6 +73,12 @@ struct EncodedSpan {
     int64_t bytes() const;
 };
 
+// Launch shape of the fused CUDA decode (results are bit-identical for every choice).
+struct DecodeLaunch {
+    bool head_major = false;    // one grid row per (b, h) instead of all heads of a token together
+    int tokens_per_thread = 0;  // token-major: 1, 2 or 4 tokens per thread; 0 = the default
+};
+
 struct EncodeContext {
     KVRole role = KVRole::kKey;
     uint64_t seed = 0;                      // mixed with the codec's own seed
@@ -91,8 +97,9 @@ class Codec {
     // Decodes into out, a [B, N, H, D] view (the model's layout, e.g. a slice of the attention's
     // key buffer) of the span's dtype, rotating by `rope` (per-token angles of these N tokens)
     // when given. On CUDA, QVG/RTN spans decode and rotate in one fused kernel.
+    // `launch` picks the CUDA kernel's thread layout (benchmarks compare them; null = default).
     void decode_into(const EncodedSpan& span, const at::Tensor& out,
-                     const RopeAngles* rope = nullptr) const;
+                     const RopeAngles* rope = nullptr, const DecodeLaunch* launch = nullptr) const;
     // Decoded values in fp32 (no final rounding), for measurement.
     virtual at::Tensor decode_float(const EncodedSpan& span) const = 0;
 

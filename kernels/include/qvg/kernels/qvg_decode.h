@@ -14,6 +14,12 @@ namespace qvg::kernels {
 
 inline constexpr int kMaxStages = 4;
 
+// How the CUDA decode lays its threads over the span (same bits either way).
+enum class DecodeGrid {
+    kTokenMajor,  // threads of a token cover all heads: contiguous stores into [B, L, H, D]
+    kHeadMajor,   // one grid row per (b, h)
+};
+
 struct QvgDecodeParams {
     // Inputs, row-major, rows ordered (b, h, n).
     const uint8_t* codes = nullptr;   // [B, H, N, D * bits / 8]
@@ -36,6 +42,10 @@ struct QvgDecodeParams {
     // h*out_stride_h + d].
     uint16_t* out = nullptr;
     int64_t out_stride_b = 0, out_stride_n = 0, out_stride_h = 0;
+    // CUDA launch shape (the CPU reference ignores it): grid, and tokens per thread of the
+    // token-major grid (1, 2 or 4; 0 = the default).
+    DecodeGrid grid = DecodeGrid::kTokenMajor;
+    int tokens_per_thread = 0;
 };
 
 // Returns an empty string when the parameters are usable, else what is wrong.
