@@ -85,8 +85,9 @@ bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::T
     out.quant.codes = at::empty({groups, n, dim * spec.bits / 8}, u8);
     out.quant.scales = at::empty({groups, n, dim / spec.group}, u8);
     out.quant.zeros = spec.asymmetric ? at::empty({groups, n, dim / spec.group}, u8) : at::Tensor();
-    out.residual_sq = at::empty({groups, n}, x.options());
-    out.error_sq = at::empty({groups, n}, x.options());
+    const auto f32 = x.options().dtype(at::kFloat);
+    out.residual_sq = at::empty({groups, n}, f32);
+    out.error_sq = at::empty({groups, n}, f32);
     at::Tensor ids_u8, cent;
     kernels::ResidualQuantParams p;
     if (ids.defined()) {
