@@ -98,10 +98,10 @@ int run(const KernelBenchOptions& o) {
         if (device.is_cuda() && o.variants) {
             // The kernel's thread layouts side by side (the default is one of them).
             const std::pair<const char*, core::DecodeLaunch> launches[] = {
-                {"head-major", {true, 0}},
-                {"token-major x1", {false, 1}},
-                {"token-major x2", {false, 2}},
-                {"token-major x4", {false, 4}}};
+                {"head-major", {false, 0}},
+                {"token-major x1", {true, 1}},
+                {"token-major x2", {true, 2}},
+                {"token-major x4", {true, 4}}};
             for (const auto& [name, launch] : launches) {
                 const double ms = core::median_ms(
                     device, [&] { codec->decode_into(span, out, nullptr, &launch); }, o.reps);

@@ -170,21 +170,23 @@ __global__ void __launch_bounds__(kThreads) decode_token_major(QvgDecodeParams p
     const unsigned parts = static_cast<unsigned>(p.dim / kVec);
     const int64_t h = r / parts;
     const int64_t d0 = static_cast<int64_t>(r % parts) * kVec;
-    const int64_t total = p.batch * p.tokens;
+    // 32-bit token arithmetic (batch * tokens < 2^32 is checked at launch).
+    const unsigned total = static_cast<unsigned>(p.batch * p.tokens);
+    const unsigned tokens = static_cast<unsigned>(p.tokens);
     RowLoads<kStages> l[kTokens];
 #pragma unroll
     for (int k = 0; k < kTokens; ++k) {
-        const int64_t t = static_cast<int64_t>(q) * kTokens + k;
+        const unsigned t = q * kTokens + k;
         if (t < total) {
-            const int64_t b = t / p.tokens, n = t % p.tokens;
+            const int64_t b = t / tokens, n = t % tokens;
             load_row<kBits, kAsym, kStages>(p, b * p.heads + h, n, d0, l[k]);
         }
     }
 #pragma unroll
     for (int k = 0; k < kTokens; ++k) {
-        const int64_t t = static_cast<int64_t>(q) * kTokens + k;
+        const unsigned t = q * kTokens + k;
         if (t < total) {
-            const int64_t b = t / p.tokens, n = t % p.tokens;
+            const int64_t b = t / tokens, n = t % tokens;
             uint16_t* out =
                 p.out + b * p.out_stride_b + n * p.out_stride_n + h * p.out_stride_h + d0;
             *reinterpret_cast<uint4*>(out) = decode_row<kBits, kAsym, kStages>(p, l[k]);
@@ -194,7 +196,7 @@ __global__ void __launch_bounds__(kThreads) decode_token_major(QvgDecodeParams p
 
 template <int kBits, bool kAsym, int kStages>
 cudaError_t launch_decode(const QvgDecodeParams& p, cudaStream_t stream) {
-    if (p.grid == DecodeGrid::kHeadMajor) {
+    if (p.grid == DecodeGrid::kHeadMajor) {  // the default: fastest on the H200 (kernel-bench)
         const int64_t per_head = p.tokens * (p.dim / kVec);
         if (per_head > 0xffffffffLL - kThreads || p.batch * p.heads > 65535)
             return cudaErrorInvalidValue;
@@ -203,10 +205,11 @@ cudaError_t launch_decode(const QvgDecodeParams& p, cudaStream_t stream) {
         decode_head_major<kBits, kAsym, kStages><<<grid, kThreads, 0, stream>>>(p);
         return cudaGetLastError();
     }
-    const int tokens = p.tokens_per_thread == 0 ? 2 : p.tokens_per_thread;
+    const int tokens = p.tokens_per_thread == 0 ? 1 : p.tokens_per_thread;
     const int64_t per_token = p.heads * (p.dim / kVec);
     const int64_t groups = (p.batch * p.tokens + tokens - 1) / tokens;
-    if (groups * per_token > 0xffffffffLL - kThreads) return cudaErrorInvalidValue;
+    if (groups * per_token > 0xffffffffLL - kThreads || p.batch * p.tokens > 0x7fffffffLL)
+        return cudaErrorInvalidValue;
     const unsigned blocks = static_cast<unsigned>((groups * per_token + kThreads - 1) / kThreads);
     const auto tpt = static_cast<unsigned>(per_token);
     const auto g = static_cast<unsigned>(groups);

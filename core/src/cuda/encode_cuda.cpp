@@ -24,10 +24,12 @@ at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const 
         return {};
     }
     const c10::cuda::CUDAGuard guard(x.device());
+    if (c > 256) return {};
     at::Tensor ids64 = ids.to(at::kLong);
-    // Members of each cluster in token order: a stable sort of the ids.
+    // Members of each cluster in token order: a stable sort of the ids, on 8-bit keys (one
+    // radix pass instead of eight for int64 keys).
     at::Tensor order =
-        std::get<1>(ids64.sort(/*stable=*/true, 1, /*descending=*/false)).contiguous();
+        std::get<1>(ids.to(at::kByte).sort(/*stable=*/true, 1, /*descending=*/false)).contiguous();
     at::Tensor flat =
         (ids64 + at::arange(groups, ids64.options()).mul_(c).unsqueeze(1)).reshape({-1});
     at::Tensor counts = at::bincount(flat, {}, groups * c).view({groups, c});

@@ -48,8 +48,8 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
     p.out_stride_n = out.stride(1);
     p.out_stride_h = out.stride(2);
     if (launch != nullptr) {
-        p.grid = launch->head_major ? kernels::DecodeGrid::kHeadMajor
-                                    : kernels::DecodeGrid::kTokenMajor;
+        p.grid = launch->token_major ? kernels::DecodeGrid::kTokenMajor
+                                     : kernels::DecodeGrid::kHeadMajor;
         p.tokens_per_thread = launch->tokens_per_thread;
     }
     const c10::cuda::CUDAGuard guard(out.device());

@@ -75,8 +75,8 @@ struct EncodedSpan {
 
 // Launch shape of the fused CUDA decode (results are bit-identical for every choice).
 struct DecodeLaunch {
-    bool head_major = false;    // one grid row per (b, h) instead of all heads of a token together
-    int tokens_per_thread = 0;  // token-major: 1, 2 or 4 tokens per thread; 0 = the default
+    bool token_major = false;   // all heads of a token together instead of a grid row per (b, h)
+    int tokens_per_thread = 0;  // token-major: 1, 2 or 4 tokens per thread; 0 = one
 };
 
 struct EncodeContext {
