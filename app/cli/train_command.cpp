@@ -345,7 +345,9 @@ int Trainer::run() {
             const double ms =
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                     .count();
-            log("ae", state_.ae_step, loss.loss.item<double>(), lr, gn, ms, loss.psnr);
+            const double mse = loss.mse.item<double>();
+            log("ae", state_.ae_step, loss.loss.item<double>(), lr, gn, ms,
+                core::AutoencoderLoss::psnr(mse));
             const bool stop = should_stop(ms);
             if (state_.ae_step % o_.save_every == 0 || stop || state_.ae_step == o_.ae_steps) {
                 checkpoint(*model, &opt, "optimizer_ae.pt");
