@@ -5,6 +5,12 @@
 // optimizer state (optimizer_ae.pt / optimizer_dit.pt), train_state.json (phase, steps, seeds,
 // config) and loss.csv. Every batch and every noise draw depends only on (seed, phase, step),
 // so a run cut into pieces by --time-limit-s and --resume gives the same losses as one run.
+//
+// The device is never waited for inside a step: the next step's clips are rendered, turned into
+// tensors and its random numbers drawn on a data thread while the device works (pinned memory
+// and asynchronous copies on CUDA), and the logged numbers stay on the device until every
+// --log-every steps (and at checkpoints), when one wait fetches them all. loss.csv still has a
+// row per step; its step_ms is the mean over the steps fetched together.
 
 #include <algorithm>
 #include <chrono>
@@ -21,7 +27,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 #include <nlohmann/json.hpp>
@@ -170,6 +175,40 @@ at::Tensor clips_labels(const std::vector<world::Clip>& clips) {
     return at::tensor(values, at::kLong).view({static_cast<int64_t>(clips.size()), -1});
 }
 
+// One step's inputs, made on a data thread, on the CPU (pinned when training on CUDA).
+struct Batch {
+    at::Tensor video;               // [N, 3T, H, W]
+    at::Tensor labels;              // [clips, latents]
+    at::Tensor ae_noise;            // autoencoder steps: [N, C, h, w]
+    core::FlowMatchingNoise noise;  // DiT steps
+};
+
+enum class BatchKind { kAutoencoder, kStats, kDit };
+
+// What the data thread copies to the device (pinned) or leaves as is (CPU training).
+at::Tensor uploadable(const at::Tensor& t, bool pin) {
+    return pin && t.defined() ? t.pin_memory() : t;
+}
+at::Tensor upload(const at::Tensor& t, at::Device device) {
+    return t.defined() ? t.to(device, /*non_blocking=*/true) : t;
+}
+
+// torch::nn::utils::clip_grad_norm_ without its wait for the norm: returns the total norm as a
+// device scalar.
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm) {
+    std::vector<at::Tensor> grads, norms;
+    for (const at::Tensor& p : parameters) {
+        if (p.grad().defined()) grads.push_back(p.grad());
+    }
+    if (grads.empty()) return at::zeros({}, parameters.front().options());
+    for (const at::Tensor& g : grads) norms.push_back(g.norm(2));
+    at::Tensor total = norms.size() == 1 ? norms[0] : at::stack(norms).norm(2);
+    at::Tensor coef = at::clamp(max_norm / (total + 1e-6), std::nullopt, 1.0);
+    at::NoGradGuard no_grad;
+    for (at::Tensor& g : grads) g.mul_(coef);
+    return total;
+}
+
 class Trainer {
   public:
     explicit Trainer(const TrainOptions& o) : o_(o), start_(std::chrono::steady_clock::now()) {}
@@ -177,6 +216,8 @@ class Trainer {
     int run();
 
   private:
+    // Whether the numbers of `step` are printed (and so fetched from the device now).
+    bool log_due(int64_t step) const { return step % o_.log_every == 0 || step == 1; }
     // Whether this invocation should checkpoint and stop after the step just done.
     bool should_stop(double step_ms) {
         ++steps_run_;
@@ -189,10 +230,14 @@ class Trainer {
     }
     void checkpoint(const core::WorldModel& model, const torch::optim::AdamW* opt,
                     const std::string& opt_name);
-    void log(const std::string& phase, int64_t step, double loss, double lr, double grad_norm,
-             double step_ms, double psnr);
-    std::future<std::vector<world::Clip>> fetch(Stream stream, int64_t step, int latents,
-                                                int64_t count) const;
+    // Queues a step's numbers (device scalars; mse undefined for the DiT) for the next flush.
+    void record(const std::string& phase, int64_t step, const at::Tensor& loss, double lr,
+                const at::Tensor& grad_norm, const at::Tensor& mse);
+    // Fetches the queued numbers in one wait, writes their loss.csv rows and prints the ones
+    // due. Returns the mean milliseconds per step since the previous flush.
+    double flush();
+    std::future<Batch> prepare(BatchKind kind, int64_t step, int latents, int64_t count,
+                               bool pin) const;
 
     TrainOptions o_;
     std::chrono::steady_clock::time_point start_;
@@ -203,42 +248,104 @@ class Trainer {
     std::ofstream csv_;
     int data_threads_ = 1;
     int64_t steps_run_ = 0;
+    struct Row {
+        std::string phase;
+        int64_t step;
+        double lr;
+        at::Tensor loss, grad_norm, mse;
+    };
+    std::vector<Row> rows_;  // recorded, not yet flushed
+    std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
+    double step_ms_ = 0;  // mean of the last flushed window
 };
 
-std::future<std::vector<world::Clip>> Trainer::fetch(Stream stream, int64_t step, int latents,
-                                                     int64_t count) const {
+std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, int64_t count,
+                                    bool pin) const {
     ClipRequest request;
     request.latents = latents;
     request.image_size = static_cast<int>(config_.image_size);
     request.frames_per_latent = static_cast<int>(config_.frames_per_latent);
-    const uint64_t base = stream_seed(state_.seed, stream, step);
+    const Stream data = kind == BatchKind::kAutoencoder ? Stream::kAeData
+                        : kind == BatchKind::kStats     ? Stream::kStatsData
+                                                        : Stream::kDitData;
+    const uint64_t base = stream_seed(state_.seed, data, step);
+    const uint64_t noise_seed = stream_seed(
+        state_.seed, kind == BatchKind::kAutoencoder ? Stream::kAeNoise : Stream::kDitNoise, step);
     const world::World* world = world_.get();
     const int threads = data_threads_;
-    return std::async(std::launch::async, [world, request, base, count, threads] {
-        return make_world_clips(*world, request, base, static_cast<int>(count), threads);
+    const core::WorldModelConfig config = config_;
+    return std::async(std::launch::async, [=] {
+        const std::vector<world::Clip> clips =
+            make_world_clips(*world, request, base, static_cast<int>(count), threads);
+        Batch b;
+        b.video = uploadable(clips_video(clips), pin);
+        b.labels = uploadable(clips_labels(clips), pin);
+        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed);
+        const int64_t ls = config.latent_size(), c = config.latent_channels;
+        if (kind == BatchKind::kAutoencoder) {
+            b.ae_noise =
+                uploadable(core::draw_autoencoder_noise(config, count * latents, gen), pin);
+        } else if (kind == BatchKind::kDit) {
+            core::FlowMatchingNoise n =
+                core::draw_flow_matching_noise(config, {count, latents, c, ls, ls}, gen);
+            for (at::Tensor* t : {&n.sigma, &n.noise, &n.context_sigma, &n.context_noise}) {
+                *t = uploadable(*t, pin);
+            }
+            b.noise = std::move(n);
+        }
+        return b;
     });
 }
 
 void Trainer::checkpoint(const core::WorldModel& model, const torch::optim::AdamW* opt,
                          const std::string& opt_name) {
+    flush();
     model.save(out_ / "world_model.safetensors",
                {{"qvg.train_ae_step", std::to_string(state_.ae_step)},
                 {"qvg.train_dit_step", std::to_string(state_.dit_step)}});
     if (opt != nullptr) save_optimizer(*opt, out_ / opt_name);
     write_state(out_ / "train_state.json", state_);
     csv_.flush();
+    window_start_ = std::chrono::steady_clock::now();  // saving is not a step
 }
 
-void Trainer::log(const std::string& phase, int64_t step, double loss, double lr, double grad_norm,
-                  double step_ms, double psnr) {
-    csv_ << fmt::format("{},{},{:.9g},{:.6g},{:.6g},{:.1f},{:.4f}\n", phase, step, loss, lr,
-                        grad_norm, step_ms, psnr);
-    if (step % o_.log_every == 0 || step == 1) {
-        std::cout << fmt::format("{} step {:>6}  loss {:.5f}  lr {:.2e}  |g| {:.3f}  {:.0f} ms{}",
-                                 phase, step, loss, lr, grad_norm, step_ms,
-                                 phase == "ae" ? fmt::format("  psnr {:.2f} dB", psnr) : "")
-                  << std::endl;
+void Trainer::record(const std::string& phase, int64_t step, const at::Tensor& loss, double lr,
+                     const at::Tensor& grad_norm, const at::Tensor& mse) {
+    rows_.push_back({phase, step, lr, loss.detach(), grad_norm.detach(),
+                     mse.defined() ? mse.detach() : at::zeros_like(loss.detach())});
+}
+
+double Trainer::flush() {
+    if (rows_.empty()) return step_ms_;
+    std::vector<at::Tensor> values;
+    for (const Row& r : rows_) {
+        for (const at::Tensor* t : {&r.loss, &r.grad_norm, &r.mse}) {
+            values.push_back(t->to(at::kDouble).reshape({}));
+        }
     }
+    const at::Tensor host = at::stack(values).cpu();  // the one wait
+    const auto now = std::chrono::steady_clock::now();
+    step_ms_ = std::chrono::duration<double, std::milli>(now - window_start_).count() /
+               static_cast<double>(rows_.size());
+    window_start_ = now;
+    const double* v = host.data_ptr<double>();
+    for (size_t i = 0; i < rows_.size(); ++i) {
+        const Row& r = rows_[i];
+        const double loss = v[3 * i], grad_norm = v[3 * i + 1];
+        const bool ae = r.phase == "ae";
+        const double psnr = ae ? core::AutoencoderLoss::psnr(v[3 * i + 2]) : 0.0;
+        csv_ << fmt::format("{},{},{:.9g},{:.6g},{:.6g},{:.1f},{:.4f}\n", r.phase, r.step, loss,
+                            r.lr, grad_norm, step_ms_, psnr);
+        if (log_due(r.step)) {
+            std::cout << fmt::format(
+                             "{} step {:>6}  loss {:.5f}  lr {:.2e}  |g| {:.3f}  {:.0f} ms{}",
+                             r.phase, r.step, loss, r.lr, grad_norm, step_ms_,
+                             ae ? fmt::format("  psnr {:.2f} dB", psnr) : "")
+                      << std::endl;
+        }
+    }
+    rows_.clear();
+    return step_ms_;
 }
 
 int Trainer::run() {
@@ -324,28 +431,26 @@ int Trainer::run() {
         if (o_.resume && state_.ae_step > 0 && fs::exists(opt_path)) {
             torch::load(opt, opt_path.string());
         }
-        auto next = fetch(Stream::kAeData, state_.ae_step, 1, o_.ae_batch);
+        const bool pin = device.is_cuda();
+        auto next = prepare(BatchKind::kAutoencoder, state_.ae_step, 1, o_.ae_batch, pin);
+        window_start_ = std::chrono::steady_clock::now();
         while (state_.ae_step < o_.ae_steps) {
             const int64_t step = state_.ae_step;
-            const auto t0 = std::chrono::steady_clock::now();
-            std::vector<world::Clip> clips = next.get();
-            if (step + 1 < o_.ae_steps) next = fetch(Stream::kAeData, step + 1, 1, o_.ae_batch);
-            at::Tensor video = clips_video(clips).to(device);
-            at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
-                stream_seed(state_.seed, Stream::kAeNoise, step));
+            Batch batch = next.get();
+            if (step + 1 < o_.ae_steps) {
+                next = prepare(BatchKind::kAutoencoder, step + 1, 1, o_.ae_batch, pin);
+            }
             const double lr = learning_rate(o_.ae_lr, step, o_.ae_steps, o_.warmup);
             set_lr(opt, lr);
             opt.zero_grad();
-            core::AutoencoderLoss loss = core::autoencoder_loss(*model, video, gen);
+            core::AutoencoderLoss loss = core::autoencoder_loss(*model, upload(batch.video, device),
+                                                                upload(batch.ae_noise, device));
             loss.loss.backward();
-            const double gn =
-                torch::nn::utils::clip_grad_norm_(model->autoencoder_parameters(), o_.clip_grad);
+            const at::Tensor gn = clip_grad_norm(model->autoencoder_parameters(), o_.clip_grad);
             opt.step();
             state_.ae_step = step + 1;
-            const double ms =
-                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                    .count();
-            log("ae", state_.ae_step, loss.loss.item<double>(), lr, gn, ms, loss.psnr);
+            record("ae", state_.ae_step, loss.loss, lr, gn, loss.mse);
+            const double ms = log_due(state_.ae_step) ? flush() : step_ms_;
             const bool stop = should_stop(ms);
             if (state_.ae_step % o_.save_every == 0 || stop || state_.ae_step == o_.ae_steps) {
                 checkpoint(*model, &opt, "optimizer_ae.pt");
@@ -372,9 +477,9 @@ int Trainer::run() {
     // ---- the frozen autoencoder's latent statistics ----
     if (!state_.latent_stats) {
         const int64_t count = std::max<int64_t>(8, o_.batch);
-        std::vector<world::Clip> clips = fetch(Stream::kStatsData, 0, 4, count).get();
+        const Batch batch = prepare(BatchKind::kStats, 0, 4, count, false).get();
         at::NoGradGuard no_grad;
-        at::Tensor z = model->encode(clips_video(clips).to(device));  // [N, C, h, w]
+        at::Tensor z = model->encode(batch.video.to(device));  // [N, C, h, w]
         at::Tensor mean = z.mean({0, 2, 3});
         at::Tensor std = z.std({0, 2, 3}).clamp_min(1e-4);
         model->set_latent_stats(mean, std);
@@ -400,21 +505,26 @@ int Trainer::run() {
         if (o_.bf16 && !autocast) std::cout << "--bf16 applies to CUDA only; training in fp32\n";
         const int latents = state_.clip_latents;
         const int64_t c = config_.latent_channels, ls = config_.latent_size();
-        auto next = fetch(Stream::kDitData, state_.dit_step, latents, o_.batch);
+        const bool pin = device.is_cuda();
+        auto next = prepare(BatchKind::kDit, state_.dit_step, latents, o_.batch, pin);
+        window_start_ = std::chrono::steady_clock::now();
         while (state_.dit_step < o_.steps) {
             const int64_t step = state_.dit_step;
-            const auto t0 = std::chrono::steady_clock::now();
-            std::vector<world::Clip> clips = next.get();
-            if (step + 1 < o_.steps) next = fetch(Stream::kDitData, step + 1, latents, o_.batch);
+            Batch batch = next.get();
+            if (step + 1 < o_.steps) {
+                next = prepare(BatchKind::kDit, step + 1, latents, o_.batch, pin);
+            }
             at::Tensor z;
             {
                 at::NoGradGuard no_grad;
-                z = model->normalize(model->encode(clips_video(clips).to(device)))
+                z = model->normalize(model->encode(upload(batch.video, device)))
                         .view({o_.batch, latents, c, ls, ls});
             }
-            at::Tensor labels = clips_labels(clips);
-            at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
-                stream_seed(state_.seed, Stream::kDitNoise, step));
+            core::FlowMatchingNoise noise = batch.noise;
+            for (at::Tensor* t :
+                 {&noise.sigma, &noise.noise, &noise.context_sigma, &noise.context_noise}) {
+                *t = upload(*t, device);
+            }
             const double lr = learning_rate(o_.lr, step, o_.steps, o_.warmup);
             set_lr(opt, lr);
             opt.zero_grad();
@@ -424,7 +534,7 @@ int Trainer::run() {
             }
             at::Tensor loss;
             try {
-                loss = core::flow_matching_loss(*model, z, labels, gen);
+                loss = core::flow_matching_loss(*model, z, upload(batch.labels, device), noise);
             } catch (...) {
                 if (autocast) at::autocast::set_autocast_enabled(at::kCUDA, false);
                 throw;
@@ -434,15 +544,11 @@ int Trainer::run() {
             // bf16 copies of the weights are cached per step; the optimizer is about to change
             // the weights.
             if (autocast) at::autocast::clear_cache();
-            const double gn =
-                torch::nn::utils::clip_grad_norm_(model->dit_parameters(), o_.clip_grad);
+            const at::Tensor gn = clip_grad_norm(model->dit_parameters(), o_.clip_grad);
             opt.step();
             state_.dit_step = step + 1;
-            core::synchronize(device);
-            const double ms =
-                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                    .count();
-            log("dit", state_.dit_step, loss.item<double>(), lr, gn, ms, 0.0);
+            record("dit", state_.dit_step, loss, lr, gn, at::Tensor());
+            const double ms = log_due(state_.dit_step) ? flush() : step_ms_;
             const bool stop = should_stop(ms);
             if (state_.dit_step % o_.save_every == 0 || stop || state_.dit_step == o_.steps) {
                 checkpoint(*model, &opt, "optimizer_dit.pt");

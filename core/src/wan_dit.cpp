@@ -331,12 +331,33 @@ at::Tensor WanDiT::time_projection(const at::Tensor& e) const {
     return at::linear(at::silu(e), proj_w_, proj_b_).view({e.size(0), e.size(1), 6, config_.dim});
 }
 
-at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const TextContext& ctx,
-                           History* history, int64_t first_frame, CacheWrite mode,
-                           const ForwardExtras& extras) const {
+FrameAttention teacher_forcing_attention(int64_t chunks, int64_t chunk_frames, at::Device device) {
+    QVG_CHECK(chunks >= 1 && chunk_frames >= 1,
+              "teacher forcing: expected at least one chunk of at least one frame, found {} of {}",
+              chunks, chunk_frames);
+    const int64_t clean = (chunks - 1) * chunk_frames, frames = clean + chunks * chunk_frames;
+    FrameAttention out;
+    out.positions.reserve(static_cast<size_t>(frames));
+    for (int64_t f = 0; f < clean; ++f) out.positions.push_back(f);
+    for (int64_t f = 0; f < chunks * chunk_frames; ++f) out.positions.push_back(f);
+    // Built from aranges on the device: no host data to copy.
+    const at::Tensor index =
+        at::arange(frames, at::TensorOptions().dtype(at::kLong).device(device));
+    const at::Tensor noisy = index.ge(clean);
+    const at::Tensor chunk = at::where(noisy, index - clean, index).div(chunk_frames, "floor");
+    const at::Tensor qn = noisy.view({frames, 1}), kn = noisy.view({1, frames});
+    const at::Tensor qc = chunk.view({frames, 1}), kc = chunk.view({1, frames});
+    const at::Tensor clean_key = kn.logical_not().logical_and(
+        at::where(qn, kc.lt(qc), kc.le(qc)));  // earlier chunks; a clean query also its own
+    const at::Tensor noisy_key = kn.logical_and(qn).logical_and(kc.eq(qc));  // own chunk only
+    out.mask = clean_key.logical_or(noisy_key);
+    return out;
+}
+
+void WanDiT::check_inputs(const at::Tensor& x_in, const at::Tensor& t, const TextContext& ctx,
+                          const ForwardExtras& extras) const {
     const WanConfig& c = config_;
     const auto [pt, ph, pw] = c.patch_size;
-    // ---- validation: everything a caller can get wrong, before any work or state change ----
     QVG_CHECK(x_in.defined() && x_in.dim() == 5,
               "Wan DiT: expected latents [B, F, {}, H, W], found {}", c.in_dim,
               x_in.defined() ? fmt::format("{}", x_in.sizes()) : "undefined");
@@ -361,6 +382,20 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
               "width {} on {}; found {} layers, batch {}); build it with this model's "
               "encode_text",
               c.num_layers, batch, c.dim, device_.str(), ctx.k.size(), ctx.batch());
+    if (extras.frame_embedding.defined()) {
+        QVG_CHECK(extras.frame_embedding.sizes() == at::IntArrayRef({batch, frames, c.dim}),
+                  "Wan DiT: expected a frame embedding [{}, {}, {}], found {}", batch, frames,
+                  c.dim, extras.frame_embedding.sizes());
+    }
+}
+
+at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const TextContext& ctx,
+                           History* history, int64_t first_frame, CacheWrite mode,
+                           const ForwardExtras& extras) const {
+    const WanConfig& c = config_;
+    // ---- validation: everything a caller can get wrong, before any work or state change ----
+    check_inputs(x_in, t, ctx, extras);
+    const int64_t batch = x_in.size(0), frames = x_in.size(1);
     QVG_CHECK(first_frame >= 0 && first_frame + frames <= rope_.max_positions(),
               "Wan DiT: frames {}..{} are outside the RoPE table of {} frames", first_frame,
               first_frame + frames - 1, rope_.max_positions());
@@ -369,12 +404,141 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
     QVG_CHECK(history == nullptr || history->num_layers() == c.num_layers,
               "Wan DiT: history has {} layers, the model {}", history ? history->num_layers() : 0,
               c.num_layers);
-    if (extras.frame_embedding.defined()) {
-        QVG_CHECK(extras.frame_embedding.sizes() == at::IntArrayRef({batch, frames, c.dim}),
-                  "Wan DiT: expected a frame embedding [{}, {}, {}], found {}", batch, frames,
-                  c.dim, extras.frame_embedding.sizes());
-    }
 
+    c10::InferenceMode guard(mode_ == WanMode::kInference);
+    const int64_t rows = x_in.size(3) / c.patch_size[1], cols = x_in.size(4) / c.patch_size[2];
+    const int64_t frame_tokens = rows * cols, tokens = frames * frame_tokens;
+    const int64_t heads = c.num_heads, hd = c.head_dim();
+
+    const RopeAngles own_angles = rope_.angles(first_frame, frames, rows, cols);
+    std::vector<int64_t> cached_frames;  // frames of the last history read, to reuse its angles
+    RopeAngles history_angles;
+    std::vector<std::pair<at::Tensor, at::Tensor>> pending;  // clean K/V to commit per layer
+    if (mode == CacheWrite::kCommit) pending.reserve(blocks_.size());
+
+    // Self-attention over [history ++ this block].
+    auto attend = [&](int64_t layer, const at::Tensor& h, const at::Tensor& q, const at::Tensor& k,
+                      const at::Tensor& v) {
+        LayerHistory* past = history != nullptr ? &history->layer(layer) : nullptr;
+        std::vector<int64_t> past_frames;
+        if (past != nullptr) {
+            past_frames = past->frames();
+            QVG_CHECK(past_frames.empty() || past_frames.back() < first_frame,
+                      "Wan DiT: layer {} history holds frame {}, not before this call's first "
+                      "frame {}",
+                      layer, past_frames.back(), first_frame);
+            if (!past_frames.empty() && past_frames != cached_frames) {
+                history_angles = rope_.angles(past_frames, rows, cols);
+                cached_frames = past_frames;
+            }
+        }
+        const int64_t past_tokens = static_cast<int64_t>(past_frames.size()) * frame_tokens;
+
+        SelfAttentionOut out;
+        if (extras.branch != nullptr) {
+            out.extra =
+                extras.branch->forward({layer, h, q, k, v, first_frame, frames, rows, cols, mode});
+        }
+
+        // Keys are rotated into one [history ++ own] buffer: the history by its frames' absolute
+        // indices, this block by first_frame.. . Values are gathered alongside.
+        at::Tensor q_rot = WanRope::apply(q, own_angles);
+        at::Tensor k_all = at::empty({batch, past_tokens + tokens, heads, hd}, q.options());
+        at::Tensor v_all = at::empty_like(k_all);
+        if (past_tokens > 0) {
+            // The history writes itself into the buffers, keys rotated by their frames' absolute
+            // indices (a compressed cache decodes and rotates in one pass).
+            timed(extras.stats, device_, [&] {
+                past->read_into(k_all.narrow(1, 0, past_tokens), v_all.narrow(1, 0, past_tokens),
+                                &history_angles);
+            });
+        }
+        WanRope::apply_into(k, own_angles, k_all.narrow(1, past_tokens, tokens));
+        v_all.narrow(1, past_tokens, tokens).copy_(v);
+
+        out.attn = at::scaled_dot_product_attention(
+            q_rot.transpose(1, 2), k_all.transpose(1, 2), v_all.transpose(1, 2), {}, 0.0,
+            /*is_causal=*/false, 1.0 / std::sqrt(static_cast<double>(hd)));  // [B, H, L, D]
+        if (mode == CacheWrite::kCommit) pending.emplace_back(k, v.contiguous());
+        return out;
+    };
+    at::Tensor flow = run(x_in, t, ctx, extras, attend);
+
+    if (mode == CacheWrite::kCommit) {
+        // Committed only now, so that an error anywhere above leaves the history unchanged.
+        timed(extras.stats, device_, [&] {
+            for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+                auto& [k, v] = pending[static_cast<size_t>(layer)];
+                history->layer(layer).append(k, v, first_frame);
+            }
+            return 0;
+        });
+    }
+    return flow;
+}
+
+at::Tensor WanDiT::forward_masked(const at::Tensor& x_in, const at::Tensor& t,
+                                  const TextContext& ctx, const FrameAttention& attention,
+                                  const ForwardExtras& extras) const {
+    const WanConfig& c = config_;
+    check_inputs(x_in, t, ctx, extras);
+    const int64_t frames = x_in.size(1);
+    QVG_CHECK(static_cast<int64_t>(attention.positions.size()) == frames,
+              "Wan DiT: {} RoPE positions for {} frames", attention.positions.size(), frames);
+    QVG_CHECK(attention.mask.defined() && attention.mask.scalar_type() == at::kBool &&
+                  attention.mask.sizes() == at::IntArrayRef({frames, frames}) &&
+                  attention.mask.device() == device_,
+              "Wan DiT: expected a bool frame mask [{}, {}] on {}, found {}", frames, frames,
+              device_.str(),
+              attention.mask.defined()
+                  ? fmt::format("{} {} on {}", c10::toString(attention.mask.scalar_type()),
+                                attention.mask.sizes(), attention.mask.device().str())
+                  : "undefined");
+    QVG_CHECK(extras.branch == nullptr,
+              "Wan DiT: forward_masked does not support extra attention branches");
+
+    c10::InferenceMode guard(mode_ == WanMode::kInference);
+    const int64_t rows = x_in.size(3) / c.patch_size[1], cols = x_in.size(4) / c.patch_size[2];
+    const int64_t frame_tokens = rows * cols, tokens = frames * frame_tokens;
+    const int64_t hd = c.head_dim();
+
+    // RoPE angles run by run of consecutive positions (slices of the tables: gathering by an
+    // index list would copy it to the device and stall the host).
+    std::vector<at::Tensor> cos, sin;
+    const std::vector<int64_t>& pos = attention.positions;
+    for (size_t first = 0; first < pos.size();) {
+        size_t end = first + 1;
+        while (end < pos.size() && pos[end] == pos[end - 1] + 1) ++end;
+        const RopeAngles run_angles =
+            rope_.angles(pos[first], static_cast<int64_t>(end - first), rows, cols);
+        cos.push_back(run_angles.cos);
+        sin.push_back(run_angles.sin);
+        first = end;
+    }
+    const RopeAngles angles{at::cat(cos), at::cat(sin)};
+    // Frame mask -> token mask [L, L], broadcast over batch and heads by the attention.
+    const at::Tensor token_mask = attention.mask.view({frames, 1, frames, 1})
+                                      .expand({frames, frame_tokens, frames, frame_tokens})
+                                      .reshape({tokens, tokens});
+
+    auto attend = [&](int64_t, const at::Tensor&, const at::Tensor& q, const at::Tensor& k,
+                      const at::Tensor& v) {
+        SelfAttentionOut out;
+        out.attn = at::scaled_dot_product_attention(
+            WanRope::apply(q, angles).transpose(1, 2), WanRope::apply(k, angles).transpose(1, 2),
+            v.transpose(1, 2), token_mask, 0.0, /*is_causal=*/false,
+            1.0 / std::sqrt(static_cast<double>(hd)));  // [B, H, L, D]
+        return out;
+    };
+    return run(x_in, t, ctx, extras, attend);
+}
+
+at::Tensor WanDiT::run(const at::Tensor& x_in, const at::Tensor& t, const TextContext& ctx,
+                       const ForwardExtras& extras, const SelfAttention& attend) const {
+    const WanConfig& c = config_;
+    const auto [pt, ph, pw] = c.patch_size;
+    const int64_t batch = x_in.size(0), frames = x_in.size(1);
+    const int64_t height = x_in.size(3), width = x_in.size(4);
     const bool training = mode_ == WanMode::kTraining;
     c10::InferenceMode guard(!training);
     const int64_t rows = height / ph, cols = width / pw;
@@ -412,12 +576,6 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
     at::Tensor e0 = time_projection(e);  // [B, F, 6, dim]
     probe("time_projection", e0);
 
-    const RopeAngles own_angles = rope_.angles(first_frame, frames, rows, cols);
-    std::vector<int64_t> cached_frames;  // frames of the last history read, to reuse its angles
-    RopeAngles history_angles;
-    std::vector<std::pair<at::Tensor, at::Tensor>> pending;  // clean K/V to commit per layer
-    if (mode == CacheWrite::kCommit) pending.reserve(blocks_.size());
-
     for (int64_t layer = 0; layer < c.num_layers; ++layer) {
         const Block& b = blocks_[static_cast<size_t>(layer)];
         at::Tensor mod = b.modulation.unsqueeze(1) + e0;                        // [B, F, 6, dim]
@@ -425,62 +583,19 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
         at::Tensor shift_sa = chunk(0), scale_sa = chunk(1) + 1, gate_sa = chunk(2);
         at::Tensor shift_ffn = chunk(3), scale_ffn = chunk(4) + 1, gate_ffn = chunk(5);
 
-        // ---- self-attention over [history ++ this block] ----
+        // ---- self-attention ----
         at::Tensor h = at::addcmul(shift_sa, at::layer_norm(x4, {dim}, {}, {}, c.eps), scale_sa)
                            .view({batch, tokens, dim});
         at::Tensor qkv = at::linear(h, b.qkv_w, b.qkv_b);  // [B, L, 3*dim]
         at::Tensor q = qk_norm(qkv.narrow(2, 0, dim), b.norm_q).view({batch, tokens, heads, hd});
         at::Tensor k = qk_norm(qkv.narrow(2, dim, dim), b.norm_k).view({batch, tokens, heads, hd});
         at::Tensor v = qkv.narrow(2, 2 * dim, dim).view({batch, tokens, heads, hd});
-
-        LayerHistory* past = history != nullptr ? &history->layer(layer) : nullptr;
-        std::vector<int64_t> past_frames;
-        if (past != nullptr) {
-            past_frames = past->frames();
-            QVG_CHECK(past_frames.empty() || past_frames.back() < first_frame,
-                      "Wan DiT: layer {} history holds frame {}, not before this call's first "
-                      "frame {}",
-                      layer, past_frames.back(), first_frame);
-            if (!past_frames.empty() && past_frames != cached_frames) {
-                history_angles = rope_.angles(past_frames, rows, cols);
-                cached_frames = past_frames;
-            }
-        }
-        const int64_t past_tokens = static_cast<int64_t>(past_frames.size()) * frame_tokens;
-
-        at::Tensor branch_out;
-        if (extras.branch != nullptr) {
-            branch_out =
-                extras.branch->forward({layer, h, q, k, v, first_frame, frames, rows, cols, mode});
-        }
-
-        // Keys are rotated into one [history ++ own] buffer: the history by its frames' absolute
-        // indices, this block by first_frame.. . Values are gathered alongside.
-        at::Tensor q_rot = WanRope::apply(q, own_angles);
-        at::Tensor k_all = at::empty({batch, past_tokens + tokens, heads, hd}, q.options());
-        at::Tensor v_all = at::empty_like(k_all);
-        if (past_tokens > 0) {
-            // The history writes itself into the buffers, keys rotated by their frames' absolute
-            // indices (a compressed cache decodes and rotates in one pass).
-            timed(extras.stats, device_, [&] {
-                past->read_into(k_all.narrow(1, 0, past_tokens), v_all.narrow(1, 0, past_tokens),
-                                &history_angles);
-            });
-        }
-        WanRope::apply_into(k, own_angles, k_all.narrow(1, past_tokens, tokens));
-        v_all.narrow(1, past_tokens, tokens).copy_(v);
-
-        at::Tensor attn = at::scaled_dot_product_attention(
-            q_rot.transpose(1, 2), k_all.transpose(1, 2), v_all.transpose(1, 2), {}, 0.0,
-            /*is_causal=*/false, 1.0 / std::sqrt(static_cast<double>(hd)));  // [B, H, L, D]
-        k_all.reset();
-        v_all.reset();
-        at::Tensor y = at::linear(attn.transpose(1, 2).reshape({batch, tokens, dim}), b.o_w, b.o_b);
-        if (branch_out.defined()) y = y + branch_out;
+        SelfAttentionOut sa = attend(layer, h, q, k, v);
+        at::Tensor y =
+            at::linear(sa.attn.transpose(1, 2).reshape({batch, tokens, dim}), b.o_w, b.o_b);
+        if (sa.extra.defined()) y = y + sa.extra;
         probe(fmt::format("block{}_self_attn", layer), y);
         add_residual(y, gate_sa);
-
-        if (mode == CacheWrite::kCommit) pending.emplace_back(k, v.contiguous());
 
         // ---- cross-attention against the per-prompt text K/V (no gate) ----
         at::Tensor hn =
@@ -514,21 +629,9 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, const at::Tensor& t, const Te
     at::Tensor out = at::linear(head_in, head_w_, head_b_);  // [B, F, rows*cols, ph*pw*out]
     probe("head", out);
     // Feature k of a token is (h_off, w_off, channel) = (k / (pw*C), (k / C) % pw, k % C).
-    at::Tensor flow = out.view({batch, frames, rows, cols, ph, pw, c.out_dim})
-                          .permute({0, 1, 6, 2, 4, 3, 5})
-                          .reshape({batch, frames, c.out_dim, height, width});
-
-    if (mode == CacheWrite::kCommit) {
-        // Committed only now, so that an error anywhere above leaves the history unchanged.
-        timed(extras.stats, device_, [&] {
-            for (int64_t layer = 0; layer < c.num_layers; ++layer) {
-                auto& [k, v] = pending[static_cast<size_t>(layer)];
-                history->layer(layer).append(k, v, first_frame);
-            }
-            return 0;
-        });
-    }
-    return flow;
+    return out.view({batch, frames, rows, cols, ph, pw, c.out_dim})
+        .permute({0, 1, 6, 2, 4, 3, 5})
+        .reshape({batch, frames, c.out_dim, height, width});
 }
 
 }  // namespace qvg::core

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "qvg/core/error.h"
 
@@ -100,7 +101,9 @@ void WanRope::apply_into(const at::Tensor& x, const RopeAngles& angles, const at
               angles.cos.defined() ? angles.cos.size(2) : 0, x.sizes());
     if (x.numel() == 0) return;
 #ifdef QVG_HAVE_CUDA
-    if (detail::rope_cuda(x, angles.cos, angles.sin, out)) return;  // same bits, one pass
+    // Same bits in one pass; the kernel is invisible to autograd, so not for a training graph.
+    const bool needs_grad = at::GradMode::is_enabled() && x.requires_grad();
+    if (!needs_grad && detail::rope_cuda(x, angles.cos, angles.sin, out)) return;
 #endif
     const int64_t pairs = x.size(3) / 2;
     // Strided views: the pair split never copies x; `out` may be a slice of a larger buffer.

@@ -53,42 +53,6 @@ at::Tensor sinusoid(const at::Tensor& positions, const at::Tensor& freqs) {
     return at::cat({at::cos(arg), at::sin(arg)}, 1).to(at::kFloat);
 }
 
-// A History for training: keeps every committed K/V as given (autograd history included) and
-// concatenates on read, so that the loss reaches the clean passes through the attention. Every
-// append is one chunk of `chunk_frames` frames.
-class GradHistory final : public History {
-  public:
-    GradHistory(int64_t layers, int64_t chunk_frames)
-        : layers_(static_cast<size_t>(layers), Layer(chunk_frames)) {}
-    int64_t num_layers() const override { return static_cast<int64_t>(layers_.size()); }
-    LayerHistory& layer(int64_t index) override { return layers_.at(static_cast<size_t>(index)); }
-    void clear() override {
-        for (auto& l : layers_) l = Layer(l.chunk_frames());
-    }
-
-  private:
-    class Layer final : public LayerHistory {
-      public:
-        explicit Layer(int64_t chunk_frames) : chunk_frames_(chunk_frames) {}
-        KVView read() override {
-            if (frames_.empty()) return {};
-            return {at::cat(k_, 1), at::cat(v_, 1), frames_};
-        }
-        void append(const at::Tensor& k, const at::Tensor& v, int64_t first_frame) override {
-            k_.push_back(k);
-            v_.push_back(v);
-            for (int64_t f = 0; f < chunk_frames_; ++f) frames_.push_back(first_frame + f);
-        }
-        int64_t chunk_frames() const { return chunk_frames_; }
-
-      private:
-        int64_t chunk_frames_;
-        std::vector<at::Tensor> k_, v_;
-        std::vector<int64_t> frames_;
-    };
-    std::vector<Layer> layers_;
-};
-
 at::Tensor conv(const at::Tensor& x, const TensorMap& w, const std::string& name, int64_t stride,
                 int64_t pad) {
     return at::conv2d(x, w.at("ae." + name + ".weight"), w.at("ae." + name + ".bias"),
@@ -104,12 +68,12 @@ at::Tensor upsample2(const at::Tensor& x) {
     return at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
 }
 
-at::Tensor randn(at::IntArrayRef shape, at::Generator& gen, at::Device device) {
-    return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device);
+at::Tensor randn(at::IntArrayRef shape, at::Generator& gen) {
+    return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat));
 }
 
-at::Tensor rand(at::IntArrayRef shape, at::Generator& gen, at::Device device) {
-    return at::rand(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(device);
+at::Tensor rand(at::IntArrayRef shape, at::Generator& gen) {
+    return at::rand(shape, gen, at::TensorOptions().dtype(at::kFloat));
 }
 
 }  // namespace
@@ -443,12 +407,12 @@ at::Tensor WorldModel::action_embedding(const at::Tensor& labels) const {
 }
 
 TextContext WorldModel::text(int64_t batch) const {
-    return dit_.encode_text(at::zeros({batch, 1, config_.dit.text_dim}, at::kFloat));
+    // Made on the device: a host tensor would be copied there with a wait on every call.
+    return dit_.encode_text(at::zeros({batch, 1, config_.dit.text_dim},
+                                      at::TensorOptions().dtype(at::kFloat).device(device_)));
 }
 
-at::Tensor WorldModel::flow(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
-                            const TextContext& text, History* history, int64_t first_frame,
-                            CacheWrite mode) const {
+ForwardExtras WorldModel::action_extras(const at::Tensor& x, const at::Tensor& labels) const {
     QVG_CHECK(labels.defined() && x.defined() && labels.dim() == 2 && x.dim() == 5 &&
                   labels.size(0) == x.size(0) && labels.size(1) == x.size(1),
               "world model: expected labels [B, F] for latents [B, F, C, h, w], found {} for {}",
@@ -456,7 +420,20 @@ at::Tensor WorldModel::flow(const at::Tensor& x, const at::Tensor& t, const at::
               x.defined() ? fmt::format("{}", x.sizes()) : "undefined");
     ForwardExtras extras;
     extras.frame_embedding = action_embedding(labels);
+    return extras;
+}
+
+at::Tensor WorldModel::flow(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
+                            const TextContext& text, History* history, int64_t first_frame,
+                            CacheWrite mode) const {
+    const ForwardExtras extras = action_extras(x, labels);
     return dit_.forward(x.to(device_), t.to(device_), text, history, first_frame, mode, extras);
+}
+
+at::Tensor WorldModel::flow(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
+                            const TextContext& text, const FrameAttention& attention) const {
+    const ForwardExtras extras = action_extras(x, labels);
+    return dit_.forward_masked(x.to(device_), t.to(device_), text, attention, extras);
 }
 
 // ---- pixels --------------------------------------------------------------------------------
@@ -500,28 +477,61 @@ at::Tensor shifted_sigma(const at::Tensor& u, double shift) {
 
 // ---- losses --------------------------------------------------------------------------------
 
+double AutoencoderLoss::psnr(double mse) { return 10.0 * std::log10(4.0 / std::max(mse, 1e-12)); }
+
 AutoencoderLoss autoencoder_loss(const WorldModel& model, const at::Tensor& video,
-                                 at::Generator& gen) {
+                                 const at::Tensor& noise) {
     const at::Device device = model.device();
     at::Tensor target = video.to(device, at::kFloat);
     at::Tensor z = model.encode(target);
+    QVG_CHECK(noise.defined() && noise.sizes() == z.sizes(),
+              "autoencoder loss: expected noise {}, found {}", z.sizes(),
+              noise.defined() ? fmt::format("{}", noise.sizes()) : "undefined");
     // Noise at a tenth of the latents' spread teaches the decoder to forgive small errors.
-    at::Tensor noise = randn(z.sizes(), gen, device) * (0.1 * z.detach().std());
-    at::Tensor recon = model.decode(z + noise);
+    at::Tensor recon = model.decode(z + noise.to(device, at::kFloat) * (0.1 * z.detach().std()));
     at::Tensor mse = at::mse_loss(recon, target);
     AutoencoderLoss out;
     out.loss = mse + 1e-4 * z.pow(2).mean();
-    out.mse = mse.item<double>();
-    out.psnr = 10.0 * std::log10(4.0 / std::max(out.mse, 1e-12));
+    out.mse = mse.detach();
+    return out;
+}
+
+AutoencoderLoss autoencoder_loss(const WorldModel& model, const at::Tensor& video,
+                                 at::Generator& gen) {
+    const WorldModelConfig& c = model.config();
+    QVG_CHECK(video.defined() && video.dim() == 4,
+              "world model: expected video [N, {}, {}, {}], found {}", 3 * c.frames_per_latent,
+              c.image_size, c.image_size,
+              video.defined() ? fmt::format("{}", video.sizes()) : "undefined");
+    return autoencoder_loss(model, video, draw_autoencoder_noise(c, video.size(0), gen));
+}
+
+at::Tensor draw_autoencoder_noise(const WorldModelConfig& c, int64_t latents, at::Generator& gen) {
+    return randn({latents, c.latent_channels, c.latent_size(), c.latent_size()}, gen);
+}
+
+FlowMatchingNoise draw_flow_matching_noise(const WorldModelConfig& c, at::IntArrayRef shape,
+                                           at::Generator& gen) {
+    QVG_CHECK(shape.size() == 5 && shape[0] >= 1 && shape[1] >= c.chunk_latents &&
+                  shape[1] % c.chunk_latents == 0,
+              "flow matching: expected latents [B, N, C, h, w] with N a positive multiple of {}, "
+              "found {}",
+              c.chunk_latents, shape);
+    const int64_t batch = shape[0], n = shape[1], context = n - c.chunk_latents;
+    FlowMatchingNoise out;
+    out.sigma = shifted_sigma(rand({batch, n}, gen), c.shift);
+    out.noise = randn(shape, gen);
+    out.context_sigma = rand({batch, context}, gen) * c.context_noise_max;
+    out.context_noise = randn({batch, context, shape[2], shape[3], shape[4]}, gen);
     return out;
 }
 
 at::Tensor flow_matching_loss(const WorldModel& model, const at::Tensor& latents,
-                              const at::Tensor& labels, at::Generator& gen) {
+                              const at::Tensor& labels, const FlowMatchingNoise& noise) {
     const WorldModelConfig& c = model.config();
     QVG_CHECK(latents.defined() && latents.dim() == 5 && latents.size(2) == c.latent_channels &&
-                  latents.size(1) % c.chunk_latents == 0,
-              "flow matching: expected latents [B, N, {}, h, w] with N a multiple of {}, "
+                  latents.size(1) >= c.chunk_latents && latents.size(1) % c.chunk_latents == 0,
+              "flow matching: expected latents [B, N, {}, h, w] with N a positive multiple of {}, "
               "found {}",
               c.latent_channels, c.chunk_latents,
               latents.defined() ? fmt::format("{}", latents.sizes()) : "undefined");
@@ -529,33 +539,42 @@ at::Tensor flow_matching_loss(const WorldModel& model, const at::Tensor& latents
                   labels.size(1) == latents.size(1),
               "flow matching: expected labels [{}, {}], found {}", latents.size(0), latents.size(1),
               labels.defined() ? fmt::format("{}", labels.sizes()) : "undefined");
+    const int64_t batch = latents.size(0), n = latents.size(1), k = c.chunk_latents;
+    const int64_t context = n - k;  // clean frames: every chunk but the last
+    auto fits = [](const at::Tensor& t, at::IntArrayRef shape) {
+        return t.defined() && t.sizes() == shape;
+    };
+    std::vector<int64_t> context_shape = latents.sizes().vec();
+    context_shape[1] = context;
+    QVG_CHECK(fits(noise.sigma, {batch, n}) && fits(noise.noise, latents.sizes()) &&
+                  fits(noise.context_sigma, {batch, context}) &&
+                  fits(noise.context_noise, context_shape),
+              "flow matching: the noise does not fit latents {} (draw it with "
+              "draw_flow_matching_noise)",
+              latents.sizes());
     const at::Device device = model.device();
-    const int64_t batch = latents.size(0), k = c.chunk_latents;
-    const int64_t chunks = latents.size(1) / k;
-    at::Tensor z = latents.to(device, at::kFloat);
-    at::Tensor lab = labels.to(device);
-    const TextContext text = model.text(batch);
-    GradHistory history(c.dit.num_layers, k);
-    at::Tensor total;
-    for (int64_t i = 0; i < chunks; ++i) {
-        at::Tensor zi = z.narrow(1, i * k, k);
-        at::Tensor li = lab.narrow(1, i * k, k);
-        at::Tensor sigma = shifted_sigma(rand({batch, k}, gen, device), c.shift);
-        at::Tensor eps = randn(zi.sizes(), gen, device);
-        at::Tensor s5 = sigma.view({batch, k, 1, 1, 1});
-        at::Tensor xt = (1 - s5) * zi + s5 * eps;
-        at::Tensor v =
-            model.flow(xt, sigma * 1000.0, li, text, &history, i * k, CacheWrite::kAttendOnly);
-        at::Tensor loss = at::mse_loss(v.to(at::kFloat), eps - zi);
-        total = total.defined() ? total + loss : loss;
-        if (i + 1 < chunks) {
-            at::Tensor sc = rand({batch, k}, gen, device) * c.context_noise_max;
-            at::Tensor sc5 = sc.view({batch, k, 1, 1, 1});
-            at::Tensor xc = (1 - sc5) * zi + sc5 * randn(zi.sizes(), gen, device);
-            model.flow(xc, sc * 1000.0, li, text, &history, i * k, CacheWrite::kCommit);
-        }
-    }
-    return total / static_cast<double>(chunks);
+    auto on_device = [&](const at::Tensor& t) { return t.to(device, at::kFloat); };
+    const at::Tensor z = on_device(latents);
+    const at::Tensor sigma = on_device(noise.sigma), eps = on_device(noise.noise);
+    const at::Tensor sc = on_device(noise.context_sigma);
+    const at::Tensor lab = labels.to(device);
+
+    auto per_frame = [](const at::Tensor& s) { return s.view({s.size(0), s.size(1), 1, 1, 1}); };
+    const at::Tensor zc = z.narrow(1, 0, context);
+    const at::Tensor x_noisy = (1 - per_frame(sigma)) * z + per_frame(sigma) * eps;
+    const at::Tensor x_clean =
+        (1 - per_frame(sc)) * zc + per_frame(sc) * on_device(noise.context_noise);
+    at::Tensor v = model.flow(at::cat({x_clean, x_noisy}, 1), at::cat({sc, sigma}, 1) * 1000.0,
+                              at::cat({lab.narrow(1, 0, context), lab}, 1), model.text(batch),
+                              teacher_forcing_attention(n / k, k, device));
+    return at::mse_loss(v.narrow(1, context, n).to(at::kFloat), eps - z);
+}
+
+at::Tensor flow_matching_loss(const WorldModel& model, const at::Tensor& latents,
+                              const at::Tensor& labels, at::Generator& gen) {
+    QVG_CHECK(latents.defined(), "flow matching: the latents are undefined");
+    return flow_matching_loss(model, latents, labels,
+                              draw_flow_matching_noise(model.config(), latents.sizes(), gen));
 }
 
 }  // namespace qvg::core

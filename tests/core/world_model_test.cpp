@@ -167,8 +167,8 @@ TEST(WorldModel, OverfitsAFixedBatch) {
         AutoencoderLoss loss = autoencoder_loss(model, video, gen);
         loss.loss.backward();
         ae_opt.step();
-        if (step == 0) ae_first = loss.mse;
-        ae_last = loss.mse;
+        if (step == 0) ae_first = loss.mse.item<double>();
+        ae_last = loss.mse.item<double>();
     }
     std::printf("autoencoder MSE %.4f -> %.4f\n", ae_first, ae_last);
     EXPECT_LT(ae_last, 0.3 * ae_first);

@@ -8,6 +8,10 @@
 // normalise in fp32, the timestep sinusoid and the RoPE angles are computed in float64, the rest
 // runs in the model dtype (fp32 or bf16; weights are cast once at load).
 //
+// For training, forward_masked runs a whole teacher-forced sequence (the clean and the noisy
+// copies of every chunk) in one call under a frame-level attention mask instead of one call per
+// block and pass; both share the layer code and differ only in how self-attention picks its keys.
+//
 // Extension points for WorldPlay (its own modules plug in here): a per-frame conditioning embedding
 // added to the time embedding e before the projection and the head, and an extra self-attention
 // branch per layer whose output is added to the RoPE branch's before the gate.
@@ -95,6 +99,24 @@ struct ForwardExtras {
     StageProbe probe;
 };
 
+// A whole sequence in one call (WanDiT::forward_masked): frame i of the call sits at latent
+// frame index positions[i] for RoPE, and its tokens attend to the tokens of frame j iff
+// mask[i][j]. Frames may repeat a position (a noisy and a clean copy of the same frame).
+struct FrameAttention {
+    std::vector<int64_t> positions;  // [F] RoPE latent-frame index of each frame of the call
+    at::Tensor mask;                 // [F, F] bool on the model's device: query i sees key j
+};
+
+// Teacher forcing of the block protocol in one call, for `chunks` chunks of `chunk_frames`
+// frames. The call's frames are [clean chunks 0 .. chunks-2 ++ noisy chunks 0 .. chunks-1] (the
+// last chunk's clean pass feeds nothing and is left out), each at its true frame index. A clean
+// frame of chunk c sees the clean frames of chunks <= c (the commit pass of chunk c against the
+// history); a noisy frame of chunk c sees the clean frames of chunks < c and the noisy frames of
+// chunk c (a denoising call of chunk c). These are exactly the keys and positions of the
+// block-by-block calls, so forward_masked gives their outputs up to rounding. The mask is built
+// on `device` without host-to-device copies.
+FrameAttention teacher_forcing_attention(int64_t chunks, int64_t chunk_frames, at::Device device);
+
 class WanDiT {
   public:
     using Weights = TensorMap;
@@ -142,6 +164,17 @@ class WanDiT {
                        History* history, int64_t first_frame, CacheWrite mode,
                        const ForwardExtras& extras = {}) const;
 
+    // For training: every frame of a sequence in one call, with no History. x [B, F, C, H, W],
+    // t [B, F] (each frame its own timestep), extras.frame_embedding [B, F, dim] as in forward;
+    // self-attention runs over all F frames under `attention` (RoPE positions and a frame-level
+    // mask, expanded to tokens and broadcast over batch and heads), so one call replaces a chain
+    // of block-by-block calls whose attention it reproduces (teacher_forcing_attention). Works
+    // with autograd (kTraining) and under autocast. Attention branches are not supported
+    // (extras.branch must be null). Returns the flow prediction [B, F, out_dim, H, W].
+    at::Tensor forward_masked(const at::Tensor& x, const at::Tensor& t, const TextContext& ctx,
+                              const FrameAttention& attention,
+                              const ForwardExtras& extras = {}) const;
+
   private:
     struct Block {
         at::Tensor modulation;  // blocks.N.modulation [1, 6, dim]
@@ -169,6 +202,25 @@ class WanDiT {
         at::Tensor ffn2_b;      // blocks.N.ffn.2.bias [dim]
     };
 
+    // The self-attention core of one layer, the only part in which forward and forward_masked
+    // differ: (layer, h, q, k, v) with h the modulated input [B, L, dim] and q, k, v [B, L, H, D]
+    // before RoPE -> the attention [B, H, L, D] (before the output projection) and an optional
+    // term [B, L, dim] added after the projection (an AttentionBranch's output).
+    struct SelfAttentionOut {
+        at::Tensor attn;
+        at::Tensor extra;
+    };
+    using SelfAttention =
+        std::function<SelfAttentionOut(int64_t layer, const at::Tensor& h, const at::Tensor& q,
+                                       const at::Tensor& k, const at::Tensor& v)>;
+
+    // Throws Error unless x, t, ctx and extras.frame_embedding fit each other and the model.
+    void check_inputs(const at::Tensor& x, const at::Tensor& t, const TextContext& ctx,
+                      const ForwardExtras& extras) const;
+    // Patch embedding, time embedding, every layer (self-attention through `attend`),
+    // cross-attention, FFN and the head, for checked inputs. Returns the flow.
+    at::Tensor run(const at::Tensor& x, const at::Tensor& t, const TextContext& ctx,
+                   const ForwardExtras& extras, const SelfAttention& attend) const;
     at::Tensor qk_norm(const at::Tensor& x, const at::Tensor& weight) const;
     // Every stored weight tensor, in a fixed order (undefined optional ones left out).
     std::vector<const at::Tensor*> stored() const;

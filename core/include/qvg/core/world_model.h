@@ -124,8 +124,14 @@ class WorldModel {
     at::Tensor flow(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
                     const TextContext& text, History* history, int64_t first_frame,
                     CacheWrite mode) const;
+    // The same for a whole sequence in one call under `attention` (see WanDiT::forward_masked).
+    at::Tensor flow(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
+                    const TextContext& text, const FrameAttention& attention) const;
 
   private:
+    // Checks labels [B, F] against x [B, F, ...] and embeds them as the DiT's frame embedding.
+    ForwardExtras action_extras(const at::Tensor& x, const at::Tensor& labels) const;
+
     WorldModelConfig config_;
     at::Device device_;
     WanMode mode_;
@@ -144,23 +150,52 @@ std::vector<uint8_t> rgb8_from_video(const at::Tensor& video, int64_t frames_per
 at::Tensor shifted_sigma(const at::Tensor& u, double shift);
 
 // Training losses. Random numbers come from `gen` (a CPU generator) and are moved to the
-// model's device, so a seed gives the same run on every device.
+// model's device, so a seed gives the same run on every device. Each loss also takes its draws
+// ready-made (drawn ahead, e.g. on a data thread, and already on the device), with the same
+// result for the same draws.
 struct AutoencoderLoss {
-    at::Tensor loss;    // scalar: reconstruction MSE + latent penalty
-    double mse = 0.0;   // reconstruction MSE in [-1, 1] units
-    double psnr = 0.0;  // of the reconstruction, in dB, over [0, 1] pixels
+    at::Tensor loss;  // scalar: reconstruction MSE + latent penalty
+    at::Tensor mse;   // scalar, detached: reconstruction MSE in [-1, 1] units
+    // PSNR in dB over [0, 1] pixels of a reconstruction MSE (in [-1, 1] units).
+    static double psnr(double mse);
 };
 // Reconstruction of `video` [N, 3T, H, W] through the decoder from latents with a little noise
-// (so that the decoder tolerates the DiT's errors) plus 1e-4 * mean(latent^2).
+// (so that the decoder tolerates the DiT's errors) plus 1e-4 * mean(latent^2). `noise` is unit
+// Gaussian [N, C, h, w], scaled by a tenth of the latents' spread. Nothing here waits for the
+// device.
+AutoencoderLoss autoencoder_loss(const WorldModel& model, const at::Tensor& video,
+                                 const at::Tensor& noise);
 AutoencoderLoss autoencoder_loss(const WorldModel& model, const at::Tensor& video,
                                  at::Generator& gen);
+// The generator version's noise for `latents` latent frames: one randn [latents, C, h, w] (CPU).
+at::Tensor draw_autoencoder_noise(const WorldModelConfig& config, int64_t latents,
+                                  at::Generator& gen);
+
+// The random numbers of one flow-matching loss for latents [B, N, C, h, w] (K = chunk_latents).
+struct FlowMatchingNoise {
+    at::Tensor sigma;          // [B, N] noise level of each frame's denoising input (shifted)
+    at::Tensor noise;          // [B, N, C, h, w] unit Gaussian
+    at::Tensor context_sigma;  // [B, N - K] noise level of the clean passes' inputs
+    at::Tensor context_noise;  // [B, N - K, C, h, w] unit Gaussian
+};
+// Draws on the CPU from `gen`, in this order: u ~ U[0, 1) [B, N] (sigma = shifted_sigma(u)),
+// noise ~ N(0, 1) [B, N, C, h, w], u_c ~ U[0, 1) [B, N - K] (context_sigma =
+// u_c * context_noise_max), context_noise ~ N(0, 1) [B, N - K, C, h, w].
+FlowMatchingNoise draw_flow_matching_noise(const WorldModelConfig& config,
+                                           at::IntArrayRef latent_shape, at::Generator& gen);
 
 // Flow matching with per-frame noise under the block protocol (teacher forcing): for each
-// chunk of chunk_latents frames, a noisy pass at independent per-frame sigmas attends to the
-// clean passes of all earlier chunks; then the chunk's clean pass (inputs noised by at most
-// context_noise_max, with that timestep) commits its K/V. Gradients flow through the history.
-// latents [B, N, C, h, w] normalised, N a multiple of chunk_latents; labels [B, N] integers.
-// Returns the mean MSE between predicted and true flow (noise - x0).
+// chunk of chunk_latents frames, a denoising pass at independent per-frame sigmas attends to the
+// clean passes of all earlier chunks, whose inputs are noised by at most context_noise_max (with
+// that timestep). Gradients flow through the clean passes' K/V. All of it runs as one DiT call
+// over [clean chunks 0..N/K-2 ++ noisy chunks] (teacher_forcing_attention), which computes what
+// the block-by-block calls (each chunk's denoising call against a history, then its clean
+// committing call) would, up to rounding.
+// latents [B, N, C, h, w] normalised, N a positive multiple of chunk_latents; labels [B, N]
+// integers. Returns the mean MSE between predicted and true flow (noise - x0) over all frames.
+at::Tensor flow_matching_loss(const WorldModel& model, const at::Tensor& latents,
+                              const at::Tensor& labels, const FlowMatchingNoise& noise);
+// The same with the draws of draw_flow_matching_noise(model.config(), latents.sizes(), gen).
 at::Tensor flow_matching_loss(const WorldModel& model, const at::Tensor& latents,
                               const at::Tensor& labels, at::Generator& gen);
 
