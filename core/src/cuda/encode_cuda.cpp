@@ -26,10 +26,10 @@ at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const 
     const c10::cuda::CUDAGuard guard(x.device());
     if (c > 256) return {};
     at::Tensor ids64 = ids.to(at::kLong);
-    // Members of each cluster in token order: a stable sort of the ids, on 8-bit keys (one
-    // radix pass instead of eight for int64 keys).
+    // Members of each cluster in token order: a stable sort of the ids (int64 keys: sorting
+    // 8-bit keys measured slower on the H200, 0.605 vs 0.441 ms per update).
     at::Tensor order =
-        std::get<1>(ids.to(at::kByte).sort(/*stable=*/true, 1, /*descending=*/false)).contiguous();
+        std::get<1>(ids64.sort(/*stable=*/true, 1, /*descending=*/false)).contiguous();
     at::Tensor flat =
         (ids64 + at::arange(groups, ids64.options()).mul_(c).unsqueeze(1)).reshape({-1});
     at::Tensor counts = at::bincount(flat, {}, groups * c).view({groups, c});
