@@ -257,6 +257,15 @@ class Trainer {
     std::vector<Row> rows_;  // recorded, not yet flushed
     std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
     double step_ms_ = 0;  // mean of the last flushed window
+    double wait_ms_ = 0;  // time blocked on the data thread in the current window
+    // Waits for a prepared batch, counting the time the step stood still for it.
+    Batch take(std::future<Batch>& f) {
+        const auto t0 = std::chrono::steady_clock::now();
+        Batch b = f.get();
+        wait_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                        .count();
+        return b;
+    }
 };
 
 std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, int64_t count,
@@ -327,6 +336,8 @@ double Trainer::flush() {
     const auto now = std::chrono::steady_clock::now();
     step_ms_ = std::chrono::duration<double, std::milli>(now - window_start_).count() /
                static_cast<double>(rows_.size());
+    const double wait_ms = wait_ms_ / static_cast<double>(rows_.size());
+    wait_ms_ = 0;
     window_start_ = now;
     const double* v = host.data_ptr<double>();
     for (size_t i = 0; i < rows_.size(); ++i) {
@@ -338,8 +349,9 @@ double Trainer::flush() {
                             r.lr, grad_norm, step_ms_, psnr);
         if (log_due(r.step)) {
             std::cout << fmt::format(
-                             "{} step {:>6}  loss {:.5f}  lr {:.2e}  |g| {:.3f}  {:.0f} ms{}",
-                             r.phase, r.step, loss, r.lr, grad_norm, step_ms_,
+                             "{} step {:>6}  loss {:.5f}  lr {:.2e}  |g| {:.3f}  {:.0f} ms "
+                             "({:.0f} waiting for data){}",
+                             r.phase, r.step, loss, r.lr, grad_norm, step_ms_, wait_ms,
                              ae ? fmt::format("  psnr {:.2f} dB", psnr) : "")
                       << std::endl;
         }
@@ -436,7 +448,7 @@ int Trainer::run() {
         window_start_ = std::chrono::steady_clock::now();
         while (state_.ae_step < o_.ae_steps) {
             const int64_t step = state_.ae_step;
-            Batch batch = next.get();
+            Batch batch = take(next);
             if (step + 1 < o_.ae_steps) {
                 next = prepare(BatchKind::kAutoencoder, step + 1, 1, o_.ae_batch, pin);
             }
@@ -510,7 +522,7 @@ int Trainer::run() {
         window_start_ = std::chrono::steady_clock::now();
         while (state_.dit_step < o_.steps) {
             const int64_t step = state_.dit_step;
-            Batch batch = next.get();
+            Batch batch = take(next);
             if (step + 1 < o_.steps) {
                 next = prepare(BatchKind::kDit, step + 1, latents, o_.batch, pin);
             }
