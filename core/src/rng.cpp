@@ -1,5 +1,6 @@
 #include "qvg/core/rng.h"
 
+#include <cstddef>
 #include <unordered_set>
 
 namespace qvg::core {
