@@ -19,6 +19,8 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <numbers>
 #include <thread>
 
@@ -54,6 +56,7 @@ struct TrainOptions {
     int64_t batch = 32;       // clips per DiT step
     int64_t ae_batch = 32;    // latent frames (of 1-latent clips) per autoencoder step
     int clip_latents = 16;    // latent frames per DiT training clip
+    int reuse = 0;            // DiT steps each rendered clip serves; 0 = the run's (new: 1)
     double lr = 3e-4;
     double ae_lr = 1e-3;
     int64_t warmup = 200;
@@ -81,6 +84,7 @@ struct TrainState {
     uint64_t world_seed = 1;
     int map_size = 1024;
     int clip_latents = 16;
+    int reuse = 1;
     std::string config;  // WorldModelConfig JSON
 };
 
@@ -103,6 +107,7 @@ void write_state(const fs::path& path, const TrainState& s) {
     j["world_seed"] = s.world_seed;
     j["map_size"] = s.map_size;
     j["clip_latents"] = s.clip_latents;
+    j["reuse"] = s.reuse;
     j["config"] = json::parse(s.config);
     const fs::path tmp = path.string() + ".tmp";
     {
@@ -127,6 +132,7 @@ TrainState read_state(const fs::path& path) {
         s.world_seed = j.at("world_seed").get<uint64_t>();
         s.map_size = j.at("map_size").get<int>();
         s.clip_latents = j.at("clip_latents").get<int>();
+        s.reuse = j.value("reuse", 1);  // absent in runs from before the option
         s.config = j.at("config").dump();
     } catch (const json::exception& e) {
         core::fail("{}: malformed training state: {}", path.string(), e.what());
@@ -257,6 +263,10 @@ class Trainer {
     std::vector<Row> rows_;  // recorded, not yet flushed
     std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
     double step_ms_ = 0;  // mean of the last flushed window
+    // DiT clips by the step that rendered them (--reuse > 1). Only the one batch being prepared
+    // touches it (the next is requested after the previous one was taken).
+    std::shared_ptr<std::map<int64_t, std::vector<world::Clip>>> dit_clips_ =
+        std::make_shared<std::map<int64_t, std::vector<world::Clip>>>();
     double wait_ms_ = 0;  // time blocked on the data thread in the current window
     // Waits for a prepared batch, counting the time the step stood still for it.
     Batch take(std::future<Batch>& f) {
@@ -283,9 +293,34 @@ std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, i
     const world::World* world = world_.get();
     const int threads = data_threads_;
     const core::WorldModelConfig config = config_;
+    const int reuse = kind == BatchKind::kDit ? state_.reuse : 1;
+    const uint64_t seed = state_.seed;
+    auto pool = dit_clips_;
     return std::async(std::launch::async, [=] {
-        const std::vector<world::Clip> clips =
-            make_world_clips(*world, request, base, static_cast<int>(count), threads);
+        std::vector<world::Clip> clips;
+        if (reuse == 1) {
+            clips = make_world_clips(*world, request, base, static_cast<int>(count), threads);
+        } else {
+            // Step s renders ceil(count / reuse) clips of its own and fills the batch with the
+            // clips rendered by steps s - 1, s - 2, ... (each clip serves `reuse` steps, under
+            // new noise each time). Still a function of (seed, step) only: a resumed run renders
+            // the earlier steps' clips again.
+            const int fresh = static_cast<int>((count + reuse - 1) / reuse);
+            for (int j = 0; j < reuse && static_cast<int64_t>(clips.size()) < count; ++j) {
+                const int64_t s = step - j;
+                auto it = pool->find(s);
+                if (it == pool->end()) {
+                    it = pool->emplace(s, make_world_clips(*world, request,
+                                                           stream_seed(seed, data, s), fresh,
+                                                           threads))
+                             .first;
+                }
+                for (const world::Clip& c : it->second) {
+                    if (static_cast<int64_t>(clips.size()) < count) clips.push_back(c);
+                }
+            }
+            pool->erase(pool->begin(), pool->lower_bound(step - reuse + 2));
+        }
         Batch b;
         b.video = uploadable(clips_video(clips), pin);
         b.labels = uploadable(clips_labels(clips), pin);
@@ -410,6 +445,7 @@ int Trainer::run() {
         state_.world_seed = o_.world_seed;
         state_.map_size = o_.map_size;
         state_.clip_latents = o_.clip_latents;
+        state_.reuse = o_.reuse == 0 ? 1 : o_.reuse;
         state_.config = config_.to_json();
         model = std::make_unique<core::WorldModel>(config_,
                                                    core::init_world_model_weights(config_, o_.seed),
@@ -419,6 +455,16 @@ int Trainer::run() {
               "clip latents {} must be a positive multiple of the chunk ({} latents)",
               state_.clip_latents, config_.chunk_latents);
     QVG_CHECK(o_.batch > 0 && o_.ae_batch > 0, "batch sizes must be positive");
+    if (o_.reuse != 0 && o_.reuse != state_.reuse) {
+        if (o_.resume) {
+            std::cout << fmt::format("clip reuse {} -> {} from DiT step {}", state_.reuse, o_.reuse,
+                                     state_.dit_step)
+                      << std::endl;
+        }
+        state_.reuse = o_.reuse;
+    }
+    QVG_CHECK(state_.reuse >= 1 && state_.reuse <= o_.batch,
+              "reuse {} must be in 1..batch ({})", state_.reuse, o_.batch);
     const bool new_csv = !fs::exists(out_ / "loss.csv");
     csv_.open(out_ / "loss.csv", std::ios::app);
     if (new_csv) csv_ << "phase,step,loss,lr,grad_norm,step_ms,psnr\n";
@@ -597,6 +643,10 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--batch", o->batch, "clips per DiT step")->check(CLI::PositiveNumber);
     sub->add_option("--ae-batch", o->ae_batch, "latent frames per autoencoder step")
         ->check(CLI::PositiveNumber);
+    sub->add_option("--reuse", o->reuse,
+                    "DiT steps each rendered clip serves, under new noise (1 = none; default: "
+                    "the run's own, 1 for a new run)")
+        ->check(CLI::NonNegativeNumber);
     sub->add_option("--clip-latents", o->clip_latents, "latent frames per training clip (new run)")
         ->check(CLI::PositiveNumber);
     sub->add_option("--lr", o->lr, "DiT peak learning rate");

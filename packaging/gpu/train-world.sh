@@ -3,8 +3,9 @@
 # repository keeps: the weights (split into parts: the device returns files of at most 16 MiB;
 # reassemble with `cat world_model.safetensors.part-* > world_model.safetensors`), loss.csv,
 # train_state.json and the log.
-#   packaging/gpu/train-world.sh OUT SECONDS [qvg train options...]
-# SECONDS bounds the whole script (build included); training gets what the build leaves.
+#   [QVG_RUN_DIR=runs/world] packaging/gpu/train-world.sh OUT SECONDS [qvg train options...]
+# SECONDS bounds the whole script (build included); training gets what the build leaves. To
+# continue a run, carry its directory to the device, name it in QVG_RUN_DIR and pass --resume.
 set -uo pipefail
 out="${1:?OUT}"
 budget="${2:?SECONDS}"
@@ -20,7 +21,7 @@ cd "$root"
 rm -f "$out/build.log"
 left=$((budget - SECONDS - 25))
 echo "build took ${SECONDS}s; training for up to ${left}s"
-run=/tmp/qvg-world-run
+run="${QVG_RUN_DIR:-/tmp/qvg-world-run}"
 ./build-gpu/app/cli/qvg train --out "$run" --device cuda --time-limit-s "$left" "$@" >"$out/train.log" 2>&1
 echo "train rc=$?"
 tail -5 "$out/train.log"
