@@ -113,6 +113,19 @@ void copy_frame(const at::Tensor& rgb8, RgbFrame& out) {  // [H, W, 3] uint8
     out.rgb.assign(c.data_ptr<std::uint8_t>(), c.data_ptr<std::uint8_t>() + c.numel());
 }
 
+// Throws when the policy's codec cannot split the model's heads into its groups (found at once
+// rather than when the first span is compressed).
+void check_cache_fits(const LoadedModel& model, const core::CachePolicy& policy) {
+    const core::WanConfig& mc = dit_config(model);
+    core::KVCache probe({mc.num_layers, 1, mc.num_heads, mc.head_dim(), 1}, policy);
+    const core::CodecConfig& codec = probe.policy().codec;
+    if (codec.compresses() && mc.head_dim() % codec.group != 0) {
+        throw std::invalid_argument("group size " + std::to_string(codec.group) +
+                                    " does not divide the head size " +
+                                    std::to_string(mc.head_dim()));
+    }
+}
+
 }  // namespace
 
 // Everything the generation thread owns.
@@ -347,16 +360,7 @@ void GenerationWorker::apply(Commands& c) {
         // Build the new cache before dropping the old one: a bad setting leaves the stream as is.
         try {
             const core::CachePolicy policy = cache_policy(*c.cache, s.options.seed);
-            if (s.model) {
-                const core::WanConfig& mc = dit_config(*s.model);
-                core::KVCache probe({mc.num_layers, 1, mc.num_heads, mc.head_dim(), 1}, policy);
-                const core::CodecConfig& codec = probe.policy().codec;
-                if (codec.compresses() && mc.head_dim() % codec.group != 0) {
-                    throw std::invalid_argument("group size " + std::to_string(codec.group) +
-                                                " does not divide the head size " +
-                                                std::to_string(mc.head_dim()));
-                }
-            }
+            if (s.model) check_cache_fits(*s.model, policy);
             s.options.cache = *c.cache;
             restart = true;
         } catch (const std::exception& e) {
@@ -392,6 +396,7 @@ void GenerationWorker::apply(Commands& c) {
     try {
         const core::CacheShape shape = cache_shape(*s.model);
         const core::CachePolicy policy = cache_policy(s.options.cache, s.options.seed);
+        check_cache_fits(*s.model, policy);
         s.cache = std::make_unique<core::KVCache>(shape, policy);
         core::CachePolicy unbounded = policy;
         unbounded.window_frames = 0;

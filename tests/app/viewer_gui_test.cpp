@@ -353,7 +353,9 @@ TEST(ViewerGui, RunsAWorldModelAndReplaysItIdentically) {
     constexpr int kFrames = 16;  // 8 blocks of one latent (2 frames each)
     const auto replay = [&](const std::string& file, const std::string& name) {
         const auto r = run({QVG_WORLD, "--model", model.string(), "--replay", (dir / file).string(),
-                            "--frames", std::to_string(kFrames), "--hide-overlays", "--record",
+                            "--frames", std::to_string(kFrames), "--cache",
+                            "qvg,group=16,span=2,sink=1,window=6,centroids=4", "--hide-overlays",
+                            "--record",
                             (dir / (name + ".mp4")).string(), "--headless-screenshot",
                             (dir / (name + ".png")).string()},
                            240s);
@@ -408,6 +410,14 @@ TEST(ViewerGui, FileThatIsNeitherWorldModelNorCheckpointIsAnError) {
                         60s);
     EXPECT_EQ(r2.exit_code, 1) << r2.output;
     EXPECT_NE(r2.output.find("broken.safetensors"), std::string::npos) << r2.output;
+
+    // A cache whose groups do not divide the tiny model's 16-wide heads: said at once.
+    const fs::path tiny = write_tiny_world_model(dir);
+    const auto r3 = run({QVG_WORLD, "--model", tiny.string(), "--cache", "qvg,group=32",
+                         "--headless-screenshot", (dir / "z.png").string()},
+                        60s);
+    EXPECT_EQ(r3.exit_code, 1) << r3.output;
+    EXPECT_NE(r3.output.find("does not divide the head size 16"), std::string::npos) << r3.output;
 
     // In the window: an error dialog, and the built-in model keeps running.
     Viewer v(dir, {"--model", broken.string()});
