@@ -242,6 +242,11 @@ class Trainer {
     // Fetches the queued numbers in one wait, writes their loss.csv rows and prints the ones
     // due. Returns the mean milliseconds per step since the previous flush.
     double flush();
+    // After a recorded step: logs when due, checkpoints when due, and returns true when this
+    // invocation stops here (time or step budget) before the phase is complete.
+    bool end_step(const core::WorldModel& model, const torch::optim::AdamW& opt,
+                  const std::string& opt_name, const char* phase, int64_t done, int64_t total,
+                  std::future<Batch>& next);
     std::future<Batch> prepare(BatchKind kind, int64_t step, int latents, int64_t count,
                                bool pin) const;
 
@@ -339,6 +344,19 @@ std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, i
         }
         return b;
     });
+}
+
+bool Trainer::end_step(const core::WorldModel& model, const torch::optim::AdamW& opt,
+                       const std::string& opt_name, const char* phase, int64_t done,
+                       int64_t total, std::future<Batch>& next) {
+    const double ms = log_due(done) ? flush() : step_ms_;
+    const bool stop = should_stop(ms);
+    if (done % o_.save_every == 0 || stop || done == total) checkpoint(model, &opt, opt_name);
+    if (!stop || done >= total) return false;
+    if (next.valid()) next.wait();
+    std::cout << fmt::format("stopped at {} step {}; continue with --resume", phase, done)
+              << std::endl;
+    return true;
 }
 
 void Trainer::checkpoint(const core::WorldModel& model, const torch::optim::AdamW* opt,
@@ -511,18 +529,8 @@ int Trainer::run() {
             opt.step();
             state_.ae_step = step + 1;
             record("ae", state_.ae_step, loss.loss, lr, gn, loss.mse);
-            const double ms = log_due(state_.ae_step) ? flush() : step_ms_;
-            const bool stop = should_stop(ms);
-            if (state_.ae_step % o_.save_every == 0 || stop || state_.ae_step == o_.ae_steps) {
-                checkpoint(*model, &opt, "optimizer_ae.pt");
-            }
-            if (stop && state_.ae_step < o_.ae_steps) {
-                if (next.valid()) next.wait();
-                std::cout << fmt::format(
-                                 "stopped at autoencoder step {}; continue "
-                                 "with --resume",
-                                 state_.ae_step)
-                          << std::endl;
+            if (end_step(*model, opt, "optimizer_ae.pt", "autoencoder", state_.ae_step,
+                         o_.ae_steps, next)) {
                 return 0;
             }
         }
@@ -609,16 +617,7 @@ int Trainer::run() {
             opt.step();
             state_.dit_step = step + 1;
             record("dit", state_.dit_step, loss, lr, gn, at::Tensor());
-            const double ms = log_due(state_.dit_step) ? flush() : step_ms_;
-            const bool stop = should_stop(ms);
-            if (state_.dit_step % o_.save_every == 0 || stop || state_.dit_step == o_.steps) {
-                checkpoint(*model, &opt, "optimizer_dit.pt");
-            }
-            if (stop && state_.dit_step < o_.steps) {
-                if (next.valid()) next.wait();
-                std::cout << fmt::format("stopped at DiT step {}; continue with --resume",
-                                         state_.dit_step)
-                          << std::endl;
+            if (end_step(*model, opt, "optimizer_dit.pt", "DiT", state_.dit_step, o_.steps, next)) {
                 return 0;
             }
         }
