@@ -17,6 +17,7 @@
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
+#include "cache_options.h"
 #include "commands.h"
 #include "generate_inputs.h"
 #include "progress.h"
@@ -50,12 +51,7 @@ struct GenerateOptions {
     int64_t height = 0;  // pixels
     int64_t width = 0;   // pixels
     uint64_t seed = 0;
-    std::string cache = "bf16";
-    std::optional<int> bits, group, stages, centroids, iterations;
-    int64_t span_frames = 24;
-    int64_t lag_frames = 0;
-    int64_t window_frames = 0;
-    int64_t sink_frames = 0;
+    CacheOptions cache;  // its seed is --seed
     std::string dtype = "bf16";
     std::string device = "auto";
     std::string output;
@@ -98,12 +94,13 @@ void check_options(const GenerateOptions& o) {
               "--height {} and --width {} must be positive multiples of 16 (8x VAE upsampling of "
               "2x2 latent patches)",
               o.height, o.width);
-    QVG_CHECK(o.span_frames >= 1, "--span {} must be at least 1 frame", o.span_frames);
-    QVG_CHECK(o.lag_frames >= 0 && o.window_frames >= 0 && o.sink_frames >= 0,
+    const CacheOptions& c = o.cache;
+    QVG_CHECK(c.span_frames >= 1, "--span {} must be at least 1 frame", c.span_frames);
+    QVG_CHECK(c.lag_frames >= 0 && c.window_frames >= 0 && c.sink_frames >= 0,
               "--lag, --window and --sink must be >= 0 (0 window = unlimited), found {}, {}, {}",
-              o.lag_frames, o.window_frames, o.sink_frames);
+              c.lag_frames, c.window_frames, c.sink_frames);
     try {
-        core::parse_codec_method(o.cache);
+        core::parse_codec_method(c.codec);
     } catch (const core::Error& e) {
         core::fail("--cache: {}", e.what());
     }
@@ -124,63 +121,6 @@ void check_options(const GenerateOptions& o) {
     check_writable(o.dump, "--dump");
 }
 
-core::CachePolicy cache_policy(const GenerateOptions& o, int64_t head_dim,
-                               int64_t tokens_per_frame) {
-    core::CachePolicy p;
-    p.codec = core::default_codec_config(core::parse_codec_method(o.cache));
-    // The defaults group 64 channels (16 for RTN/QuaRot); small test models have fewer.
-    p.codec.group = static_cast<int>(std::min<int64_t>(p.codec.group, head_dim));
-    if (o.bits) p.codec.bits = *o.bits;
-    if (o.group) p.codec.group = *o.group;
-    if (o.stages) p.codec.stages = *o.stages;
-    if (o.centroids) p.codec.centroids = *o.centroids;
-    if (o.iterations) p.codec.iterations = *o.iterations;
-    p.codec.seed = o.seed;
-    p.span_frames = o.span_frames;
-    p.lag_frames = o.lag_frames;
-    p.sink_frames = o.sink_frames;
-    p.window_frames = o.window_frames;
-    p.seed = o.seed;
-    p.validate();
-    // The codec's own checks (group vs head size, centroids vs span tokens) on a span of the
-    // size the cache will encode, now rather than when the first span forms mid-run.
-    if (p.codec.compresses()) {
-        core::validate_span_input(at::zeros({1, 1, p.span_frames * tokens_per_frame, head_dim}),
-                                  p.codec);
-    }
-    return p;
-}
-
-nlohmann::json role_json(const core::RoleErrorStats& s) {
-    return {{"last_stage_rel_error", s.last_stage_rel_error},
-            {"last_rel_error", s.last_rel_error},
-            {"mean_stage_rel_error", s.mean_stage_rel_error},
-            {"mean_rel_error", s.mean_rel_error},
-            {"is_bound", s.is_bound}};
-}
-
-nlohmann::json cache_json(const core::CacheStats& st) {
-    nlohmann::json layers = nlohmann::json::array();
-    for (size_t l = 0; l < st.layers.size(); ++l) {
-        const core::LayerCacheStats& s = st.layers[l];
-        layers.push_back({{"layer", l},
-                          {"frames", s.frames},
-                          {"sink_frames", s.sink_frames},
-                          {"span_frames", s.span_frames},
-                          {"tail_frames", s.tail_frames},
-                          {"spans", s.spans},
-                          {"bytes", s.bytes()},
-                          {"sink_bytes", s.sink_bytes},
-                          {"span_bytes", s.span_bytes},
-                          {"tail_bytes", s.tail_bytes},
-                          {"bf16_bytes", s.bf16_bytes},
-                          {"key", role_json(s.key)},
-                          {"value", role_json(s.value)}});
-    }
-    return {{"bytes", st.bytes},   {"bf16_bytes", st.bf16_bytes},   {"ratio", st.ratio()},
-            {"frames", st.frames}, {"first_frame", st.first_frame}, {"layers", layers}};
-}
-
 nlohmann::json config_json(const core::WanConfig& c) {
     return {{"dim", c.dim},
             {"ffn_dim", c.ffn_dim},
@@ -195,22 +135,6 @@ nlohmann::json config_json(const core::WanConfig& c) {
             {"patch_size", c.patch_size},
             {"qk_norm", c.qk_norm},
             {"cross_attn_norm", c.cross_attn_norm}};
-}
-
-nlohmann::json policy_json(const core::CachePolicy& p) {
-    const core::CodecConfig& c = p.codec;
-    return {{"method", core::codec_method_name(c.method)},
-            {"codec", c.describe()},
-            {"bits", c.bits},
-            {"group", c.group},
-            {"stages", c.stages},
-            {"centroids", c.centroids},
-            {"iterations", c.iterations},
-            {"span_frames", p.span_frames},
-            {"lag_frames", p.lag_frames},
-            {"sink_frames", p.sink_frames},
-            {"window_frames", p.window_frames},
-            {"seed", p.seed}};
 }
 
 #ifdef QVG_HAVE_FFMPEG
@@ -242,9 +166,11 @@ int run_generate(const GenerateOptions& o) {
         (latent_h / config.patch_size[1]) * (latent_w / config.patch_size[2]);
     core::CachePolicy policy;
     try {
-        policy = cache_policy(o, config.head_dim(), tokens_per_frame);
+        CacheOptions cache = o.cache;
+        cache.seed = o.seed;
+        policy = make_cache_policy(cache, config.head_dim(), tokens_per_frame);
     } catch (const core::Error& e) {
-        core::fail("--cache {}: {}", o.cache, e.what());
+        core::fail("--cache {}: {}", o.cache.codec, e.what());
     }
     const at::Tensor text_in = load_text_embedding(o.text_embedding, config);
     std::unique_ptr<core::NoiseSource> noise;
@@ -298,8 +224,8 @@ int run_generate(const GenerateOptions& o) {
 
     std::cerr << fmt::format(
         "generate: {} latent frames ({} blocks) at {}x{} on {} ({}), {} cache ({})\n",
-        o.latent_frames, blocks, o.width, o.height, core::device_name(device), o.dtype, o.cache,
-        policy.codec.describe());
+        o.latent_frames, blocks, o.width, o.height, core::device_name(device), o.dtype,
+        o.cache.codec, policy.codec.describe());
     Progress progress("generate", blocks);
     std::vector<BlockReport> block_reports;
     std::vector<at::Tensor> latents;  // per block [1, 3, C, h, w] on the CPU
@@ -350,7 +276,7 @@ int run_generate(const GenerateOptions& o) {
             tensors.emplace_back(fmt::format("x0_b{}_s{}", s.block, s.step), s.x0);
         }
         core::save_safetensors(o.dump, tensors,
-                               {{"seed", std::to_string(o.seed)}, {"cache", o.cache}});
+                               {{"seed", std::to_string(o.seed)}, {"cache", o.cache.codec}});
     }
 
     const core::CacheStats st = history.stats();
@@ -434,17 +360,18 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--height", o->height, "video height in pixels (multiple of 16)")->required();
     sub->add_option("--width", o->width, "video width in pixels (multiple of 16)")->required();
     sub->add_option("--seed", o->seed, "noise and codec seed");
-    sub->add_option("--cache", o->cache, "KV cache: bf16, qvg, rtn, kivi, quarot or fp8");
-    sub->add_option("--bits", o->bits, "codec bits (2 or 4)");
-    sub->add_option("--group", o->group, "channels per FP8 scale");
-    sub->add_option("--stages", o->stages, "PRQ stages (qvg)");
-    sub->add_option("--centroids", o->centroids, "k-means centroids per stage (qvg)");
-    sub->add_option("--iters", o->iterations, "k-means iterations (qvg)");
-    sub->add_option("--span", o->span_frames, "latent frames per quantized span");
-    sub->add_option("--lag", o->lag_frames, "newest latent frames kept BF16 beyond whole spans");
-    sub->add_option("--window", o->window_frames,
+    CacheOptions& c = o->cache;
+    sub->add_option("--cache", c.codec, "KV cache: bf16, qvg, rtn, kivi, quarot or fp8");
+    sub->add_option("--bits", c.bits, "codec bits (2 or 4)");
+    sub->add_option("--group", c.group, "channels per FP8 scale");
+    sub->add_option("--stages", c.stages, "PRQ stages (qvg)");
+    sub->add_option("--centroids", c.centroids, "k-means centroids per stage (qvg)");
+    sub->add_option("--iters", c.iterations, "k-means iterations (qvg)");
+    sub->add_option("--span", c.span_frames, "latent frames per quantized span");
+    sub->add_option("--lag", c.lag_frames, "newest latent frames kept BF16 beyond whole spans");
+    sub->add_option("--window", c.window_frames,
                     "latent frames kept after the sink (0 = unlimited)");
-    sub->add_option("--sink", o->sink_frames, "first latent frames kept BF16 forever");
+    sub->add_option("--sink", c.sink_frames, "first latent frames kept BF16 forever");
     sub->add_option("--dtype", o->dtype, "bf16 or fp32")->check(CLI::IsMember({"bf16", "fp32"}));
     sub->add_option("--device", o->device, "auto, cpu or cuda");
 #ifdef QVG_HAVE_FFMPEG

@@ -346,7 +346,10 @@ void Trainer::checkpoint(const core::WorldModel& model, const torch::optim::Adam
     flush();
     model.save(out_ / "world_model.safetensors",
                {{"qvg.train_ae_step", std::to_string(state_.ae_step)},
-                {"qvg.train_dit_step", std::to_string(state_.dit_step)}});
+                {"qvg.train_dit_step", std::to_string(state_.dit_step)},
+                // The world it learnt, for the viewer's ground truth.
+                {"qvg.world_seed", std::to_string(state_.world_seed)},
+                {"qvg.map_size", std::to_string(state_.map_size)}});
     if (opt != nullptr) save_optimizer(*opt, out_ / opt_name);
     write_state(out_ / "train_state.json", state_);
     csv_.flush();

@@ -32,6 +32,24 @@ world::ActionList piece(const world::ActionList& walk, core::Rng& rng, int laten
 
 }  // namespace
 
+world::ClipOptions clip_options(int image_size, int frames_per_latent) {
+    world::ClipOptions options;
+    options.render.width = image_size;
+    options.render.height = image_size;
+    options.frames_per_latent = frames_per_latent;
+    return options;
+}
+
+input::CameraState random_start(const world::World& world, core::Rng& rng) {
+    // Within 400 m of the spawn, where the landmarks are, facing a multiple of 3 degrees.
+    input::CameraState start = world.spawn();
+    start.position.x = uniform(rng, -16.0, 16.0);
+    start.position.z = uniform(rng, -16.0, 16.0);
+    start.yaw_deg = 3.0 * static_cast<double>(rng.below(120));
+    start.pitch_deg = 3.0 * (static_cast<double>(rng.below(7)) - 3.0);
+    return world.on_ground(start);
+}
+
 WalkKind parse_walk_kind(const std::string& name) {
     if (name == "mixed") return WalkKind::kMixed;
     if (name == "random") return WalkKind::kRandom;
@@ -46,20 +64,10 @@ WalkKind parse_walk_kind(const std::string& name) {
 
 world::Clip make_world_clip(const world::World& world, const ClipRequest& request) {
     core::Rng rng(request.seed);
-    world::ClipOptions options;
-    options.render.width = request.image_size;
-    options.render.height = request.image_size;
-    options.frames_per_latent = request.frames_per_latent;
+    const world::ClipOptions options = clip_options(request.image_size, request.frames_per_latent);
     const input::ActionStep& step = options.step;
 
-    // Start within 400 m of the spawn, where the landmarks are, facing a multiple of 3 degrees.
-    input::CameraState start = world.spawn();
-    start.position.x = uniform(rng, -16.0, 16.0);
-    start.position.z = uniform(rng, -16.0, 16.0);
-    start.yaw_deg = 3.0 * static_cast<double>(rng.below(120));
-    start.pitch_deg = 3.0 * (static_cast<double>(rng.below(7)) - 3.0);
-    start = world.on_ground(start);
-
+    const input::CameraState start = random_start(world, rng);
     WalkKind kind = request.walk;
     if (kind == WalkKind::kMixed) {
         const std::uint64_t r = rng.below(8);

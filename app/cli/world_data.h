@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <qvg/core/rng.h>
 #include <qvg/world/dataset.h>
 #include <qvg/world/world.h>
 
@@ -29,6 +30,14 @@ struct ClipRequest {
 };
 
 world::Clip make_world_clip(const world::World& world, const ClipRequest& request);
+
+// Clip options for square frames of `image_size` pixels, `frames_per_latent` frames per latent
+// and the default action step.
+world::ClipOptions clip_options(int image_size, int frames_per_latent);
+
+// A seeded start pose on the ground within 400 m of the spawn (where the landmarks are), facing
+// a multiple of 3 degrees, pitched by a multiple of 3 degrees within +-9.
+input::CameraState random_start(const world::World& world, core::Rng& rng);
 
 // Clips for seeds base_seed + 0 .. count-1 (mixed with Rng::mix), made on `threads` threads.
 std::vector<world::Clip> make_world_clips(const world::World& world, ClipRequest request,

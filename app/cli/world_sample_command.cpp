@@ -14,6 +14,8 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include <qvg/world/image_metrics.h>
+
 #include "commands.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
@@ -46,16 +48,6 @@ struct SampleOptions {
     int threads = 0;
     bool png = true;
 };
-
-double psnr(const uint8_t* a, const uint8_t* b, size_t n) {
-    double se = 0;
-    for (size_t i = 0; i < n; ++i) {
-        const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
-        se += d * d;
-    }
-    const double mse = se / static_cast<double>(n);
-    return mse <= 0 ? 99.0 : 10.0 * std::log10(255.0 * 255.0 / mse);
-}
 
 int run_sample(const SampleOptions& o) {
     if (o.threads > 0) at::set_num_threads(o.threads);
@@ -108,8 +100,8 @@ int run_sample(const SampleOptions& o) {
     for (int64_t f = 0; f < frames; ++f) {
         const uint8_t* gen = generated.data() + f * static_cast<int64_t>(frame_bytes);
         const uint8_t* truth = clip.frames.data() + (context_frames + f) * frame_bytes;
-        const double p = psnr(gen, truth, frame_bytes);
-        const double pc = psnr(last_context, truth, frame_bytes);
+        const double p = world::psnr({gen, frame_bytes}, {truth, frame_bytes});
+        const double pc = world::psnr({last_context, frame_bytes}, {truth, frame_bytes});
         sum += p;
         sum_copy += pc;
         per_frame.push_back({{"frame", f}, {"psnr", p}, {"copy_psnr", pc}});

@@ -6,6 +6,7 @@
 #include <qvg/core/flow_noise.h>
 #include <qvg/core/kv_cache.h>
 #include <qvg/core/self_forcing.h>
+#include <qvg/core/world_model_session.h>
 #include <qvg/input/action.h>
 #include <qvg/render/recorder.h>
 #include <qvg/world/renderer.h>
@@ -112,6 +113,19 @@ void copy_frame(const at::Tensor& rgb8, RgbFrame& out) {  // [H, W, 3] uint8
     out.rgb.assign(c.data_ptr<std::uint8_t>(), c.data_ptr<std::uint8_t>() + c.numel());
 }
 
+// Throws when the policy's codec cannot split the model's heads into its groups (found at once
+// rather than when the first span is compressed).
+void check_cache_fits(const LoadedModel& model, const core::CachePolicy& policy) {
+    const core::WanConfig& mc = dit_config(model);
+    core::KVCache probe({mc.num_layers, 1, mc.num_heads, mc.head_dim(), 1}, policy);
+    const core::CodecConfig& codec = probe.policy().codec;
+    if (codec.compresses() && mc.head_dim() % codec.group != 0) {
+        throw std::invalid_argument("group size " + std::to_string(codec.group) +
+                                    " does not divide the head size " +
+                                    std::to_string(mc.head_dim()));
+    }
+}
+
 }  // namespace
 
 // Everything the generation thread owns.
@@ -120,6 +134,7 @@ struct GenerationWorker::Session {
     std::shared_ptr<const LoadedModel> model;
     std::unique_ptr<core::KVCache> cache;
     std::unique_ptr<core::SelfForcingSession> sampler;
+    std::unique_ptr<core::WorldModelSession> world_sampler;  // instead of sampler: a world model
     std::optional<core::WanVaeStream> vae_stream;
     std::unique_ptr<core::KVCache> projection_bf16;  // for "frames that fit" (no data)
     std::unique_ptr<core::KVCache> projection_codec;
@@ -134,6 +149,15 @@ struct GenerationWorker::Session {
     std::shared_ptr<render::Recorder> recorder;
     render::OverlayStats stats;
     Clock::time_point next_deadline = Clock::now();
+
+    bool running() const { return sampler != nullptr || world_sampler != nullptr; }
+    // The procedural world to show: the one a world model was trained on, else the seed's.
+    world::WorldConfig wanted_world() const {
+        if (model && model->world_model) {
+            return {.seed = model->world_seed, .map_size = model->world_map_size};
+        }
+        return {.seed = options.seed};
+    }
 };
 
 GenerationWorker::GenerationWorker(std::shared_ptr<const LoadedModel> model, WorkerOptions options,
@@ -250,7 +274,7 @@ void GenerationWorker::post_message(const std::string& text, bool is_error) {
 bool GenerationWorker::wait_for_work(Commands& commands, bool& stepping) {
     std::unique_lock lock(mutex_);
     cv_.wait(lock, [&] {
-        const bool can_run = session_->sampler != nullptr && !status_.finished;
+        const bool can_run = session_->running() && !status_.finished;
         return stop_ || has_pending_ || (can_run && (!paused_ || steps_requested_ > 0));
     });
     if (stop_) return false;
@@ -270,11 +294,6 @@ bool GenerationWorker::wait_for_work(Commands& commands, bool& stepping) {
 void GenerationWorker::run() {
     c10::InferenceMode guard;
     Session& s = *session_;
-    try {
-        s.world = std::make_unique<world::World>(world::WorldConfig{.seed = s.options.seed});
-    } catch (const std::exception& e) {
-        post_message(std::string("the procedural world could not be generated: ") + e.what(), true);
-    }
     for (;;) {
         Commands commands;
         bool stepping = false;
@@ -283,7 +302,7 @@ void GenerationWorker::run() {
         bool runnable = false;
         {
             std::lock_guard lock(mutex_);
-            runnable = s.sampler != nullptr && !status_.finished && (!paused_ || stepping) &&
+            runnable = s.running() && !status_.finished && (!paused_ || stepping) &&
                        !has_pending_;
             if (stepping && !runnable) ++steps_requested_;  // keep the step for after the command
         }
@@ -322,33 +341,26 @@ void GenerationWorker::apply(Commands& c) {
         s.options.seed = *c.seed;
         restart = true;
     }
-    if (s.world == nullptr || s.world->config().seed != s.options.seed) {
+    if (c.model) {
+        s.model = std::move(c.model);
+        restart = true;
+    }
+    const world::WorldConfig wanted = s.wanted_world();
+    if (s.world == nullptr || s.world->config().seed != wanted.seed ||
+        s.world->config().map_size != wanted.map_size) {
         try {
-            s.world = std::make_unique<world::World>(world::WorldConfig{.seed = s.options.seed});
+            s.world = std::make_unique<world::World>(wanted);
         } catch (const std::exception& e) {
             s.world.reset();
             post_message(std::string("the procedural world could not be generated: ") + e.what(),
                          true);
         }
     }
-    if (c.model) {
-        s.model = std::move(c.model);
-        restart = true;
-    }
     if (c.cache) {
         // Build the new cache before dropping the old one: a bad setting leaves the stream as is.
         try {
             const core::CachePolicy policy = cache_policy(*c.cache, s.options.seed);
-            if (s.model) {
-                const core::WanConfig& mc = s.model->dit->config();
-                core::KVCache probe({mc.num_layers, 1, mc.num_heads, mc.head_dim(), 1}, policy);
-                const core::CodecConfig& codec = probe.policy().codec;
-                if (codec.compresses() && mc.head_dim() % codec.group != 0) {
-                    throw std::invalid_argument("group size " + std::to_string(codec.group) +
-                                                " does not divide the head size " +
-                                                std::to_string(mc.head_dim()));
-                }
-            }
+            if (s.model) check_cache_fits(*s.model, policy);
             s.options.cache = *c.cache;
             restart = true;
         } catch (const std::exception& e) {
@@ -370,28 +382,33 @@ void GenerationWorker::apply(Commands& c) {
     if (!restart || s.model == nullptr) return;
 
     // A new stream: cache, sampler, decoder state, world pose, trajectory.
+    s.world_sampler.reset();
     s.sampler.reset();
     s.cache.reset();
     s.vae_stream.reset();
     s.last_preview = at::Tensor();
     s.frame_index = 0;
     s.replay_position = 0;
+    const core::WorldModel* world_model = s.model->world_model.get();
+    if (world_model != nullptr) {
+        s.options.frames_per_latent = static_cast<int>(world_model->config().frames_per_latent);
+    }
     try {
-        const core::WanConfig& mc = s.model->dit->config();
-        const core::LatentGeometry& g = s.model->geometry;
-        const core::CacheShape shape{mc.num_layers, g.batch, mc.num_heads, mc.head_dim(),
-                                     (g.height / mc.patch_size[1]) * (g.width / mc.patch_size[2])};
+        const core::CacheShape shape = cache_shape(*s.model);
         const core::CachePolicy policy = cache_policy(s.options.cache, s.options.seed);
+        check_cache_fits(*s.model, policy);
         s.cache = std::make_unique<core::KVCache>(shape, policy);
         core::CachePolicy unbounded = policy;
         unbounded.window_frames = 0;
         s.projection_codec = std::make_unique<core::KVCache>(shape, unbounded);
         unbounded.codec = core::default_codec_config(core::CodecMethod::kBf16);
         s.projection_bf16 = std::make_unique<core::KVCache>(shape, unbounded);
-        s.sampler = std::make_unique<core::SelfForcingSession>(
-            *s.model->dit, s.model->text, *s.cache,
-            std::make_unique<core::SeededNoise>(s.options.seed), g);
-        if (s.model->vae) s.vae_stream.emplace(s.model->vae->start_stream());
+        if (world_model == nullptr) {
+            s.sampler = std::make_unique<core::SelfForcingSession>(
+                *s.model->dit, s.model->text, *s.cache,
+                std::make_unique<core::SeededNoise>(s.options.seed), s.model->geometry);
+            if (s.model->vae) s.vae_stream.emplace(s.model->vae->start_stream());
+        }
     } catch (const std::exception& e) {
         s.sampler.reset();
         s.cache.reset();
@@ -408,6 +425,14 @@ void GenerationWorker::apply(Commands& c) {
         s.step = input::ActionStep{};
         s.pose = s.world ? s.world->spawn() : input::CameraState{};
     }
+    if (world_model != nullptr && s.cache) {
+        try {
+            start_world_model(s);
+        } catch (const std::exception& e) {
+            s.world_sampler.reset();
+            post_message(std::string("the world model could not start: ") + e.what(), true);
+        }
+    }
     s.stats = render::OverlayStats{};
     {
         std::lock_guard lock(mutex_);
@@ -419,14 +444,37 @@ void GenerationWorker::apply(Commands& c) {
         trajectory_.frames_per_latent = s.options.frames_per_latent;
         trajectory_.step = s.step;
         trajectory_.start = s.pose;
-        status_.has_model = s.sampler != nullptr;
+        status_.has_model = s.running();
         status_.finished = false;
     }
-    if (s.sampler) {
+    if (s.running()) {
         post_message("running " + s.model->label + ", cache " + cache_spec(s.options.cache) +
                          ", seed " + std::to_string(s.options.seed),
                      false);
     }
+}
+
+void GenerationWorker::start_world_model(Session& s) {
+    const core::WorldModel& wm = *s.model->world_model;
+    const core::WorldModelConfig& c = wm.config();
+    s.world_sampler = std::make_unique<core::WorldModelSession>(
+        wm, *s.cache, core::WorldSamplingOptions{.seed = s.options.seed});
+    if (s.world == nullptr) {
+        throw std::runtime_error("its ground-truth context needs the procedural world");
+    }
+    world::RenderSettings rs;  // as `qvg train` renders its clips
+    rs.width = static_cast<int>(c.image_size);
+    rs.height = static_cast<int>(c.image_size);
+    const std::int64_t frames = c.chunk_latents * c.frames_per_latent;
+    const std::size_t frame_bytes = static_cast<std::size_t>(rs.width * rs.height * 3);
+    std::vector<std::uint8_t> context(frame_bytes * static_cast<std::size_t>(frames));
+    world::render(*s.world, s.pose, rs, std::span(context.data(), frame_bytes));
+    for (std::int64_t i = 1; i < frames; ++i) {
+        std::copy_n(context.begin(), frame_bytes,
+                    context.begin() + static_cast<std::ptrdiff_t>(frame_bytes) * i);
+    }
+    const std::vector<int> labels(static_cast<std::size_t>(c.chunk_latents), 0);
+    s.world_sampler->prime(context, frames, labels);
 }
 
 void GenerationWorker::generate_block() {
@@ -437,7 +485,10 @@ void GenerationWorker::generate_block() {
     const InputSample in = input_.take();
     const bool input_changed = in.sequence != s.last_input_sequence;
     s.last_input_sequence = in.sequence;
-    const std::int64_t latents_per_block = 3;  // SelfForcingOptions::frames_per_block default
+    const core::WorldModel* world_model = s.model->world_model.get();
+    // SelfForcingOptions::frames_per_block's default, or the world model's block.
+    const std::int64_t latents_per_block =
+        world_model != nullptr ? world_model->config().chunk_latents : 3;
     std::vector<input::Action> actions;
     for (std::int64_t k = 0; k < latents_per_block; ++k) {
         if (s.options.replay) {
@@ -451,13 +502,29 @@ void GenerationWorker::generate_block() {
     }
 
     const auto t0 = Clock::now();
-    const at::Tensor latents = s.sampler->generate_block();  // [1, F, C, H, W]
-    const core::BlockTiming timing = s.sampler->timings().back();
+    std::vector<at::Tensor> model_frames;  // [H, W, 3] uint8 each
+    std::int64_t f = latents_per_block;
+    core::BlockTiming timing;
+    at::Tensor latents;
+    if (world_model != nullptr) {
+        std::vector<int> labels;
+        for (const input::Action& a : actions) labels.push_back(a.label());
+        // Its session reports no cache time apart: the block's time (decoder included) counts
+        // as DiT time.
+        const core::WorldFrames out = s.world_sampler->step(labels);
+        const at::Tensor video =
+            at::from_blob(const_cast<std::uint8_t*>(out.rgb.data()),
+                          {out.count, out.height, out.width, 3}, at::kByte)
+                .clone();
+        for (std::int64_t i = 0; i < out.count; ++i) model_frames.push_back(video[i]);
+    } else {
+        latents = s.sampler->generate_block();  // [1, F, C, H, W]
+        timing = s.sampler->timings().back();
+        f = latents.size(1);
+    }
     const auto t1 = Clock::now();
 
-    // Decode: fpl video frames per latent frame.
-    const std::int64_t f = latents.size(1);
-    std::vector<at::Tensor> model_frames;  // [H, W, 3] uint8 each
+    // Decode: fpl video frames per latent frame (a world model's frames are decoded already).
     if (s.vae_stream) {
         const at::Tensor video = core::to_rgb8(s.vae_stream->decode_chunk(latents)).cpu();
         const std::int64_t want = f * fpl;
@@ -466,7 +533,7 @@ void GenerationWorker::generate_block() {
             const std::int64_t src = std::max<std::int64_t>(0, video.size(0) - want + i);
             model_frames.push_back(video[src]);
         }
-    } else {
+    } else if (world_model == nullptr) {
         const at::Tensor preview = preview_latents(latents, kPreviewScale);  // [F, H, W, 3]
         for (std::int64_t k = 0; k < f; ++k) {
             const at::Tensor cur = preview[k].to(at::kFloat);

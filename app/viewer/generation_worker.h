@@ -1,7 +1,7 @@
 #pragma once
 // The generation thread. It owns the model session and the KV cache: each step it reads the
 // latest input from the mailbox (or the next actions of a trajectory being replayed), generates
-// one block of latent frames, decodes them, renders the procedural world from the same poses as a
+// one block of latent frames, decodes them (a world model makes RGB frames itself), renders the procedural world from the same poses as a
 // reference, and publishes the video frames one by one to a triple buffer at the target frame
 // rate, calling `wakeup` after each (which only posts a repaint to the viewport). Commands from
 // the UI are picked up between blocks. Exceptions become status messages; the thread keeps
@@ -100,6 +100,9 @@ class GenerationWorker {
     // Waits until there is work; returns false when the thread should end.
     bool wait_for_work(Commands& commands, bool& stepping);
     void apply(Commands& commands);
+    // A world model's stream: its session on the fresh cache, primed with one block of ground
+    // truth rendered (standing still, action label 0) at the start pose.
+    static void start_world_model(Session& s);
     void generate_block();
     void post_message(const std::string& text, bool is_error);
 

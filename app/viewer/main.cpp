@@ -2,6 +2,7 @@
 // with --headless-screenshot, renders offscreen and exits.
 
 #include "cache_settings.h"
+#include "default_model.h"
 #include "headless.h"
 #include "main_window.h"
 #include "model_loader.h"
@@ -22,7 +23,9 @@ int main(int argc, char** argv) {
     ViewerOptions o;
     CLI::App cli{"qvg-world: walk through a generated world, with the KV cache on display"};
     cli.allow_extras();  // Qt's own options (-platform, -style, ...)
-    cli.add_option("--model", o.model, "Self-Forcing checkpoint (file or directory)");
+    cli.add_option("--model", o.model,
+                   "world model (.safetensors from qvg train) or Self-Forcing checkpoint (file or "
+                   "directory; needs --text-embedding); default: see below");
     cli.add_option("--text-embedding", o.text_embedding, "the prompt's text embedding tensor");
     cli.add_option("--vae", o.vae, "Wan2.1 VAE checkpoint (default: latent preview)");
     cli.add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
@@ -47,6 +50,14 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     cli.add_flag("--hide-overlays", o.hide_overlays, "start with the overlays hidden");
     cli.add_flag("--paused", o.paused, "start paused");
+    cli.footer(
+        "Default model (no --model): the first file that exists of\n"
+        "  $QVG_WORLD_MODEL\n"
+        "  <program dir>/../share/qvg/world/world_model.safetensors\n"
+        "  <source dir>/assets/world/world_model.safetensors\n"
+        "else a random-weight test DiT (no trained world). A world model is primed with the\n"
+        "ground truth of the world it was trained on (metadata qvg.world_seed / qvg.map_size,\n"
+        "default seed 1, 1024 m) at the spawn point; --seed then seeds its noise.");
     try {
         cli.parse(argc, argv);
         if (!cache.empty()) o.cache = parse_cache_spec(cache);
@@ -56,6 +67,10 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::cerr << "qvg-world: " << e.what() << "\n";
         return 2;
+    }
+
+    if (o.model.empty()) {
+        if (const auto found = default_model_path()) o.model = found->string();
     }
 
     qvg::input::KeyMap key_map = qvg::input::default_key_map();

@@ -231,11 +231,12 @@ void MainWindow::show_error(const QString& title, const QString& text) {
 
 void MainWindow::open_model() {
     const QString path = QFileDialog::getOpenFileName(
-        this, "Open a Self-Forcing checkpoint", q(paths_.model.parent_path().string()),
+        this, "Open a world model or Self-Forcing checkpoint",
+        q(paths_.model.parent_path().string()),
         "Checkpoints (*.pt *.pth *.ckpt *.safetensors);;All files (*)");
     if (path.isEmpty()) return;
     paths_.model = path.toStdString();
-    if (paths_.text_embedding.empty()) {
+    if (paths_.text_embedding.empty() && !is_world_model_file(paths_.model)) {
         statusBar()->showMessage("now choose the prompt's text embedding", 5000);
         open_text_embedding();
         return;

@@ -3,7 +3,9 @@
 #include "latent_preview.h"
 
 #include <qvg/core/device.h>
+#include <qvg/core/safetensors.h>
 #include <qvg/core/weights.h>
+#include <qvg/core/world_model_session.h>
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -69,7 +71,78 @@ at::Tensor pick_text_tensor(const core::TensorMap& tensors, const std::filesyste
                              names + ")");
 }
 
+// A metadata value as an integer, or `fallback` when the key is absent.
+std::int64_t metadata_int(const std::map<std::string, std::string>& meta, const std::string& key,
+                          std::int64_t fallback, const std::filesystem::path& path) {
+    const auto it = meta.find(key);
+    if (it == meta.end()) return fallback;
+    try {
+        std::size_t used = 0;
+        const long long v = std::stoll(it->second, &used);
+        if (used == it->second.size()) return v;
+    } catch (const std::exception&) {
+    }
+    throw std::runtime_error("world model " + path.string() + ": metadata " + key + " = '" +
+                             it->second + "' is not an integer");
+}
+
+std::shared_ptr<const LoadedModel> load_world_model(const ModelPaths& paths,
+                                                    const LoadProgress& progress) {
+    const auto report = [&](int step, const std::string& what) {
+        if (progress) progress(step, 2, what);
+    };
+    auto m = std::make_shared<LoadedModel>();
+    m->device = core::resolve_device(paths.device);
+    report(0, "reading the world model " + paths.model.filename().string());
+    const auto file = core::SafetensorsFile::open(paths.model);
+    m->world_seed = static_cast<std::uint64_t>(metadata_int(file->metadata(), "qvg.world_seed", 1,
+                                                            paths.model));
+    m->world_map_size =
+        static_cast<int>(metadata_int(file->metadata(), "qvg.map_size", 1024, paths.model));
+    try {
+        m->world_model =
+            std::make_unique<core::WorldModel>(core::WorldModel::load(paths.model, m->device));
+    } catch (const std::exception& e) {
+        throw std::runtime_error("world model " + paths.model.string() + ": " + e.what());
+    }
+    const core::WorldModelConfig& c = m->world_model->config();
+    if (c.image_size < 8 || c.image_size > 1024) {
+        throw std::runtime_error("world model " + paths.model.string() + ": frames of " +
+                                 std::to_string(c.image_size) +
+                                 " pixels cannot be shown (8 to 1024)");
+    }
+    m->frame_width = static_cast<int>(c.image_size);
+    m->frame_height = static_cast<int>(c.image_size);
+    m->geometry = {1, c.latent_size(), c.latent_size()};
+    m->label = "world model " + paths.model.filename().string();
+    m->decoder_label = "the world model's decoder (" + std::to_string(c.image_size) + "x" +
+                       std::to_string(c.image_size) + " RGB)";
+    report(2, "ready");
+    return m;
+}
+
 }  // namespace
+
+const core::WanConfig& dit_config(const LoadedModel& model) {
+    return model.world_model ? model.world_model->dit().config() : model.dit->config();
+}
+
+core::CacheShape cache_shape(const LoadedModel& model) {
+    if (model.world_model) return core::world_cache_shape(*model.world_model);
+    const core::WanConfig& mc = model.dit->config();
+    const core::LatentGeometry& g = model.geometry;
+    return {mc.num_layers, g.batch, mc.num_heads, mc.head_dim(),
+            (g.height / mc.patch_size[1]) * (g.width / mc.patch_size[2])};
+}
+
+bool is_world_model_file(const std::filesystem::path& path) {
+    try {
+        return core::SafetensorsFile::open(path)->metadata().count(core::kWorldModelMetadataKey) >
+               0;
+    } catch (const std::exception&) {
+        return false;  // not a safetensors file (a .pt checkpoint, a directory, ...)
+    }
+}
 
 std::shared_ptr<const LoadedModel> make_test_model(std::uint64_t seed, const std::string& device) {
     c10::InferenceMode guard;
@@ -101,10 +174,13 @@ std::shared_ptr<const LoadedModel> load_model(const ModelPaths& paths,
     if (!std::filesystem::exists(paths.model)) {
         throw std::runtime_error("model " + paths.model.string() + " does not exist");
     }
+    if (is_world_model_file(paths.model)) return load_world_model(paths, progress);
     if (paths.text_embedding.empty()) {
         throw std::runtime_error(
-            "Self-Forcing needs a text embedding (File > Open Text Embedding, or "
-            "--text-embedding): a safetensors or .pt file with one [L, text_dim] tensor");
+            "model " + paths.model.string() +
+            " is not a world model (no qvg.world_model metadata); as a Self-Forcing checkpoint "
+            "it needs a text embedding (File > Open Text Embedding, or --text-embedding): a "
+            "safetensors or .pt file with one [L, text_dim] tensor");
     }
     if (!std::filesystem::exists(paths.text_embedding)) {
         throw std::runtime_error("text embedding " + paths.text_embedding.string() +

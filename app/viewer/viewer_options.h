@@ -10,7 +10,7 @@
 namespace qvg::app {
 
 struct ViewerOptions {
-    std::string model;           // Self-Forcing checkpoint; empty: the built-in test model
+    std::string model;           // world model or Self-Forcing checkpoint; empty: test model
     std::string text_embedding;  // its text embedding
     std::string vae;             // Wan2.1 VAE; empty: fixed latent-to-RGB projection
     std::string device = "cpu";

@@ -52,11 +52,16 @@ at::Tensor WorldModelSession::labels_tensor(std::span<const int> labels) const {
 
 void WorldModelSession::prime(std::span<const uint8_t> rgb, int64_t frames,
                               std::span<const int> labels) {
+    QVG_CHECK(!generated_, "world session: context can only be given before generating");
+    commit(rgb, frames, labels);
+}
+
+void WorldModelSession::commit(std::span<const uint8_t> rgb, int64_t frames,
+                               std::span<const int> labels) {
     const WorldModelConfig& c = model_.config();
     const int64_t t = c.frames_per_latent, s = c.image_size, k = c.chunk_latents;
-    QVG_CHECK(!generated_, "world session: context can only be given before generating");
     QVG_CHECK(frames > 0 && frames % (t * k) == 0,
-              "world session: context of {} frames is not a whole number of blocks ({} frames)",
+              "world session: {} ground-truth frames are not a whole number of blocks ({} frames)",
               frames, t * k);
     QVG_CHECK(static_cast<int64_t>(rgb.size()) == frames * s * s * 3,
               "world session: expected {} bytes for {} frames of {}x{} RGB, found {}",
@@ -78,14 +83,16 @@ void WorldModelSession::prime(std::span<const uint8_t> rgb, int64_t frames,
     last_latents_ = z.narrow(1, latents - k, k);
 }
 
-WorldFrames WorldModelSession::step(std::span<const int> labels) {
-    const WorldModelConfig& c = model_.config();
-    const int64_t k = c.chunk_latents, ls = c.latent_size();
+at::Tensor WorldModelSession::block_labels(std::span<const int> labels) const {
+    const int64_t k = model_.config().chunk_latents;
     QVG_CHECK(static_cast<int64_t>(labels.size()) == k,
               "world session: expected {} action labels for a block, found {}", k, labels.size());
-    at::Tensor lab = labels_tensor(labels);
-    const auto start = std::chrono::steady_clock::now();
-    c10::InferenceMode guard;
+    return labels_tensor(labels);
+}
+
+at::Tensor WorldModelSession::denoise(const at::Tensor& labels) {
+    const WorldModelConfig& c = model_.config();
+    const int64_t k = c.chunk_latents, ls = c.latent_size();
     const at::Device device = model_.device();
     const std::vector<int64_t> shape = {1, k, c.latent_channels, ls, ls};
     auto noise = [&] {
@@ -93,32 +100,57 @@ WorldFrames WorldModelSession::step(std::span<const int> labels) {
     };
     at::Tensor x = noise();
     at::Tensor x0;
-    int64_t calls = 0;
     const auto steps = static_cast<int64_t>(sigmas_.size());
     for (int64_t j = 0; j < steps; ++j) {
         const float sigma = sigmas_[static_cast<size_t>(j)];
-        at::Tensor v = model_.flow(x, at::full({1, k}, sigma * 1000.0f, at::kFloat), lab, text_,
+        at::Tensor v = model_.flow(x, at::full({1, k}, sigma * 1000.0f, at::kFloat), labels, text_,
                                    &history_, next_latent_, CacheWrite::kAttendOnly);
-        ++calls;
         x0 = x - sigma * v;
         if (j + 1 < steps) {
             const float next = sigmas_[static_cast<size_t>(j + 1)];
             x = (1.0f - next) * x0 + next * noise();
         }
     }
-    model_.flow(x0, at::zeros({1, k}, at::kFloat), lab, text_, &history_, next_latent_,
-                CacheWrite::kCommit);
-    ++calls;
+    return x0;
+}
+
+WorldFrames WorldModelSession::frames_of(const at::Tensor& x0) const {
+    const WorldModelConfig& c = model_.config();
     at::Tensor video = model_.decode(model_.denormalize(x0.squeeze(0)));  // [k, 3T, H, W]
     WorldFrames out;
-    out.count = k * c.frames_per_latent;
+    out.count = c.chunk_latents * c.frames_per_latent;
     out.height = c.image_size;
     out.width = c.image_size;
     out.rgb = rgb8_from_video(video, c.frames_per_latent);
-    next_latent_ += k;
+    return out;
+}
+
+WorldFrames WorldModelSession::step(std::span<const int> labels) {
+    const WorldModelConfig& c = model_.config();
+    at::Tensor lab = block_labels(labels);
+    const auto start = std::chrono::steady_clock::now();
+    c10::InferenceMode guard;
+    at::Tensor x0 = denoise(lab);
+    model_.flow(x0, at::zeros({1, c.chunk_latents}, at::kFloat), lab, text_, &history_,
+                next_latent_, CacheWrite::kCommit);
+    WorldFrames out = frames_of(x0);
+    next_latent_ += c.chunk_latents;
     generated_ = true;
     last_latents_ = x0;
-    last_dit_calls_ = calls;
+    last_dit_calls_ = static_cast<int64_t>(sigmas_.size()) + 1;
+    last_step_ms_ =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return out;
+}
+
+WorldFrames WorldModelSession::predict(std::span<const int> labels) {
+    at::Tensor lab = block_labels(labels);
+    const auto start = std::chrono::steady_clock::now();
+    c10::InferenceMode guard;
+    at::Tensor x0 = denoise(lab);
+    WorldFrames out = frames_of(x0);
+    last_latents_ = x0;
+    last_dit_calls_ = static_cast<int64_t>(sigmas_.size());
     last_step_ms_ =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     return out;

@@ -3,6 +3,8 @@
 
 #include "process.h"
 
+#include <qvg/core/safetensors.h>
+#include <qvg/core/world_model.h>
 #include <qvg/input/trajectory.h>
 #include <qvg/render/mp4_probe.h>
 #include <qvg/world/dataset.h>
@@ -10,6 +12,9 @@
 #include <qvg/world/world.h>
 
 #include <gtest/gtest.h>
+
+// Before Qt, whose `slots` keyword macro breaks ATen's headers.
+#include <ATen/ATen.h>
 
 #include <QImage>
 
@@ -328,6 +333,102 @@ TEST(ViewerGui, BadModelPathShowsAnErrorAndKeepsRunning) {
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(dir / "x.png"));
+}
+
+// A tiny world model (16x16 frames, 2 per latent, one latent a block) with seeded weights.
+fs::path write_tiny_world_model(const fs::path& dir) {
+    const core::WorldModelConfig config = core::WorldModelConfig::tiny();
+    const core::WorldModel model(config, core::init_world_model_weights(config, 7),
+                                 at::Device(at::kCPU));
+    const fs::path path = dir / "tiny_world.safetensors";
+    model.save(path);
+    return path;
+}
+
+TEST(ViewerGui, RunsAWorldModelAndReplaysItIdentically) {
+    const fs::path dir = fresh_dir("world-model");
+    const fs::path model = write_tiny_world_model(dir);
+    input::save_trajectory(dir / "walk.json", walk(11, 12));
+    input::save_trajectory(dir / "other.json", walk(12, 12));
+    constexpr int kFrames = 16;  // 8 blocks of one latent (2 frames each)
+    const auto replay = [&](const std::string& file, const std::string& name) {
+        const auto r = run({QVG_WORLD, "--model", model.string(), "--replay", (dir / file).string(),
+                            "--frames", std::to_string(kFrames), "--cache",
+                            "qvg,group=16,span=2,sink=1,window=6,centroids=4", "--hide-overlays",
+                            "--record",
+                            (dir / (name + ".mp4")).string(), "--headless-screenshot",
+                            (dir / (name + ".png")).string()},
+                           240s);
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        EXPECT_NE(r.output.find("world model tiny_world.safetensors"), std::string::npos)
+            << r.output;
+        return render::decode_mp4_rgb(dir / (name + ".mp4"));
+    };
+    const auto a = replay("walk.json", "a");
+    const auto b = replay("walk.json", "b");
+    ASSERT_EQ(a.size(), static_cast<std::size_t>(kFrames));
+    ASSERT_EQ(b.size(), a.size());
+    EXPECT_EQ(a[0].width, 16);
+    EXPECT_EQ(a[0].height, 16);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].rgb, b[i].rgb) << "frame " << i << " differs between the two replays";
+    }
+    // The model made pictures, not one flat colour, and they change from block to block.
+    bool any_change = false;
+    for (std::size_t i = 1; i < a.size(); ++i) any_change = any_change || a[i].rgb != a[0].rgb;
+    EXPECT_TRUE(any_change) << "every generated frame is the same";
+    const QImage pa = load_rgb(dir / "a.png");
+    const QImage pb = load_rgb(dir / "b.png");
+    ASSERT_EQ(pa.width(), 1280);
+    EXPECT_EQ(diff_fraction(pa, pb, 0, 0, pa.width(), pa.height(), 0), 0.0);
+    EXPECT_GT(spread(pa, 100, 200, 600, 500), 3.0) << "no model frame drawn";
+    EXPECT_GT(spread(pa, 700, 200, 1200, 500), 10.0) << "no ground truth drawn";
+    // Another seed and walk: other noise and another ground truth.
+    const auto c = replay("other.json", "c");
+    ASSERT_EQ(c.size(), a.size());
+    EXPECT_NE(c.back().rgb, a.back().rgb);
+}
+
+TEST(ViewerGui, FileThatIsNeitherWorldModelNorCheckpointIsAnError) {
+    const fs::path dir = fresh_dir("not-a-model");
+    const fs::path plain = dir / "plain.safetensors";
+    core::save_safetensors(plain, {{"w", at::zeros({2, 2})}});
+    const auto r = run({QVG_WORLD, "--model", plain.string(), "--headless-screenshot",
+                        (dir / "x.png").string()},
+                       60s);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("is not a world model"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(dir / "x.png"));
+
+    // A file with the world-model key whose tensors are garbage: a message, no crash.
+    const fs::path broken = dir / "broken.safetensors";
+    core::save_safetensors(broken, {{"w", at::zeros({2, 2})}},
+                           {{core::kWorldModelMetadataKey,
+                             core::WorldModelConfig::tiny().to_json()}});
+    const auto r2 = run({QVG_WORLD, "--model", broken.string(), "--headless-screenshot",
+                         (dir / "y.png").string()},
+                        60s);
+    EXPECT_EQ(r2.exit_code, 1) << r2.output;
+    EXPECT_NE(r2.output.find("broken.safetensors"), std::string::npos) << r2.output;
+
+    // A cache whose groups do not divide the tiny model's 16-wide heads: said at once.
+    const fs::path tiny = write_tiny_world_model(dir);
+    const auto r3 = run({QVG_WORLD, "--model", tiny.string(), "--cache", "qvg,group=32",
+                         "--headless-screenshot", (dir / "z.png").string()},
+                        60s);
+    EXPECT_EQ(r3.exit_code, 1) << r3.output;
+    EXPECT_NE(r3.output.find("does not divide the head size 16"), std::string::npos) << r3.output;
+
+    // In the window: an error dialog, and the built-in model keeps running.
+    Viewer v(dir, {"--model", broken.string()});
+    ASSERT_FALSE(v.window().empty()) << v.log();
+    const std::string dialog = shell(
+        "timeout 90 xdotool search --sync --name 'cannot open the model' 2>/dev/null | head -1");
+    EXPECT_FALSE(dialog.empty()) << "no error dialog; log:\n" << v.log();
+    shell("xdotool windowfocus --sync " + dialog + " 2>/dev/null; xdotool key Return");
+    std::this_thread::sleep_for(1s);
+    EXPECT_TRUE(v.process().running()) << v.log();
+    EXPECT_FALSE(v.wait_for_frames().isNull());
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <qvg/core/safetensors.h>
+
 #include "cli/cli_util.h"
 
 namespace qvg {
@@ -87,6 +89,10 @@ TEST(TrainCli, ResumingACutRunGivesTheSameLosses) {
     const auto state = nlohmann::json::parse(state_file);
     EXPECT_EQ(state.at("phase"), "done");
     EXPECT_EQ(state.at("dit_step"), 4);
+    // The weights say which world they learnt (the viewer renders its ground truth from it).
+    const auto weights = core::SafetensorsFile::open(whole / "world_model.safetensors");
+    EXPECT_EQ(weights->metadata().at("qvg.world_seed"), "1");
+    EXPECT_EQ(weights->metadata().at("qvg.map_size"), "256");
 
     // Cut inside the autoencoder phase and again inside the DiT phase.
     CommandResult b1 = run_qvg(common_args(cut) + " --ae-steps 3 --steps 4 --run-steps 2");

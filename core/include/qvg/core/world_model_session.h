@@ -5,6 +5,11 @@
 // the next sigma with fresh noise) attending to the history plus itself, and is committed by a
 // clean pass at t = 0. Any History works (KVCache with any codec, window or sink).
 // Pixels in and out are plain bytes, so the viewer and `qvg eval` need no Torch types.
+//
+// Besides step() (denoise + commit), a block can be predicted without being committed and ground
+// truth can be committed at any point, so that teacher-forced scoring ("1 chunk ahead": see the
+// truth up to block i, predict block i + 1) costs one denoising loop and one clean pass per block:
+//   session.prime(context);  for each block: session.predict(labels); session.commit(truth);
 
 #include <cstdint>
 #include <span>
@@ -43,20 +48,34 @@ class WorldModelSession {
     // the model's size) and one action label per latent. Only before the first generated block.
     void prime(std::span<const uint8_t> rgb, int64_t frames, std::span<const int> labels);
 
+    // Commits ground-truth frames at next_latent() like prime(), but at any point, also after
+    // generated blocks: each block is encoded and committed by a clean pass at t = 0. Throws on
+    // bad input before anything is committed.
+    void commit(std::span<const uint8_t> rgb, int64_t frames, std::span<const int> labels);
+
     // Generates the next block under one label per latent (chunk_latents of them) and returns
     // its chunk_latents * T frames. On error nothing is committed.
     WorldFrames step(std::span<const int> labels);
 
+    // The same denoising steps as step() without the clean pass: the block is returned but not
+    // committed, so the history and next_latent() stay as they were (the noise stream advances).
+    WorldFrames predict(std::span<const int> labels);
+
     int64_t next_latent() const { return next_latent_; }
     const std::vector<float>& sigmas() const { return sigmas_; }
-    // The last block's normalised latents [1, chunk_latents, C, h, w].
+    // Normalised latents [1, chunk_latents, C, h, w] of the last block generated, predicted or
+    // committed.
     const at::Tensor& last_latents() const { return last_latents_; }
-    // DiT calls and wall time of the last step().
+    // DiT calls and wall time (decoding included) of the last step() or predict().
     int64_t last_dit_calls() const { return last_dit_calls_; }
     double last_step_ms() const { return last_step_ms_; }
 
   private:
     at::Tensor labels_tensor(std::span<const int> labels) const;
+    at::Tensor block_labels(std::span<const int> labels) const;
+    // The denoising loop of one block at next_latent_ (attend only); returns x0 [1, k, C, h, w].
+    at::Tensor denoise(const at::Tensor& labels);
+    WorldFrames frames_of(const at::Tensor& x0) const;
 
     const WorldModel& model_;
     History& history_;

@@ -1,0 +1,36 @@
+#pragma once
+// The KV-cache policy a command runs with, from its options (`qvg generate`'s --cache, --bits,
+// --group, ... and `qvg eval`'s cache list), and the policy and cache statistics as report JSON.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "qvg/core/kv_cache.h"
+
+namespace qvg::cli {
+
+struct CacheOptions {
+    std::string codec = "bf16";  // bf16, fp8, rtn, qvg, kivi or quarot
+    // Unset: the method's default (default_codec_config), its group capped at the head size.
+    std::optional<int> bits, group, stages, centroids, iterations;
+    int64_t span_frames = 24;
+    int64_t lag_frames = 0;
+    int64_t window_frames = 0;
+    int64_t sink_frames = 0;
+    uint64_t seed = 0;  // codec and cache streams
+};
+
+// The policy for a model with heads of `head_dim` and `tokens_per_frame` tokens per latent frame.
+// Throws core::Error for an unknown codec or bad fields, and for a codec that could not encode a
+// span of the size the cache will encode (group vs head size, centroids vs span tokens) now
+// rather than when the first span forms mid-run.
+core::CachePolicy make_cache_policy(const CacheOptions& options, int64_t head_dim,
+                                    int64_t tokens_per_frame);
+
+nlohmann::json policy_json(const core::CachePolicy& policy);
+nlohmann::json cache_json(const core::CacheStats& stats);
+
+}  // namespace qvg::cli

@@ -1,0 +1,216 @@
+// qvg eval on the tiny world model (16x16 frames, 2 per latent): the report's structure and
+// numbers (bytes ordering, the BF16 row against itself, per-frame array lengths, revisits that
+// only a full history remembers), identical numbers from identical runs, and caller mistakes.
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_util.h"
+#include "qvg/core/world_model.h"
+#include "test_util.h"
+
+namespace qvg {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Fresh tiny weights with a non-zero flow head, so that what the cache holds changes the output.
+fs::path save_tiny_model(const fs::path& dir) {
+    const core::WorldModelConfig c = core::WorldModelConfig::tiny();
+    core::TensorMap w = core::init_world_model_weights(c, 2);
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(9);
+    w["dit.head.head.weight"] = at::randn(w["dit.head.head.weight"].sizes(), g) * 0.1;
+    const fs::path path = dir / "tiny_world.safetensors";
+    core::WorldModel(c, w, at::kCPU).save(path);
+    return path;
+}
+
+// By default a short open trajectory and one closed square loop (4 * (1 + 30) latents of 2
+// frames).
+std::string eval_args(const fs::path& model, const fs::path& out,
+                      const std::string& rest = "--trajectories straight,square --seed 3") {
+    return "eval --model '" + model.string() + "' --out '" + out.string() +
+           "' --device cpu --threads 1 --map-size 256 --frames 8 --loop-side 1 "
+           "--caches bf16,qvg-int2-s1,rtn-int2,window,sink-window --windows 8 " +
+           rest;
+}
+
+json read_json(const fs::path& path) { return json::parse(read_file(path)); }
+
+const json& run_of(const json& trajectory, const std::string& cache) {
+    for (const json& r : trajectory.at("runs")) {
+        if (r.at("cache") == cache) return r;
+    }
+    throw std::runtime_error("no run " + cache);
+}
+
+// The report without what depends on the clock.
+json without_timings(json j) {
+    if (j.is_object()) {
+        for (const char* key : {"fps", "ms_per_chunk", "rollout_ms", "chunk_ms"}) j.erase(key);
+        for (auto& [key, value] : j.items()) value = without_timings(value);
+    } else if (j.is_array()) {
+        for (auto& value : j) value = without_timings(value);
+    }
+    return j;
+}
+
+TEST(EvalCli, ReportsQualityMemoryAndRevisits) {
+    TempDir dir;
+    const fs::path model = save_tiny_model(dir.path());
+    const fs::path out = dir.path() / "report.json";
+    const CommandResult r = run_qvg(eval_args(model, out));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    for (const char* table : {"(a) trajectories", "(b) quality / memory", "(c) revisits"}) {
+        EXPECT_NE(r.output.find(table), std::string::npos) << table << "\n" << r.output;
+    }
+    const json report = read_json(out);
+    EXPECT_EQ(report.at("command"), "eval");
+    EXPECT_EQ(report.at("model"), model.string());
+    EXPECT_EQ(report.at("device"), "cpu");
+    EXPECT_EQ(report.at("model_config").at("image_size"), 16);
+    const double cap = report.at("metrics").at("psnr_cap_db").get<double>();
+    EXPECT_EQ(cap, 100.0);
+
+    const json& trajectories = report.at("trajectories");
+    ASSERT_EQ(trajectories.size(), 2u);
+    const json& straight = trajectories[0];
+    const json& square = trajectories[1];
+    EXPECT_EQ(straight.at("name"), "straight");
+    EXPECT_EQ(straight.at("generated_frames"), 8);
+    EXPECT_EQ(square.at("generated_frames"), 2 * 4 * (1 + 30));
+    for (const json& t : trajectories) {
+        const size_t frames = t.at("generated_frames").get<size_t>();
+        EXPECT_EQ(t.at("labels").size(), frames / 2 + 1);  // one per latent, context included
+        EXPECT_EQ(t.at("copy").at("psnr").size(), frames);
+        EXPECT_EQ(t.at("ahead_copy").at("psnr").size(), frames);
+        ASSERT_EQ(t.at("runs").size(), 5u);
+        for (const json& run : t.at("runs")) {
+            SCOPED_TRACE(t.at("name").get<std::string>() + " " +
+                         run.at("cache").get<std::string>());
+            EXPECT_EQ(run.at("rollout").at("psnr").size(), frames);
+            EXPECT_EQ(run.at("rollout").at("ssim").size(), frames);
+            EXPECT_EQ(run.at("psnr_vs_bf16").size(), frames);
+            EXPECT_EQ(run.at("chunk_ms").size(), frames / 2);
+            EXPECT_EQ(run.at("ahead").at("psnr").size(), frames);
+            EXPECT_EQ(run.at("ahead").at("ssim").size(), frames);
+            for (double p : run.at("rollout").at("psnr")) {
+                EXPECT_GT(p, 0.0);
+                EXPECT_LT(p, cap);  // the model does not draw the truth exactly
+            }
+            for (double s : run.at("rollout").at("ssim")) {
+                EXPECT_GT(s, -1.0);
+                EXPECT_LE(s, 1.0);
+            }
+            EXPECT_GT(run.at("fps").get<double>(), 0.0);
+            EXPECT_GT(run.at("kv_bytes").get<int64_t>(), 0);
+        }
+        // The BF16 row against itself is the cap, frame by frame and over the video.
+        const json& bf16 = run_of(t, "bf16");
+        for (double p : bf16.at("psnr_vs_bf16")) EXPECT_EQ(p, cap);
+        EXPECT_EQ(bf16.at("video_psnr_vs_bf16"), cap);
+        // The context alone is in the cache until a span of 8 latents is full: only the square
+        // is long enough for the quantized caches to differ from BF16.
+        const json& qvg = run_of(t, "qvg-int2-s1");
+        EXPECT_EQ(qvg.at("label"), "QVG INT2 G16 S1");  // G64 capped at the head size
+        // Budget-matched windows hold no more than QVG INT2 S1.
+        EXPECT_LE(run_of(t, "window").at("kv_bytes"), qvg.at("kv_bytes"));
+        EXPECT_LE(run_of(t, "sink-window").at("kv_bytes"), qvg.at("kv_bytes"));
+    }
+    // 2-bit spans hold fewer bytes than BF16 once spans exist (the square's 125 latents).
+    const json& sq_bf16 = run_of(square, "bf16");
+    const json& sq_qvg = run_of(square, "qvg-int2-s1");
+    EXPECT_LT(sq_qvg.at("kv_bytes"), sq_bf16.at("kv_bytes"));
+    EXPECT_EQ(sq_bf16.at("kv_frames_held"), 125);
+    EXPECT_EQ(sq_qvg.at("kv_frames_held"), 125);
+    EXPECT_LT(sq_qvg.at("video_psnr_vs_bf16").get<double>(), cap);
+    EXPECT_GT(sq_qvg.at("video_psnr_vs_bf16").get<double>(), 10.0);
+
+    // Revisits: the square ends facing its start, the straight walk never comes back.
+    EXPECT_TRUE(straight.at("revisit_frames").empty());
+    EXPECT_TRUE(straight.at("history_runs").empty());
+    const json& revisits = square.at("revisit_frames");
+    ASSERT_FALSE(revisits.empty());
+    for (const json& v : revisits) {
+        EXPECT_GE(v.at("generated_frame").get<int>(), 0);
+        EXPECT_GE(v.at("clip_frame").get<int>() - v.at("last_seen_clip_frame").get<int>(), 64);
+    }
+    const int n = static_cast<int>(revisits.size());
+    EXPECT_EQ(sq_bf16.at("revisit").at("frames"), n);
+    EXPECT_EQ(sq_bf16.at("revisit").at("remembered"), n);  // the full history keeps the start
+    EXPECT_EQ(run_of(square, "sink-window").at("revisit").at("remembered"), n);  // in the sink
+    ASSERT_EQ(square.at("history_runs").size(), 1u);
+    const json& window8 = square.at("history_runs")[0];
+    EXPECT_EQ(window8.at("cache"), "window-8");
+    EXPECT_EQ(window8.at("kv_frames_held"), 8);
+    EXPECT_EQ(window8.at("revisit").at("remembered"), 0);  // seen ~120 latents earlier
+    EXPECT_FALSE(window8.at("revisit").at("mean_psnr").is_null());
+
+    // The Pareto table: one row per cache, BF16 first; nothing beats a front row on both axes.
+    const json& summary = report.at("summary");
+    ASSERT_EQ(summary.size(), 5u);
+    EXPECT_EQ(summary[0].at("cache"), "bf16");
+    EXPECT_EQ(summary[0].at("psnr_vs_bf16"), cap);
+    for (const json& row : summary) {
+        bool dominated = false;
+        for (const json& other : summary) {
+            dominated =
+                dominated || (&other != &row && other.at("kv_bytes") <= row.at("kv_bytes") &&
+                              other.at("mean_psnr") > row.at("mean_psnr"));
+        }
+        EXPECT_EQ(row.at("pareto").get<bool>(), !dominated) << row.at("cache");
+    }
+
+    // The same command again gives the same numbers (timings aside).
+    const fs::path again = dir.path() / "again.json";
+    const CommandResult r2 = run_qvg(eval_args(model, again));
+    ASSERT_EQ(r2.exit_code, 0) << r2.output;
+    json a = without_timings(report), b = without_timings(read_json(again));
+    EXPECT_EQ(a, b);
+    // Another noise seed changes them.
+    const fs::path other = dir.path() / "other.json";
+    ASSERT_EQ(
+        run_qvg(eval_args(model, other, "--seed 4 --no-ahead --trajectories straight")).exit_code,
+        0);
+    const json o = read_json(other);
+    EXPECT_TRUE(o.at("trajectories")[0].at("runs")[0].at("ahead").is_null());
+    EXPECT_NE(o.at("trajectories")[0].at("runs")[0].at("rollout").at("psnr"),
+              straight.at("runs")[0].at("rollout").at("psnr"));
+}
+
+TEST(EvalCli, RejectsBadOptions) {
+    TempDir dir;
+    const fs::path model = save_tiny_model(dir.path());
+    const std::string base = "eval --model '" + model.string() + "' --map-size 256 --device cpu";
+    struct Case {
+        std::string args;
+        std::string message;
+    };
+    const std::vector<Case> cases = {
+        {base + " --caches bf16,qvg-int3", "qvg-int3"},
+        {base + " --caches bf16,lru", "unknown cache 'lru'"},
+        {base + " --caches bf16,window", "not in the list"},
+        {base + " --frames 7", "--frames 7 is not a multiple of the model's chunk"},
+        {base + " --trajectories straight,circle", "unknown trajectory 'circle'"},
+        {base + " --caches bf16,qvg-int2-s1-c64 --span 8", "centroids"},
+        {"eval --model '" + (dir.path() / "missing.safetensors").string() + "'", "no such file"},
+        {"eval --frames 8", "--model"},
+        {base + " --out '" + (dir.path() / "no/such/dir/r.json").string() + "'", "does not exist"},
+    };
+    for (const Case& c : cases) {
+        const CommandResult r = run_qvg(c.args);
+        EXPECT_NE(r.exit_code, 0) << c.args << "\n" << r.output;
+        EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
+    }
+}
+
+}  // namespace
+}  // namespace qvg

@@ -1,0 +1,186 @@
+// WorldModelSession beyond plain rollouts: predicting a block without committing it leaves the
+// history exactly as it was (and predicts what step() would generate), and ground truth
+// committed after generation has started appends exactly one block per block of frames.
+
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include "qvg/core/error.h"
+#include "qvg/core/kv_cache.h"
+#include "qvg/core/world_model.h"
+#include "qvg/core/world_model_session.h"
+
+namespace qvg::core {
+namespace {
+
+// The tiny model with a non-zero flow head, so that generated blocks depend on the history.
+WorldModel tiny_model() {
+    const WorldModelConfig c = WorldModelConfig::tiny();
+    TensorMap w = init_world_model_weights(c, 11);
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(5);
+    w["dit.head.head.weight"] = at::randn(w["dit.head.head.weight"].sizes(), g) * 0.1;
+    return WorldModel(c, w, at::kCPU);
+}
+
+std::vector<uint8_t> random_frames(const WorldModelConfig& c, int64_t latents, uint64_t seed) {
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const at::Tensor bytes = at::randint(
+        0, 256, {latents * c.frames_per_latent * c.image_size * c.image_size * 3}, g, at::kByte);
+    return {bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel()};
+}
+
+// Every layer's K, V and frame indices, copied.
+struct Snapshot {
+    std::vector<at::Tensor> k, v;
+    std::vector<std::vector<int64_t>> frames;
+};
+
+Snapshot snapshot(KVCache& cache) {
+    c10::InferenceMode guard;
+    Snapshot s;
+    for (int64_t l = 0; l < cache.num_layers(); ++l) {
+        const KVView view = cache.layer(l).read();
+        s.k.push_back(view.k.clone());
+        s.v.push_back(view.v.clone());
+        s.frames.push_back(view.frames);
+    }
+    return s;
+}
+
+void expect_same(const Snapshot& a, const Snapshot& b) {
+    ASSERT_EQ(a.frames, b.frames);
+    for (size_t l = 0; l < a.k.size(); ++l) {
+        EXPECT_TRUE(at::equal(a.k[l], b.k[l])) << "layer " << l;
+        EXPECT_TRUE(at::equal(a.v[l], b.v[l])) << "layer " << l;
+    }
+}
+
+TEST(WorldModelSessionPredict, LeavesTheHistoryUnchangedAndMatchesStep) {
+    const WorldModel model = tiny_model();
+    const WorldModelConfig& c = model.config();
+    const std::vector<uint8_t> ctx = random_frames(c, 2, 1);
+    const std::vector<int> ctx_labels = {0, 9};
+    const std::vector<int> label = {10};
+
+    KVCache cache(world_cache_shape(model), CachePolicy{});
+    WorldModelSession session(model, cache, {.steps = 3, .seed = 7});
+    session.prime(ctx, 2 * c.frames_per_latent, ctx_labels);
+    const Snapshot before = snapshot(cache);
+    const CacheStats stats_before = cache.stats();
+    const WorldFrames predicted = session.predict(label);
+    EXPECT_EQ(predicted.count, c.frames_per_latent * c.chunk_latents);
+    EXPECT_EQ(predicted.rgb.size(),
+              static_cast<size_t>(predicted.count * c.image_size * c.image_size * 3));
+    EXPECT_EQ(session.last_dit_calls(), 3);  // the steps, no clean pass
+    EXPECT_EQ(session.next_latent(), 2);
+    EXPECT_EQ(cache.stats().frames, stats_before.frames);
+    EXPECT_EQ(cache.stats().bytes, stats_before.bytes);
+    expect_same(before, snapshot(cache));
+
+    // step() from the same state and noise generates exactly the predicted block, then commits.
+    KVCache cache2(world_cache_shape(model), CachePolicy{});
+    WorldModelSession session2(model, cache2, {.steps = 3, .seed = 7});
+    session2.prime(ctx, 2 * c.frames_per_latent, ctx_labels);
+    const WorldFrames stepped = session2.step(label);
+    EXPECT_EQ(stepped.rgb, predicted.rgb);
+    EXPECT_EQ(session2.next_latent(), 3);
+    EXPECT_EQ(cache2.stats().frames, 3);
+
+    // A second prediction from the unchanged history draws new noise: a different block.
+    EXPECT_NE(session.predict(label).rgb, predicted.rgb);
+    expect_same(before, snapshot(cache));
+    // Prediction does not count as generation: context can still be given.
+    EXPECT_NO_THROW(session.prime(std::span(ctx.data(), ctx.size() / 2), c.frames_per_latent,
+                                  std::vector<int>{0}));
+    EXPECT_THROW(session.predict(std::vector<int>{1, 2}), Error);
+    EXPECT_THROW(session.predict(std::vector<int>{81}), Error);
+}
+
+TEST(WorldModelSessionCommit, GroundTruthAfterGenerationAppendsOneBlock) {
+    const WorldModel model = tiny_model();
+    const WorldModelConfig& c = model.config();
+    const int64_t t = c.frames_per_latent;
+    const std::vector<uint8_t> ctx = random_frames(c, 1, 2);
+    const std::vector<uint8_t> truth = random_frames(c, 1, 3);
+
+    KVCache cache(world_cache_shape(model), CachePolicy{});
+    WorldModelSession session(model, cache, {.steps = 2, .seed = 1});
+    session.prime(ctx, t, std::vector<int>{0});
+    session.step(std::vector<int>{10});
+    const Snapshot before = snapshot(cache);
+    ASSERT_EQ(before.frames.front(), (std::vector<int64_t>{0, 1}));
+    EXPECT_THROW(session.prime(truth, t, std::vector<int>{10}), Error);  // context is over
+    session.commit(truth, t, std::vector<int>{10});
+    EXPECT_EQ(session.next_latent(), 3);
+    EXPECT_EQ(cache.stats().frames, 3);
+    const Snapshot after = snapshot(cache);
+    const int64_t old_tokens = 2 * c.tokens_per_latent();
+    for (size_t l = 0; l < after.k.size(); ++l) {
+        EXPECT_EQ(after.frames[l], (std::vector<int64_t>{0, 1, 2}));
+        // The older frames are untouched; exactly one frame's tokens were added.
+        EXPECT_EQ(after.k[l].size(1), old_tokens + c.tokens_per_latent());
+        EXPECT_TRUE(at::equal(after.k[l].narrow(1, 0, old_tokens), before.k[l]));
+        EXPECT_TRUE(at::equal(after.v[l].narrow(1, 0, old_tokens), before.v[l]));
+    }
+    // Generation goes on after the committed truth.
+    session.step(std::vector<int>{1});
+    EXPECT_EQ(session.next_latent(), 4);
+
+    // Bad ground truth throws and leaves the history as it was.
+    const Snapshot kept = snapshot(cache);
+    EXPECT_THROW(session.commit(truth, t - 1, std::vector<int>{10}), Error);  // not a block
+    const std::vector<uint8_t> short_truth(truth.begin(), truth.end() - 3);
+    EXPECT_THROW(session.commit(short_truth, t, std::vector<int>{10}), Error);
+    EXPECT_THROW(session.commit(truth, t, std::vector<int>{10, 11}), Error);  // labels
+    EXPECT_THROW(session.commit(truth, t, std::vector<int>{-1}), Error);
+    EXPECT_EQ(session.next_latent(), 4);
+    expect_same(kept, snapshot(cache));
+}
+
+TEST(WorldModelSessionCommit, PredictionsBetweenCommitsChangeNothing) {
+    // Teacher forcing: predicting a block and then committing the truth in its place leaves the
+    // history that committing the truth alone leaves, bit for bit.
+    const WorldModel model = tiny_model();
+    const WorldModelConfig& c = model.config();
+    const int64_t t = c.frames_per_latent;
+    std::vector<uint8_t> all = random_frames(c, 3, 4);
+    const std::vector<int> labels = {0, 9, 18};
+    const size_t latent_bytes = all.size() / 3;
+
+    KVCache forced(world_cache_shape(model), CachePolicy{});
+    WorldModelSession a(model, forced, {.steps = 2, .seed = 3});
+    a.prime(std::span(all.data(), latent_bytes), t, std::span(labels.data(), 1));
+    for (size_t i = 1; i < 3; ++i) {
+        a.predict(std::span(labels.data() + i, 1));
+        a.commit(std::span(all.data() + i * latent_bytes, latent_bytes), t,
+                 std::span(labels.data() + i, 1));
+    }
+    KVCache truth(world_cache_shape(model), CachePolicy{});
+    WorldModelSession b(model, truth, {.steps = 2, .seed = 3});
+    b.prime(std::span(all.data(), latent_bytes), t, std::span(labels.data(), 1));
+    for (size_t i = 1; i < 3; ++i) {
+        b.commit(std::span(all.data() + i * latent_bytes, latent_bytes), t,
+                 std::span(labels.data() + i, 1));
+    }
+    EXPECT_EQ(a.next_latent(), 3);
+    EXPECT_EQ(b.next_latent(), 3);
+    expect_same(snapshot(truth), snapshot(forced));
+    // Priming all three latents at once encodes them as one batch: the same history up to the
+    // autoencoder's rounding.
+    KVCache primed(world_cache_shape(model), CachePolicy{});
+    WorldModelSession p(model, primed, {.steps = 2, .seed = 3});
+    p.prime(all, 3 * t, labels);
+    const Snapshot x = snapshot(primed), y = snapshot(forced);
+    ASSERT_EQ(x.frames, y.frames);
+    for (size_t l = 0; l < x.k.size(); ++l) {
+        EXPECT_TRUE(at::allclose(x.k[l], y.k[l], 1e-4, 1e-5)) << "layer " << l;
+        EXPECT_TRUE(at::allclose(x.v[l], y.v[l], 1e-4, 1e-5)) << "layer " << l;
+    }
+}
+
+}  // namespace
+}  // namespace qvg::core
