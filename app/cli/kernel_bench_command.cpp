@@ -96,12 +96,13 @@ int run(const KernelBenchOptions& o) {
             device, [&] { codec->decode_into(span, out); }, o.reps);
         add(cfg.describe() + " decode -> bf16 [B,N,H,D]", dec_ms, bytes);
         if (device.is_cuda() && o.variants) {
-            // The kernel's thread layouts side by side (the default is one of them).
+            // The kernel's launch variants side by side (the default is the first).
             const std::pair<const char*, core::DecodeLaunch> launches[] = {
-                {"head-major", {false, 0}},
-                {"token-major x1", {true, 1}},
-                {"token-major x2", {true, 2}},
-                {"token-major x4", {true, 4}}};
+                {"8 channels/thread", {1, false}},
+                {"16 channels/thread", {2, false}},
+                {"32 channels/thread", {4, false}},
+                {"8 channels/thread, streaming stores", {1, true}},
+                {"16 channels/thread, streaming stores", {2, true}}};
             for (const auto& [name, launch] : launches) {
                 const double ms = core::median_ms(
                     device, [&] { codec->decode_into(span, out, nullptr, &launch); }, o.reps);

@@ -3,9 +3,10 @@
 // Design: the decode is pure bandwidth (a span of K for one layer reads ~16 MB of codes, scales,
 // ids and codebooks and writes ~115 MB of BF16), so each thread produces 8 consecutive channels
 // of a token with one 16-byte store, after loading 2 (INT2) or 4 (INT4) code bytes, one scale
-// byte and one 16-byte slice of each stage's centroid row. Two grids (QvgDecodeParams::grid):
-// head-major (D/8 threads per (b, h, n) row, a head per grid row) and token-major (all heads of
-// a token side by side, several tokens per thread; see decode_token_major).
+// byte and one 16-byte slice of each stage's centroid row; a grid row per (b, h). Launch
+// variants (QvgDecodeParams::parts_per_thread, streaming_stores) are timed side by side by
+// `qvg kernel-bench --variants`. (A token-major layout, all heads of a token side by side,
+// measured 20% slower on the H200 and was dropped.)
 // Arithmetic mirrors the CPU codec operation for operation (__fmul_rn/__fadd_rn: no FMA
 // contraction), so results are bit-identical. Offsets are 64-bit.
 
@@ -137,96 +138,66 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
     return make_uint4(packed[0], packed[1], packed[2], packed[3]);
 }
 
-// Head-major grid: grid.y = b * heads + h, grid.x covers this head's tokens x (dim / 8) threads.
-template <int kBits, bool kAsym, int kStages>
-__global__ void __launch_bounds__(kThreads) decode_head_major(QvgDecodeParams p) {
-    const unsigned threads_per_row = static_cast<unsigned>(p.dim / kVec);
+// grid.y = b * heads + h, grid.x covers this head's tokens x (dim / (8 * kParts)) threads; a
+// thread does kParts consecutive 8-channel parts of one row (loads first, then arithmetic and
+// stores), and with kStream the stores bypass the caches (st.global.cs: the decoded span is read
+// once, by the attention, after much more data went through L2).
+template <int kBits, bool kAsym, int kStages, int kParts, bool kStream>
+__global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
+    const unsigned threads_per_row = static_cast<unsigned>(p.dim / (kVec * kParts));
     const unsigned local = blockIdx.x * kThreads + threadIdx.x;
     const unsigned n32 = local / threads_per_row;
     if (n32 >= p.tokens) return;
     const int64_t n = n32;
-    const int64_t d0 = static_cast<int64_t>(local % threads_per_row) * kVec;
+    const int64_t d0 = static_cast<int64_t>(local % threads_per_row) * kVec * kParts;
     const int64_t bh = blockIdx.y;
     const int64_t b = blockIdx.y / static_cast<unsigned>(p.heads);
     const int64_t h = blockIdx.y % static_cast<unsigned>(p.heads);
-    RowLoads<kStages> l;
-    load_row<kBits, kAsym, kStages>(p, bh, n, d0, l);
-    uint16_t* out = p.out + b * p.out_stride_b + n * p.out_stride_n + h * p.out_stride_h + d0;
-    *reinterpret_cast<uint4*>(out) = decode_row<kBits, kAsym, kStages>(p, l);
+    RowLoads<kStages> l[kParts];
+#pragma unroll
+    for (int j = 0; j < kParts; ++j) load_row<kBits, kAsym, kStages>(p, bh, n, d0 + j * kVec, l[j]);
+    uint4* out = reinterpret_cast<uint4*>(p.out + b * p.out_stride_b + n * p.out_stride_n +
+                                          h * p.out_stride_h + d0);
+#pragma unroll
+    for (int j = 0; j < kParts; ++j) {
+        const uint4 v = decode_row<kBits, kAsym, kStages>(p, l[j]);
+        if constexpr (kStream) {
+            __stcs(out + j, v);
+        } else {
+            out[j] = v;
+        }
+    }
 }
 
-// Token-major grid: the threads of one token cover all its heads (h, then 8-channel part), so in
-// the model's [B, L, H, D] layout a warp stores 512 contiguous bytes and the RoPE tables are read
-// once per token, not once per head. Each thread does kTokens consecutive tokens, all loads
-// first (independent rows in flight), then the arithmetic and the 16-byte stores.
-template <int kBits, bool kAsym, int kStages, int kTokens>
-__global__ void __launch_bounds__(kThreads) decode_token_major(QvgDecodeParams p,
-                                                               unsigned threads_per_token,
-                                                               unsigned token_groups) {
-    const unsigned i = blockIdx.x * kThreads + threadIdx.x;
-    const unsigned q = i / threads_per_token;
-    if (q >= token_groups) return;
-    const unsigned r = i % threads_per_token;
-    const unsigned parts = static_cast<unsigned>(p.dim / kVec);
-    const int64_t h = r / parts;
-    const int64_t d0 = static_cast<int64_t>(r % parts) * kVec;
-    // 32-bit token arithmetic (batch * tokens < 2^32 is checked at launch).
-    const unsigned total = static_cast<unsigned>(p.batch * p.tokens);
-    const unsigned tokens = static_cast<unsigned>(p.tokens);
-    RowLoads<kStages> l[kTokens];
-#pragma unroll
-    for (int k = 0; k < kTokens; ++k) {
-        const unsigned t = q * kTokens + k;
-        if (t < total) {
-            const int64_t b = t / tokens, n = t % tokens;
-            load_row<kBits, kAsym, kStages>(p, b * p.heads + h, n, d0, l[k]);
-        }
+template <int kBits, bool kAsym, int kStages, int kParts>
+cudaError_t launch_parts(const QvgDecodeParams& p, cudaStream_t stream) {
+    const int64_t per_head = p.tokens * (p.dim / (kVec * kParts));
+    if (per_head > 0xffffffffLL - kThreads || p.batch * p.heads > 65535)
+        return cudaErrorInvalidValue;
+    const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
+                    static_cast<unsigned>(p.batch * p.heads));
+    if (p.streaming_stores) {
+        decode_kernel<kBits, kAsym, kStages, kParts, true><<<grid, kThreads, 0, stream>>>(p);
+    } else {
+        decode_kernel<kBits, kAsym, kStages, kParts, false><<<grid, kThreads, 0, stream>>>(p);
     }
-#pragma unroll
-    for (int k = 0; k < kTokens; ++k) {
-        const unsigned t = q * kTokens + k;
-        if (t < total) {
-            const int64_t b = t / tokens, n = t % tokens;
-            uint16_t* out =
-                p.out + b * p.out_stride_b + n * p.out_stride_n + h * p.out_stride_h + d0;
-            *reinterpret_cast<uint4*>(out) = decode_row<kBits, kAsym, kStages>(p, l[k]);
-        }
-    }
+    return cudaGetLastError();
 }
 
 template <int kBits, bool kAsym, int kStages>
 cudaError_t launch_decode(const QvgDecodeParams& p, cudaStream_t stream) {
-    if (p.grid == DecodeGrid::kHeadMajor) {  // the default: fastest on the H200 (kernel-bench)
-        const int64_t per_head = p.tokens * (p.dim / kVec);
-        if (per_head > 0xffffffffLL - kThreads || p.batch * p.heads > 65535)
-            return cudaErrorInvalidValue;
-        const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
-                        static_cast<unsigned>(p.batch * p.heads));
-        decode_head_major<kBits, kAsym, kStages><<<grid, kThreads, 0, stream>>>(p);
-        return cudaGetLastError();
-    }
-    const int tokens = p.tokens_per_thread == 0 ? 1 : p.tokens_per_thread;
-    const int64_t per_token = p.heads * (p.dim / kVec);
-    const int64_t groups = (p.batch * p.tokens + tokens - 1) / tokens;
-    if (groups * per_token > 0xffffffffLL - kThreads || p.batch * p.tokens > 0x7fffffffLL)
-        return cudaErrorInvalidValue;
-    const unsigned blocks = static_cast<unsigned>((groups * per_token + kThreads - 1) / kThreads);
-    const auto tpt = static_cast<unsigned>(per_token);
-    const auto g = static_cast<unsigned>(groups);
-    switch (tokens) {
+    const int parts = p.parts_per_thread == 0 ? 1 : p.parts_per_thread;
+    if ((p.dim / kVec) % parts != 0) return cudaErrorInvalidValue;
+    switch (parts) {
         case 1:
-            decode_token_major<kBits, kAsym, kStages, 1><<<blocks, kThreads, 0, stream>>>(p, tpt, g);
-            break;
+            return launch_parts<kBits, kAsym, kStages, 1>(p, stream);
         case 2:
-            decode_token_major<kBits, kAsym, kStages, 2><<<blocks, kThreads, 0, stream>>>(p, tpt, g);
-            break;
+            return launch_parts<kBits, kAsym, kStages, 2>(p, stream);
         case 4:
-            decode_token_major<kBits, kAsym, kStages, 4><<<blocks, kThreads, 0, stream>>>(p, tpt, g);
-            break;
+            return launch_parts<kBits, kAsym, kStages, 4>(p, stream);
         default:
             return cudaErrorInvalidValue;
     }
-    return cudaGetLastError();
 }
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }

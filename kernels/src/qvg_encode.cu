@@ -1,9 +1,9 @@
 // QVG span encode kernels.
 //
-// kmeans_update: one block per (cluster, group), two channels per thread. Each thread walks the
-// cluster's members in token order and sums in fp32 - the CPU codec's index_add order - so the
-// new centroids are bit-identical to the CPU's for the same ids, and no float atomics are used
-// (the reference's atomics make its k-means nondeterministic).
+// kmeans_update: one warp per cluster scans the ids in token order and sums the members in fp32
+// - the CPU codec's index_add order - so the new centroids are bit-identical to the CPU's for
+// the same ids; no sort and no float atomics (the reference's atomics make its k-means
+// nondeterministic).
 //
 // kmeans_assign: distances on tensor cores (mma.sync BF16 -> fp32) with the argmin fused; see
 // the comment above assign_kernel.
@@ -20,6 +20,7 @@
 #include <cuda_fp8.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "qvg/kernels/qvg_encode_cuda.h"
 
@@ -48,48 +49,87 @@ __device__ __forceinline__ float round_half_away(float v) {
     return t;
 }
 
-// One block per (cluster, group), two channels per thread (one 32-bit load of two BF16 values
-// per member). Members are visited in token order, four loads in flight, and each channel's sum
-// is still a sequential fp32 chain in that order: bit-identical to the reference.
-__global__ void update_kernel(KMeansUpdateParams p) {
-    const int64_t c = blockIdx.x;
+// One warp per cluster, 8 clusters per block. The block stages the group's ids in shared memory
+// (32 KiB at a time); each warp scans them in token order, 32 at a time, and a ballot gives the
+// members among those 32. Members are then summed in token order, each lane owning D / 32
+// channels: a sequential fp32 chain per channel, as the reference, with up to four member rows
+// loaded before they are added. No sort, no atomics, one pass over the tokens.
+constexpr int kUpdateWarps = 8;
+constexpr int kUpdateChunk = 32768;  // ids staged per pass
+
+template <int D>
+__global__ void __launch_bounds__(kUpdateWarps * 32) update_kernel(KMeansUpdateParams p) {
+    constexpr int kPer = D / 32;  // channels per lane: 2, 4 or 8
+    using Vec = typename std::conditional<kPer == 2, uint32_t,
+                                          typename std::conditional<kPer == 4, uint2, uint4>::type>::type;
+    __shared__ uint8_t ids[kUpdateChunk];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t g = blockIdx.y;
-    const int64_t pair = threadIdx.x;  // channels 2 * pair, 2 * pair + 1
-    const int64_t begin = p.offsets[g * (p.centroids + 1) + c];
-    const int64_t end = p.offsets[g * (p.centroids + 1) + c + 1];
-    const int64_t slot = (g * p.centroids + c) * p.dim + 2 * pair;
-    uint32_t* out = reinterpret_cast<uint32_t*>(p.out + slot);
-    if (end == begin) {
-        *out = *reinterpret_cast<const uint32_t*>(p.old + slot);
-        return;
-    }
-    const int64_t* order = p.order + g * p.tokens;
-    const uint32_t* x = reinterpret_cast<const uint32_t*>(p.x + g * p.tokens * p.dim) + pair;
-    const int64_t words = p.dim / 2;
-    float lo = 0.0f, hi = 0.0f;
-    int64_t m = begin;
-    for (; m + 4 <= end; m += 4) {
-        uint32_t v[4];
+    const int64_t c = static_cast<int64_t>(blockIdx.x) * kUpdateWarps + warp;
+    const bool active = c < p.centroids;
+    const Vec* x = reinterpret_cast<const Vec*>(p.x + g * p.tokens * D) + lane;
+    float sum[kPer];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) v[i] = __ldg(x + order[m + i] * words);
+    for (int i = 0; i < kPer; ++i) sum[i] = 0.0f;
+    auto add = [&](const Vec& v) {
+        const uint32_t* w = reinterpret_cast<const uint32_t*>(&v);
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            lo = __fadd_rn(lo, __uint_as_float(v[i] << 16));
-            hi = __fadd_rn(hi, __uint_as_float(v[i] & 0xffff0000u));
+        for (int i = 0; i < kPer / 2; ++i) {
+            sum[2 * i] = __fadd_rn(sum[2 * i], __uint_as_float(w[i] << 16));
+            sum[2 * i + 1] = __fadd_rn(sum[2 * i + 1], __uint_as_float(w[i] & 0xffff0000u));
+        }
+    };
+    int64_t count = 0;
+    for (int64_t base = 0; base < p.tokens; base += kUpdateChunk) {
+        const int len = static_cast<int>(min(static_cast<int64_t>(kUpdateChunk), p.tokens - base));
+        __syncthreads();
+        for (int i = threadIdx.x; i < len; i += kUpdateWarps * 32) ids[i] = p.ids[g * p.tokens + base + i];
+        __syncthreads();
+        if (!active) continue;
+        for (int t0 = 0; t0 < len; t0 += 32) {
+            const int t = t0 + lane;
+            unsigned m = __ballot_sync(0xffffffffu, t < len && ids[t] == c);
+            count += __popc(m);
+            while (m) {
+                int tok[4];
+                int k = 0;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    tok[j] = m ? __ffs(m) - 1 : -1;
+                    if (m) {
+                        m &= m - 1;
+                        ++k;
+                    }
+                }
+                Vec v[4];
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    if (j < k) v[j] = __ldg(x + (base + t0 + tok[j]) * (D / kPer));
+                }
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    if (j < k) add(v[j]);
+                }
+            }
         }
     }
-    for (; m < end; ++m) {
-        const uint32_t v = __ldg(x + order[m] * words);
-        lo = __fadd_rn(lo, __uint_as_float(v << 16));
-        hi = __fadd_rn(hi, __uint_as_float(v & 0xffff0000u));
+    if (!active) return;
+    const int64_t slot = (g * p.centroids + c) * D + lane * kPer;
+    Vec out;
+    if (count == 0) {
+        out = *reinterpret_cast<const Vec*>(p.old + slot);
+    } else {
+        uint32_t* w = reinterpret_cast<uint32_t*>(&out);
+        const float n = static_cast<float>(count);
+#pragma unroll
+        for (int i = 0; i < kPer / 2; ++i) {
+            const __nv_bfloat162 mean = __halves2bfloat162(
+                __float2bfloat16_rn(__fdiv_rn(sum[2 * i], n)),
+                __float2bfloat16_rn(__fdiv_rn(sum[2 * i + 1], n)));
+            memcpy(&w[i], &mean, 4);
+        }
     }
-    const float count = static_cast<float>(end - begin);
-    const __nv_bfloat162 mean =
-        __halves2bfloat162(__float2bfloat16_rn(__fdiv_rn(lo, count)),
-                           __float2bfloat16_rn(__fdiv_rn(hi, count)));
-    uint32_t bits;
-    memcpy(&bits, &mean, 4);
-    *out = bits;
+    *reinterpret_cast<Vec*>(p.out + slot) = out;
 }
 
 // ---- Nearest centroid on tensor cores ----------------------------------------------------------
@@ -439,13 +479,25 @@ void launch_quant(const ResidualQuantParams& p, dim3 blocks, cudaStream_t stream
 cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream) {
     if (p.dim != 64 && p.dim != 128 && p.dim != 256) return cudaErrorInvalidValue;
     if (p.groups == 0 || p.centroids == 0) return cudaSuccess;
-    if (p.groups > 65535 || p.centroids > 0x7fffffff) return cudaErrorInvalidValue;
-    if ((reinterpret_cast<uintptr_t>(p.x) & 3) || (reinterpret_cast<uintptr_t>(p.old) & 3) ||
-        (reinterpret_cast<uintptr_t>(p.out) & 3)) {
+    if (p.groups > 65535 || p.centroids > 256) return cudaErrorInvalidValue;
+    const uintptr_t align = static_cast<uintptr_t>(p.dim / 32 * 2);  // one lane's vector
+    if ((reinterpret_cast<uintptr_t>(p.x) % align) || (reinterpret_cast<uintptr_t>(p.old) % align) ||
+        (reinterpret_cast<uintptr_t>(p.out) % align)) {
         return cudaErrorInvalidValue;
     }
-    const dim3 grid(static_cast<unsigned>(p.centroids), static_cast<unsigned>(p.groups));
-    update_kernel<<<grid, static_cast<unsigned>(p.dim / 2), 0, stream>>>(p);
+    const dim3 grid(static_cast<unsigned>((p.centroids + kUpdateWarps - 1) / kUpdateWarps),
+                    static_cast<unsigned>(p.groups));
+    switch (p.dim) {
+        case 64:
+            update_kernel<64><<<grid, kUpdateWarps * 32, 0, stream>>>(p);
+            break;
+        case 128:
+            update_kernel<128><<<grid, kUpdateWarps * 32, 0, stream>>>(p);
+            break;
+        default:
+            update_kernel<256><<<grid, kUpdateWarps * 32, 0, stream>>>(p);
+            break;
+    }
     return cudaGetLastError();
 }
 

@@ -9,27 +9,25 @@
 namespace qvg::kernels {
 
 void kmeans_update_reference(const KMeansUpdateParams& p) {
-    std::vector<float> sum(static_cast<size_t>(p.dim));
+    std::vector<float> sum(static_cast<size_t>(p.groups * p.centroids * p.dim), 0.0f);
+    std::vector<int64_t> count(static_cast<size_t>(p.groups * p.centroids), 0);
     for (int64_t g = 0; g < p.groups; ++g) {
-        for (int64_t c = 0; c < p.centroids; ++c) {
-            const int64_t begin = p.offsets[g * (p.centroids + 1) + c];
-            const int64_t end = p.offsets[g * (p.centroids + 1) + c + 1];
-            uint16_t* out = p.out + (g * p.centroids + c) * p.dim;
-            const uint16_t* old = p.old + (g * p.centroids + c) * p.dim;
-            if (end == begin) {
-                for (int64_t d = 0; d < p.dim; ++d) out[d] = old[d];
-                continue;
-            }
-            std::fill(sum.begin(), sum.end(), 0.0f);
-            for (int64_t m = begin; m < end; ++m) {
-                const uint16_t* row =
-                    p.x + (g * p.tokens + p.order[g * p.tokens + m]) * p.dim;
-                for (int64_t d = 0; d < p.dim; ++d)
-                    sum[static_cast<size_t>(d)] += detail::bf16_to_float(row[d]);
-            }
-            const float count = static_cast<float>(end - begin);
-            for (int64_t d = 0; d < p.dim; ++d)
-                out[d] = detail::float_to_bf16(sum[static_cast<size_t>(d)] / count);
+        for (int64_t n = 0; n < p.tokens; ++n) {  // token order
+            const int64_t c = g * p.centroids + p.ids[g * p.tokens + n];
+            const uint16_t* row = p.x + (g * p.tokens + n) * p.dim;
+            float* acc = sum.data() + c * p.dim;
+            for (int64_t d = 0; d < p.dim; ++d) acc[d] += detail::bf16_to_float(row[d]);
+            ++count[static_cast<size_t>(c)];
+        }
+    }
+    for (int64_t c = 0; c < p.groups * p.centroids; ++c) {
+        uint16_t* out = p.out + c * p.dim;
+        const uint16_t* old = p.old + c * p.dim;
+        const int64_t k = count[static_cast<size_t>(c)];
+        for (int64_t d = 0; d < p.dim; ++d) {
+            out[d] = k == 0 ? old[d]
+                            : detail::float_to_bf16(sum[static_cast<size_t>(c * p.dim + d)] /
+                                                    static_cast<float>(k));
         }
     }
 }

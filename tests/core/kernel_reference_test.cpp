@@ -171,14 +171,11 @@ TEST(KernelReference, KMeansUpdateMatchesTheCodecOrder) {
     at::Tensor expect = at::where(counts.gt(0).unsqueeze(-1),
                                   sums / counts.clamp_min(1).unsqueeze(-1), old.to(at::kFloat))
                             .to(at::kBFloat16);
-    at::Tensor order = std::get<1>(ids.sort(true, 1, false)).contiguous();
-    at::Tensor offsets = at::zeros({3, 49}, at::kLong);
-    offsets.narrow(1, 1, 48).copy_(at::bincount(flat, {}, 3 * 48).view({3, 48}).cumsum(1));
+    at::Tensor ids8 = ids.to(at::kByte);
     at::Tensor out = at::empty_like(old);
     kernels::KMeansUpdateParams p;
     p.x = bf16_ptr(xb);
-    p.order = order.data_ptr<int64_t>();
-    p.offsets = offsets.data_ptr<int64_t>();
+    p.ids = ids8.data_ptr<uint8_t>();
     p.old = bf16_ptr(old);
     p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
     p.groups = 3;

@@ -109,23 +109,21 @@ TEST(DecodeKernel, MatchesTheCpuReferenceBitForBitOverSweptShapes) {
         auto pr = params(c, cpu, b, h, c.stages > 0 ? centroids : 1, ref_out);
         kernels::qvg_decode_reference(pr);
         // Every thread layout of the kernel gives the same bits (and leaves the rest alone).
-        const std::pair<kernels::DecodeGrid, int> launches[] = {
-            {kernels::DecodeGrid::kHeadMajor, 0},
-            {kernels::DecodeGrid::kTokenMajor, 1},
-            {kernels::DecodeGrid::kTokenMajor, 2},
-            {kernels::DecodeGrid::kTokenMajor, 4}};
-        for (const auto& [grid, tokens] : launches) {
-            gpu_buf.zero_();
-            auto pg = params(c, gpu, b, h, c.stages > 0 ? centroids : 1, gpu_out);
-            pg.grid = grid;
-            pg.tokens_per_thread = tokens;
-            ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()), cudaSuccess)
-                << name(c);
-            at::Tensor got = gpu_buf.cpu();
-            const int64_t bad =
-                got.view(at::kShort).ne(ref_buf.view(at::kShort)).sum().item<int64_t>();
-            ASSERT_EQ(bad, 0) << name(c) << " grid " << static_cast<int>(grid) << " x" << tokens;
-        }
+        for (int parts : {1, 2, 4})
+            for (bool streaming : {false, true}) {
+                if ((c.dim / 8) % parts != 0) continue;
+                gpu_buf.zero_();
+                auto pg = params(c, gpu, b, h, c.stages > 0 ? centroids : 1, gpu_out);
+                pg.parts_per_thread = parts;
+                pg.streaming_stores = streaming;
+                ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()),
+                          cudaSuccess)
+                    << name(c);
+                at::Tensor got = gpu_buf.cpu();
+                const int64_t bad =
+                    got.view(at::kShort).ne(ref_buf.view(at::kShort)).sum().item<int64_t>();
+                ASSERT_EQ(bad, 0) << name(c) << " parts " << parts << " streaming " << streaming;
+            }
     }
 }
 
@@ -196,17 +194,16 @@ TEST(DecodeKernel, FusedRopeMatchesTheReference) {
             pr.rope_cos = cos.data_ptr<float>();
             pr.rope_sin = sin.data_ptr<float>();
             kernels::qvg_decode_reference(pr);
-            for (auto grid : {kernels::DecodeGrid::kTokenMajor, kernels::DecodeGrid::kHeadMajor}) {
+            for (int parts : {1, 4}) {
                 gpu_out.zero_();
                 auto pg = params(c, gpu, b, h, stages > 0 ? centroids : 1, gpu_out);
                 pg.rope_cos = cos_g.data_ptr<float>();
                 pg.rope_sin = sin_g.data_ptr<float>();
-                pg.grid = grid;
+                pg.parts_per_thread = parts;
                 ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()),
                           cudaSuccess);
                 EXPECT_TRUE(at::equal(gpu_out.cpu().view(at::kShort), ref_out.view(at::kShort)))
-                    << "stages " << stages << " tokens " << tokens << " grid "
-                    << static_cast<int>(grid);
+                    << "stages " << stages << " tokens " << tokens << " parts " << parts;
             }
         }
     }

@@ -90,38 +90,35 @@ TEST(EncodeKernel, ResidualQuantMatchesTheReference) {
 
 TEST(EncodeKernel, KMeansUpdateMatchesTheReference) {
     at::manual_seed(4);
-    for (int64_t dim : {64, 128, 256}) {
-        const int64_t g = 12, n = 3001, c = 256;
-        at::Tensor x = at::randn({g, n, dim}).to(at::kBFloat16);
-        at::Tensor ids = at::randint(0, 200, {g, n});  // clusters 200.. stay empty
-        at::Tensor old = at::randn({g, c, dim}).to(at::kBFloat16);
-        at::Tensor order = std::get<1>(ids.sort(true, 1, false)).contiguous();
-        at::Tensor flat = (ids + at::arange(g).mul(c).unsqueeze(1)).reshape({-1});
-        at::Tensor offsets = at::zeros({g, c + 1}, at::kLong);
-        offsets.narrow(1, 1, c).copy_(at::bincount(flat, {}, g * c).view({g, c}).cumsum(1));
-        auto run = [&](bool cuda) {
-            const at::Device dev = cuda ? at::kCUDA : at::kCPU;
-            at::Tensor xx = x.to(dev), oo = order.to(dev), off = offsets.to(dev), ol = old.to(dev);
-            at::Tensor out = at::empty_like(ol);
-            kernels::KMeansUpdateParams p;
-            p.x = bf16(xx);
-            p.order = oo.data_ptr<int64_t>();
-            p.offsets = off.data_ptr<int64_t>();
-            p.old = bf16(ol);
-            p.out = bf16(out);
-            p.groups = g;
-            p.tokens = n;
-            p.centroids = c;
-            p.dim = dim;
-            if (cuda) {
-                EXPECT_EQ(kernels::kmeans_update(p, at::cuda::getCurrentCUDAStream()), cudaSuccess);
-            } else {
-                kernels::kmeans_update_reference(p);
-            }
-            return out.cpu();
-        };
-        EXPECT_TRUE(at::equal(run(false), run(true))) << "D" << dim;
-    }
+    for (int64_t dim : {64, 128, 256})
+        for (int64_t n : {1, 31, 3001, 70001}) {  // 70001: more than one staged chunk of ids
+            const int64_t g = 3, c = 256;
+            at::Tensor x = at::randn({g, n, dim}).to(at::kBFloat16);
+            at::Tensor ids = at::randint(0, 200, {g, n}).to(at::kByte);  // 200.. stay empty
+            at::Tensor old = at::randn({g, c, dim}).to(at::kBFloat16);
+            auto run = [&](bool cuda) {
+                const at::Device dev = cuda ? at::kCUDA : at::kCPU;
+                at::Tensor xx = x.to(dev), ii = ids.to(dev), ol = old.to(dev);
+                at::Tensor out = at::empty_like(ol);
+                kernels::KMeansUpdateParams p;
+                p.x = bf16(xx);
+                p.ids = ii.data_ptr<uint8_t>();
+                p.old = bf16(ol);
+                p.out = bf16(out);
+                p.groups = g;
+                p.tokens = n;
+                p.centroids = c;
+                p.dim = dim;
+                if (cuda) {
+                    EXPECT_EQ(kernels::kmeans_update(p, at::cuda::getCurrentCUDAStream()),
+                              cudaSuccess);
+                } else {
+                    kernels::kmeans_update_reference(p);
+                }
+                return out.cpu();
+            };
+            EXPECT_TRUE(at::equal(run(false), run(true))) << "D" << dim << " N" << n;
+        }
 }
 
 TEST(EncodeKernel, RopeMatchesTheReference) {

@@ -48,9 +48,8 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
     p.out_stride_n = out.stride(1);
     p.out_stride_h = out.stride(2);
     if (launch != nullptr) {
-        p.grid = launch->token_major ? kernels::DecodeGrid::kTokenMajor
-                                     : kernels::DecodeGrid::kHeadMajor;
-        p.tokens_per_thread = launch->tokens_per_thread;
+        p.parts_per_thread = launch->parts_per_thread;
+        p.streaming_stores = launch->streaming_stores;
     }
     const c10::cuda::CUDAGuard guard(out.device());
     const cudaError_t err = kernels::qvg_decode_bf16(p, at::cuda::getCurrentCUDAStream());

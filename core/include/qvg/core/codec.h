@@ -75,8 +75,8 @@ struct EncodedSpan {
 
 // Launch shape of the fused CUDA decode (results are bit-identical for every choice).
 struct DecodeLaunch {
-    bool token_major = false;   // all heads of a token together instead of a grid row per (b, h)
-    int tokens_per_thread = 0;  // token-major: 1, 2 or 4 tokens per thread; 0 = one
+    int parts_per_thread = 0;  // 8-channel parts per thread: 1, 2 or 4; 0 = the default (1)
+    bool streaming_stores = false;  // stores that bypass the caches
 };
 
 struct EncodeContext {

@@ -14,12 +14,6 @@ namespace qvg::kernels {
 
 inline constexpr int kMaxStages = 4;
 
-// How the CUDA decode lays its threads over the span (same bits either way).
-enum class DecodeGrid {
-    kHeadMajor,   // one grid row per (b, h): the default, fastest in kernel-bench on the H200
-    kTokenMajor,  // threads of a token cover all heads: contiguous stores into [B, L, H, D]
-};
-
 struct QvgDecodeParams {
     // Inputs, row-major, rows ordered (b, h, n).
     const uint8_t* codes = nullptr;   // [B, H, N, D * bits / 8]
@@ -42,10 +36,10 @@ struct QvgDecodeParams {
     // h*out_stride_h + d].
     uint16_t* out = nullptr;
     int64_t out_stride_b = 0, out_stride_n = 0, out_stride_h = 0;
-    // CUDA launch shape (the CPU reference ignores it): grid, and tokens per thread of the
-    // token-major grid (1, 2 or 4; 0 = the default).
-    DecodeGrid grid = DecodeGrid::kHeadMajor;
-    int tokens_per_thread = 0;
+    // CUDA launch shape (the CPU reference ignores it; the bits are the same): 8-channel parts
+    // per thread (1, 2 or 4; 0 = 1; must divide dim / 8) and cache-bypassing stores.
+    int parts_per_thread = 0;
+    bool streaming_stores = false;
 };
 
 // Returns an empty string when the parameters are usable, else what is wrong.

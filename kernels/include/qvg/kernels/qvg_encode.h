@@ -1,9 +1,9 @@
 #pragma once
 // QVG span encode building blocks (CPU references here, CUDA launchers in qvg_encode_cuda.h):
 //
-// 1. k-means centroid update with a deterministic reduction: the members of each cluster,
-//    listed in token order (a stable sort of the ids), are summed sequentially in fp32 - the
-//    same order and rounding as the CPU codec's index_add - then divided by their count. The
+// 1. k-means centroid update with a deterministic reduction: the members of each cluster are
+//    summed sequentially in token order in fp32 - the same order and rounding as the CPU
+//    codec's index_add - then divided by their count. The
 //    tokens are read as BF16: the codec's k-means inputs are always BF16 values (the span
 //    itself, or residuals rounded to BF16), so this halves the bytes without changing a bit.
 //    Empty clusters keep their previous centroid. Output BF16.
@@ -18,11 +18,10 @@
 namespace qvg::kernels {
 
 struct KMeansUpdateParams {
-    const uint16_t* x = nullptr;     // BF16 [G, N, D]
-    const int64_t* order = nullptr;  // [G, N] token indices grouped by cluster, token order inside
-    const int64_t* offsets = nullptr;  // [G, C + 1] start of each cluster's run in `order`
-    const uint16_t* old = nullptr;     // BF16 [G, C, D]
-    uint16_t* out = nullptr;           // BF16 [G, C, D]
+    const uint16_t* x = nullptr;    // BF16 [G, N, D]
+    const uint8_t* ids = nullptr;   // [G, N] cluster of every token
+    const uint16_t* old = nullptr;  // BF16 [G, C, D]
+    uint16_t* out = nullptr;        // BF16 [G, C, D]
     int64_t groups = 0, tokens = 0, centroids = 0, dim = 0;
 };
 
