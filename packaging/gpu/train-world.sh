@@ -3,9 +3,14 @@
 # repository keeps: the weights (split into parts: the device returns files of at most 16 MiB;
 # reassemble with `cat world_model.safetensors.part-* > world_model.safetensors`), loss.csv,
 # train_state.json and the log.
-#   [QVG_RUN_DIR=runs/world] packaging/gpu/train-world.sh OUT SECONDS [qvg train options...]
-# SECONDS bounds the whole script (build included); training gets what the build leaves. To
-# continue a run, carry its directory to the device, name it in QVG_RUN_DIR and pass --resume.
+#   [QVG_RUN_DIR=/tmp/qvg-world-run] [QVG_SEED_RUN=runs/world] [QVG_KERNEL_CHECK=1] \
+#     packaging/gpu/train-world.sh OUT SECONDS [qvg train options...]
+# SECONDS bounds the whole script (build included); training gets what the build leaves. The run
+# lives outside the working tree (QVG_RUN_DIR, default /tmp/qvg-world-run), so calls that follow
+# each other on a warm machine continue it with its optimizer state. To continue a run kept on the
+# development machine, carry its directory, name it in QVG_SEED_RUN (copied into the run directory
+# when that has no run yet) and pass --resume. QVG_KERNEL_CHECK=1 runs the GPU tests and
+# `qvg kernel-bench --variants` after the build, before training (QVG_COMMIT names the commit).
 set -uo pipefail
 out="${1:?OUT}"
 budget="${2:?SECONDS}"
@@ -19,9 +24,19 @@ cd "$root"
   ninja -C build-gpu qvg qvg_gpu_tests qvg_golden_tests
 } >"$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
 rm -f "$out/build.log"
+run="${QVG_RUN_DIR:-/tmp/qvg-world-run}"
+if [[ -n "${QVG_SEED_RUN:-}" && ! -f "$run/train_state.json" ]]; then
+  mkdir -p "$run" && cp -r "$QVG_SEED_RUN"/. "$run"/ && echo "run seeded from $QVG_SEED_RUN"
+fi
+if [[ "${QVG_KERNEL_CHECK:-0}" == 1 ]]; then
+  ./build-gpu/tests/gpu/qvg_gpu_tests >"$out/gpu_tests.log" 2>&1
+  echo "gpu tests rc=$?"; tail -3 "$out/gpu_tests.log"
+  ./build-gpu/app/cli/qvg kernel-bench --variants --commit "${QVG_COMMIT:-unknown}" \
+    --json "$out/kernel_bench.json" >"$out/kernel_bench.txt" 2>&1
+  echo "kernel-bench rc=$?"
+fi
 left=$((budget - SECONDS - 25))
 echo "build took ${SECONDS}s; training for up to ${left}s"
-run="${QVG_RUN_DIR:-/tmp/qvg-world-run}"
 ./build-gpu/app/cli/qvg train --out "$run" --device cuda --time-limit-s "$left" "$@" >"$out/train.log" 2>&1
 echo "train rc=$?"
 tail -5 "$out/train.log"
