@@ -159,6 +159,8 @@ struct TrajectoryResult {
     std::vector<world::Revisit> revisits;  // among the generated frames (clip frame indices)
     Scores copy;                           // the last context frame, copied
     Scores ahead_copy;                     // the last ground-truth frame before each chunk
+    Scores autoencoder;                    // the ground truth through encoder and decoder: the
+                                           // best any latent prediction can score
     std::vector<Run> runs;                 // one per cache entry, in the entries' order
     std::vector<Run> history_runs;         // BF16 windows of --windows (trajectories with revisits)
 };
@@ -239,6 +241,29 @@ std::string label_of(const EvalCache& entry, const core::CachePolicy& p) {
             break;
     }
     return p.codec.describe();
+}
+
+// The generated part of a trajectory's ground truth through the autoencoder, scored against
+// itself: the ceiling of every prediction made in latent space.
+Scores autoencoder_scores(const core::WorldModel& model, const EvalTrajectory& tr) {
+    const world::Clip& clip = tr.clip;
+    const int64_t tl = clip.frames_per_latent;
+    const size_t fb = static_cast<size_t>(clip.width) * static_cast<size_t>(clip.height) * 3;
+    const uint8_t* first = clip.frames.data() + static_cast<size_t>(tr.context_frames()) * fb;
+    std::vector<uint8_t> rgb;
+    {
+        c10::InferenceMode guard;
+        const at::Tensor video =
+            core::video_from_rgb8(first, tr.generated_frames(), clip.height, clip.width, tl)
+                .to(model.device());
+        rgb = core::rgb8_from_video(model.decode(model.encode(video)).cpu(), tl);
+    }
+    Scores s;
+    for (int f = 0; f < tr.generated_frames(); ++f) {
+        s.add(std::span(rgb.data() + static_cast<size_t>(f) * fb, fb),
+              clip.frame(tr.context_frames() + f), clip.width);
+    }
+    return s;
 }
 
 // Runs the model along one trajectory under one cache policy. `report` is called after every
@@ -524,6 +549,8 @@ int run_eval(const EvalOptions& o) {
             t.ahead_copy.add(tr.clip.frame(chunk_start - 1), tr.clip.frame(f), tr.clip.width);
         }
 
+        t.autoencoder = autoencoder_scores(model, tr);
+
         int64_t budget = 0;           // bytes of the budget reference at the end
         double bf16_frame_bytes = 0;  // bytes one frame takes in the BF16 cache, as held
         auto run_entry = [&](size_t index) {
@@ -594,7 +621,8 @@ int run_eval(const EvalOptions& o) {
 
     // (a) per trajectory, with the BF16 cache.
     Table per_trajectory({"trajectory", "frames", "revisit frames", "PSNR", "SSIM", "copy PSNR",
-                          "1-ahead PSNR", "1-ahead SSIM", "1-ahead copy PSNR", "frames/s"});
+                          "1-ahead PSNR", "1-ahead SSIM", "1-ahead copy PSNR", "AE PSNR",
+                          "frames/s"});
     for (const auto& t : results) {
         const Run& r = t.runs.front();
         per_trajectory.add(
@@ -603,6 +631,7 @@ int run_eval(const EvalOptions& o) {
              fixed(mean(r.truth.ssim), 3), fixed(mean(t.copy.psnr), 2),
              r.has_ahead ? fixed(mean(r.ahead.psnr), 2) : "-",
              r.has_ahead ? fixed(mean(r.ahead.ssim), 3) : "-", fixed(mean(t.ahead_copy.psnr), 2),
+             fixed(mean(t.autoencoder.psnr), 2),
              fixed(static_cast<double>(r.truth.psnr.size()) / (r.rollout_ms / 1000.0), 1)});
     }
     // (b) the quality / memory Pareto table over all trajectories.
@@ -643,7 +672,8 @@ int run_eval(const EvalOptions& o) {
                      "context {} latent(s) of ground truth; QVG span {} latents, {} centroids; "
                      "PSNR capped at {:.0f} dB\n\n",
                      o.context, o.span_frames, o.centroids, world::kMaxPsnrDb)
-              << "(a) trajectories, BF16 cache (copy: the last ground-truth frame the model saw)\n"
+              << "(a) trajectories, BF16 cache (copy: the last ground-truth frame the model saw; "
+                 "AE: the ground truth through the autoencoder, the ceiling of a latent model)\n"
               << per_trajectory.str() << "\n"
               << "(b) quality / memory, all trajectories (KV: mean at the end of a rollout, as "
                  "held; * = Pareto front: no row with fewer or equal bytes has a higher PSNR)\n"
@@ -694,6 +724,7 @@ int run_eval(const EvalOptions& o) {
                                     {"revisit_frames", revisits},
                                     {"copy", t.copy.to_json()},
                                     {"ahead_copy", t.ahead_copy.to_json()},
+                                    {"autoencoder", t.autoencoder.to_json()},
                                     {"runs", runs},
                                     {"history_runs", history}});
         }
