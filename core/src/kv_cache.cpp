@@ -105,9 +105,9 @@ class KVCache::Layer final : public LayerHistory {
         const int64_t tpf = owner_.shape_.tokens_per_frame;
         const bool only_tail = sink_.frames.empty() && spans_.empty();
         const bool only_sink = tail_.frames.empty() && spans_.empty();
-        if (only_tail || only_sink) {  // one raw segment: a view, no copy
+        if (only_tail || only_sink) {  // one raw segment: a view, no copy (unless widened)
             const RawFrames& r = only_tail ? tail_ : sink_;
-            if (!r.frames.empty()) view = {r.k, r.v, r.frames};
+            if (!r.frames.empty()) view = {r.k.to(dtype_), r.v.to(dtype_), r.frames};
             return view;
         }
         // Several segments: one output per read, filled in place (spans decode straight into
@@ -193,12 +193,15 @@ class KVCache::Layer final : public LayerHistory {
         place_raw(tail_);
     }
 
-    void append(const at::Tensor& k, const at::Tensor& v, int64_t first_frame) override {
+    void append(const at::Tensor& k_in, const at::Tensor& v_in, int64_t first_frame) override {
         const CacheShape& shape = owner_.shape_;
         const CachePolicy& policy = owner_.policy_;
-        check_input(k, v, first_frame);
+        check_input(k_in, v_in, first_frame);
         const int64_t tpf = shape.tokens_per_frame;
-        const int64_t nf = k.size(1) / tpf;
+        const int64_t nf = k_in.size(1) / tpf;
+        const bool narrow_rows = policy.hold_bf16 && k_in.scalar_type() != at::kBFloat16;
+        const at::Tensor k = narrow_rows ? k_in.to(at::kBFloat16) : k_in;
+        const at::Tensor v = narrow_rows ? v_in.to(at::kBFloat16) : v_in;
 
         // Work on copies (tensor handles are cheap) and commit only when everything succeeded.
         RawFrames sink = sink_;
@@ -263,8 +266,8 @@ class KVCache::Layer final : public LayerHistory {
         spans_ = std::move(spans);
         spans_encoded_ = encoded;
         if (!dtype_known_) {
-            dtype_ = k.scalar_type();
-            device_ = k.device();
+            dtype_ = k_in.scalar_type();
+            device_ = k_in.device();
             dtype_known_ = true;
         }
         last_frame_ = first_frame + nf - 1;

@@ -114,6 +114,40 @@ TEST(KVCache, Bf16CacheReadsExactlyWhatWasWritten) {
     EXPECT_EQ(cache.stats().bytes, cache.stats().bf16_bytes);
 }
 
+// A float32 model's rows held as BF16: the bytes are BF16's, reads give float32 back (rounded
+// once), for the BF16 codec and for the sink and tail around QVG spans.
+TEST(KVCache, HoldsFloatRowsAsBf16WhenAsked) {
+    for (const bool qvg : {false, true}) {
+        CachePolicy p = qvg ? qvg_policy(4, 1, 1) : CachePolicy{};
+        p.hold_bf16 = true;
+        KVCache cache(small_shape(1), p);
+        KVCache reference(small_shape(1), qvg ? qvg_policy(4, 1, 1) : CachePolicy{});
+        for (int64_t b = 0; b < 3; ++b) {
+            auto [k, v] = frames(3 * b, 3);
+            cache.layer(0).append(k.to(at::kFloat), v.to(at::kFloat), 3 * b);
+            reference.layer(0).append(k, v, 3 * b);
+        }
+        EXPECT_EQ(cache.stats().bytes, reference.stats().bytes) << "qvg " << qvg;
+        if (!qvg) {
+            EXPECT_EQ(cache.stats().bytes, cache.stats().bf16_bytes);
+        }
+        const KVView got = cache.layer(0).read();
+        const KVView want = reference.layer(0).read();
+        EXPECT_EQ(got.k.scalar_type(), at::kFloat);
+        EXPECT_EQ(got.frames, want.frames);
+        // frames() are BF16 values, so the rows come back exactly; spans decode in float32
+        // and round to the BF16 reference's values.
+        EXPECT_TRUE(at::equal(got.k.to(at::kBFloat16), want.k)) << "qvg " << qvg;
+        EXPECT_TRUE(at::equal(got.v.to(at::kBFloat16), want.v)) << "qvg " << qvg;
+        // Without the flag the float32 rows stay float32 (twice the bytes).
+        CachePolicy wide = qvg ? qvg_policy(4, 1, 1) : CachePolicy{};
+        KVCache f32(small_shape(1), wide);
+        auto [k, v] = frames(0, 3);
+        f32.layer(0).append(k.to(at::kFloat), v.to(at::kFloat), 0);
+        EXPECT_EQ(f32.stats().bytes, 2 * f32.stats().bf16_bytes);
+    }
+}
+
 TEST(KVCache, WindowAndSinkBoundTheHistory) {
     CachePolicy p;
     p.sink_frames = 3;

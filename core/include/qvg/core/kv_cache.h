@@ -28,6 +28,10 @@ struct CachePolicy {
     int64_t sink_frames = 0;    // first frames kept BF16 forever
     int64_t window_frames = 0;  // frames kept after the sink; 0 keeps everything
     uint64_t seed = 0;          // base of the per-layer, per-role, per-span codec streams
+    // Unencoded rows (sink, tail, every row of the BF16 codec) are held as BF16 even when the
+    // model computes in float32 (e.g. a world model on the CPU): the cache then holds what its
+    // name and byte counts say. Reads give the model's dtype back.
+    bool hold_bf16 = false;
 
     void validate() const;
 };
