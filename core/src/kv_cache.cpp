@@ -99,6 +99,7 @@ void CacheShape::validate() const {
 class KVCache::Layer final : public LayerHistory {
   public:
     Layer(KVCache& owner, int64_t index) : owner_(owner), index_(index) {}
+    int64_t index() const { return index_; }
 
     KVView read() override {
         KVView view;
@@ -282,6 +283,19 @@ class KVCache::Layer final : public LayerHistory {
         last_frame_ = -1;
     }
 
+    // Relabels sink, spans and tail 0, 1, 2, ...; returns the frames held.
+    int64_t renumber() {
+        int64_t next = 0;
+        auto relabel = [&](std::vector<int64_t>& frames) {
+            for (int64_t& f : frames) f = next++;
+        };
+        relabel(sink_.frames);
+        for (auto& s : spans_) relabel(s.frames);
+        relabel(tail_.frames);
+        last_frame_ = next - 1;
+        return next;
+    }
+
     void drop_stages(int keep) {
         for (auto& s : spans_) {
             if (static_cast<int>(s.k.stages.size()) > keep) owner_.codec_->drop_stages(s.k, keep);
@@ -380,6 +394,18 @@ LayerHistory& KVCache::layer(int64_t index) {
 
 void KVCache::clear() {
     for (auto& l : layers_) l->clear();
+}
+
+int64_t KVCache::renumber_frames() {
+    const std::vector<int64_t> first = layers_.front()->frames();
+    for (auto& l : layers_) {
+        QVG_CHECK(l->frames() == first,
+                  "cache layers hold different frames (layer 0: {}, layer {}: {}); cannot renumber",
+                  first.size(), l->index(), l->frames().size());
+    }
+    int64_t held = 0;
+    for (auto& l : layers_) held = l->renumber();
+    return held;
 }
 
 CacheStats KVCache::stats() const {

@@ -25,7 +25,8 @@ WorldModelSession::WorldModelSession(const WorldModel& model, History& history,
                                      WorldSamplingOptions options)
     : model_(model),
       history_(history),
-      gen_(at::make_generator<at::CPUGeneratorImpl>(options.seed)) {
+      gen_(at::make_generator<at::CPUGeneratorImpl>(options.seed)),
+      contiguous_positions_(options.contiguous_positions) {
     const WorldModelConfig& c = model.config();
     QVG_CHECK(history.num_layers() == c.dit.num_layers,
               "world session: history has {} layers, the model {}", history.num_layers(),
@@ -73,6 +74,7 @@ void WorldModelSession::commit(std::span<const uint8_t> rgb, int64_t frames,
     at::Tensor lab = labels_tensor(labels);
     c10::InferenceMode guard;
     at::Tensor video = video_from_rgb8(rgb.data(), frames, s, s, t);
+    settle_positions();
     at::Tensor z = model_.normalize(model_.encode(video)).unsqueeze(0);  // [1, N, C, h, w]
     const at::Tensor t0 = at::zeros({1, k}, at::kFloat);
     for (int64_t i = 0; i < latents / k; ++i) {
@@ -81,6 +83,12 @@ void WorldModelSession::commit(std::span<const uint8_t> rgb, int64_t frames,
         next_latent_ += k;
     }
     last_latents_ = z.narrow(1, latents - k, k);
+}
+
+void WorldModelSession::settle_positions() {
+    if (!contiguous_positions_) return;
+    const int64_t held = history_.renumber_frames();
+    if (held >= 0) next_latent_ = held;
 }
 
 at::Tensor WorldModelSession::block_labels(std::span<const int> labels) const {
@@ -130,6 +138,7 @@ WorldFrames WorldModelSession::step(std::span<const int> labels) {
     at::Tensor lab = block_labels(labels);
     const auto start = std::chrono::steady_clock::now();
     c10::InferenceMode guard;
+    settle_positions();
     at::Tensor x0 = denoise(lab);
     model_.flow(x0, at::zeros({1, c.chunk_latents}, at::kFloat), lab, text_, &history_,
                 next_latent_, CacheWrite::kCommit);
@@ -147,6 +156,7 @@ WorldFrames WorldModelSession::predict(std::span<const int> labels) {
     at::Tensor lab = block_labels(labels);
     const auto start = std::chrono::steady_clock::now();
     c10::InferenceMode guard;
+    settle_positions();
     at::Tensor x0 = denoise(lab);
     WorldFrames out = frames_of(x0);
     last_latents_ = x0;

@@ -148,6 +148,36 @@ TEST(KVCache, HoldsFloatRowsAsBf16WhenAsked) {
     }
 }
 
+TEST(KVCache, RenumbersTheFramesItHolds) {
+    CachePolicy p = qvg_policy(4, 0, 1, 5);  // sink 1, spans of 4, window 5
+    KVCache cache(small_shape(2), p);
+    append_blocks(cache, 4);  // frames 0..11
+    const KVView before = cache.layer(1).read();
+    ASSERT_EQ(before.frames.front(), 0);
+    ASSERT_GT(before.frames.back(), static_cast<int64_t>(before.frames.size()) - 1);  // a gap
+    const int64_t held = static_cast<int64_t>(before.frames.size());
+    EXPECT_EQ(cache.renumber_frames(), held);
+    for (int64_t l = 0; l < 2; ++l) {
+        const KVView after = cache.layer(l).read();
+        std::vector<int64_t> expected(static_cast<size_t>(held));
+        for (int64_t i = 0; i < held; ++i) expected[static_cast<size_t>(i)] = i;
+        EXPECT_EQ(after.frames, expected);
+        if (l == 1) {
+            EXPECT_TRUE(at::equal(after.k, before.k));  // the data is untouched
+            EXPECT_TRUE(at::equal(after.v, before.v));
+        }
+    }
+    // Appending continues after the renumbered frames, not after the old indices.
+    auto [k, v] = frames(0, 3);
+    EXPECT_THROW(cache.layer(0).append(k, v, held - 1), Error);
+    cache.layer(0).append(k, v, held);
+    cache.layer(1).append(k, v, held);
+    EXPECT_EQ(cache.layer(0).frames().back(), held + 2);
+    // An empty cache holds nothing to renumber.
+    KVCache empty(small_shape(1), p);
+    EXPECT_EQ(empty.renumber_frames(), 0);
+}
+
 TEST(KVCache, WindowAndSinkBoundTheHistory) {
     CachePolicy p;
     p.sink_frames = 3;

@@ -86,6 +86,7 @@ class KVCache final : public History {
     int64_t num_layers() const override;
     LayerHistory& layer(int64_t index) override;
     void clear() override;
+    int64_t renumber_frames() override;
 
     const CacheShape& shape() const { return shape_; }
     const CachePolicy& policy() const { return policy_; }

@@ -34,6 +34,11 @@ struct WorldFrames {
 struct WorldSamplingOptions {
     int64_t steps = 0;  // denoising steps per block; 0 = the config's sample_steps
     uint64_t seed = 0;  // noise stream
+    // Before every block the history's frames are renumbered 0, 1, 2, ... (History::
+    // renumber_frames): a window or sink that dropped frames shows the model contiguous
+    // positions, as every training clip did, and a long session never runs out of RoPE
+    // positions. No effect on a history that holds every frame.
+    bool contiguous_positions = true;
 };
 
 // The cache geometry of a model (batch 1), for building a KVCache.
@@ -61,6 +66,7 @@ class WorldModelSession {
     // committed, so the history and next_latent() stay as they were (the noise stream advances).
     WorldFrames predict(std::span<const int> labels);
 
+    // The position of the next block (the frames held, with contiguous_positions).
     int64_t next_latent() const { return next_latent_; }
     const std::vector<float>& sigmas() const { return sigmas_; }
     // Normalised latents [1, chunk_latents, C, h, w] of the last block generated, predicted or
@@ -76,11 +82,14 @@ class WorldModelSession {
     // The denoising loop of one block at next_latent_ (attend only); returns x0 [1, k, C, h, w].
     at::Tensor denoise(const at::Tensor& labels);
     WorldFrames frames_of(const at::Tensor& x0) const;
+    // Renumbers the history (contiguous_positions) and moves next_latent_ after it.
+    void settle_positions();
 
     const WorldModel& model_;
     History& history_;
     TextContext text_;
     at::Generator gen_;
+    bool contiguous_positions_ = true;
     std::vector<float> sigmas_;  // per step, decreasing from 1
     int64_t next_latent_ = 0;
     bool generated_ = false;
