@@ -367,7 +367,10 @@ void Trainer::checkpoint(const core::WorldModel& model, const torch::optim::Adam
                 {"qvg.train_dit_step", std::to_string(state_.dit_step)},
                 // The world it learnt, for the viewer's ground truth.
                 {"qvg.world_seed", std::to_string(state_.world_seed)},
-                {"qvg.map_size", std::to_string(state_.map_size)}});
+                {"qvg.map_size", std::to_string(state_.map_size)},
+                // The longest history it learnt: clips of this many latents (the viewer
+                // bounds its cache to one less).
+                {"qvg.clip_latents", std::to_string(state_.clip_latents)}});
     if (opt != nullptr) save_optimizer(*opt, out_ / opt_name);
     write_state(out_ / "train_state.json", state_);
     csv_.flush();

@@ -89,6 +89,14 @@ void CachePolicy::validate() const {
               window_frames);
 }
 
+bool bound_history(CachePolicy& policy, int64_t most) {
+    QVG_CHECK(most >= 1, "a history bound must be at least 1 frame, got {}", most);
+    if (policy.window_frames > 0 && policy.sink_frames + policy.window_frames <= most) return false;
+    policy.sink_frames = std::min(policy.sink_frames, most - 1);
+    policy.window_frames = most - policy.sink_frames;
+    return true;
+}
+
 void CacheShape::validate() const {
     QVG_CHECK(num_layers >= 1 && batch >= 1 && heads >= 1 && head_dim >= 1 && tokens_per_frame >= 1,
               "cache shape needs positive layers/batch/heads/head_dim/tokens_per_frame, got "

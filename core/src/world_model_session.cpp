@@ -1,5 +1,6 @@
 #include "qvg/core/world_model_session.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <ATen/ATen.h>
@@ -112,7 +113,7 @@ at::Tensor WorldModelSession::denoise(const at::Tensor& labels) {
     for (int64_t j = 0; j < steps; ++j) {
         const float sigma = sigmas_[static_cast<size_t>(j)];
         at::Tensor v = model_.flow(x, at::full({1, k}, sigma * 1000.0f, at::kFloat), labels, text_,
-                                   &history_, next_latent_, CacheWrite::kAttendOnly);
+                                   &history_, next_latent_, CacheWrite::kAttendOnly, &stats_);
         x0 = x - sigma * v;
         if (j + 1 < steps) {
             const float next = sigmas_[static_cast<size_t>(j + 1)];
@@ -133,37 +134,47 @@ WorldFrames WorldModelSession::frames_of(const at::Tensor& x0) const {
     return out;
 }
 
+void WorldModelSession::start_block() {
+    block_start_ = std::chrono::steady_clock::now();
+    stats_ = ForwardStats{};
+    stats_.synchronize = model_.device().is_cuda();  // cache time measured exactly
+}
+
+WorldFrames WorldModelSession::finish_block(const at::Tensor& x0, int64_t dit_calls) {
+    using Ms = std::chrono::duration<double, std::milli>;
+    const auto decode_start = std::chrono::steady_clock::now();
+    WorldFrames out = frames_of(x0);
+    const auto end = std::chrono::steady_clock::now();
+    last_latents_ = x0;
+    last_dit_calls_ = dit_calls;
+    last_step_ms_ = Ms(end - block_start_).count();
+    last_timing_.decode_ms = Ms(end - decode_start).count();
+    last_timing_.cache_ms = stats_.cache_ms;
+    last_timing_.dit_ms = std::max(0.0, Ms(decode_start - block_start_).count() - stats_.cache_ms);
+    return out;
+}
+
 WorldFrames WorldModelSession::step(std::span<const int> labels) {
     const WorldModelConfig& c = model_.config();
     at::Tensor lab = block_labels(labels);
-    const auto start = std::chrono::steady_clock::now();
+    start_block();
     c10::InferenceMode guard;
     settle_positions();
     at::Tensor x0 = denoise(lab);
     model_.flow(x0, at::zeros({1, c.chunk_latents}, at::kFloat), lab, text_, &history_,
-                next_latent_, CacheWrite::kCommit);
-    WorldFrames out = frames_of(x0);
+                next_latent_, CacheWrite::kCommit, &stats_);
     next_latent_ += c.chunk_latents;
     generated_ = true;
-    last_latents_ = x0;
-    last_dit_calls_ = static_cast<int64_t>(sigmas_.size()) + 1;
-    last_step_ms_ =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    return out;
+    return finish_block(x0, static_cast<int64_t>(sigmas_.size()) + 1);
 }
 
 WorldFrames WorldModelSession::predict(std::span<const int> labels) {
     at::Tensor lab = block_labels(labels);
-    const auto start = std::chrono::steady_clock::now();
+    start_block();
     c10::InferenceMode guard;
     settle_positions();
     at::Tensor x0 = denoise(lab);
-    WorldFrames out = frames_of(x0);
-    last_latents_ = x0;
-    last_dit_calls_ = static_cast<int64_t>(sigmas_.size());
-    last_step_ms_ =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    return out;
+    return finish_block(x0, static_cast<int64_t>(sigmas_.size()));
 }
 
 }  // namespace qvg::core

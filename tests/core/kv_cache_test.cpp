@@ -178,6 +178,28 @@ TEST(KVCache, RenumbersTheFramesItHolds) {
     EXPECT_EQ(empty.renumber_frames(), 0);
 }
 
+TEST(KVCachePolicy, BoundHistoryShrinksTheWindowThenTheSink) {
+    CachePolicy p;
+    p.sink_frames = 3;
+    p.window_frames = 144;
+    EXPECT_TRUE(bound_history(p, 15));
+    EXPECT_EQ(p.sink_frames, 3);
+    EXPECT_EQ(p.window_frames, 12);
+    EXPECT_FALSE(bound_history(p, 15));  // already within
+    EXPECT_FALSE(bound_history(p, 63));
+    CachePolicy all;  // window 0: everything
+    EXPECT_TRUE(bound_history(all, 63));
+    EXPECT_EQ(all.sink_frames, 0);
+    EXPECT_EQ(all.window_frames, 63);
+    CachePolicy big_sink;
+    big_sink.sink_frames = 8;
+    big_sink.window_frames = 8;
+    EXPECT_TRUE(bound_history(big_sink, 4));
+    EXPECT_EQ(big_sink.sink_frames, 3);
+    EXPECT_EQ(big_sink.window_frames, 1);
+    EXPECT_THROW(bound_history(big_sink, 0), Error);
+}
+
 TEST(KVCache, WindowAndSinkBoundTheHistory) {
     CachePolicy p;
     p.sink_frames = 3;

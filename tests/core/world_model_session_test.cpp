@@ -236,5 +236,33 @@ TEST(WorldModelSessionPositions, ASinkAndWindowRunPastTheRopeTables) {
     EXPECT_THROW(stuck.step(std::vector<int>{0}), Error);
 }
 
+// The time of a block splits into DiT, cache (reads, appends, span encoding) and decoder, and
+// the parts add up to the block's wall time.
+TEST(WorldModelSessionTiming, SplitsTheBlockIntoDitCacheAndDecoder) {
+    const WorldModel model = tiny_model();
+    const WorldModelConfig& c = model.config();
+    CachePolicy p;
+    p.codec = default_codec_config(CodecMethod::kQvg);
+    p.codec.centroids = 4;
+    p.codec.group = 16;
+    p.span_frames = 2;
+    KVCache cache(world_cache_shape(model), p);
+    WorldModelSession session(model, cache, {.steps = 2, .seed = 1});
+    session.prime(random_frames(c, 1, 6), c.frames_per_latent, std::vector<int>{0});
+    double cache_ms = 0;
+    for (int i = 0; i < 4; ++i) {
+        session.step(std::vector<int>{10});
+        const WorldStepTiming& t = session.last_timing();
+        EXPECT_GT(t.dit_ms, 0.0);
+        EXPECT_GE(t.cache_ms, 0.0);
+        EXPECT_GT(t.decode_ms, 0.0);
+        EXPECT_LE(t.dit_ms + t.cache_ms + t.decode_ms, session.last_step_ms() + 1e-6);
+        EXPECT_GE(t.dit_ms + t.cache_ms + t.decode_ms, 0.99 * session.last_step_ms());
+        cache_ms += t.cache_ms;
+    }
+    EXPECT_GT(cache.stats().layers.front().spans, 0);
+    EXPECT_GT(cache_ms, 0.0);  // spans were encoded and read
+}
+
 }  // namespace
 }  // namespace qvg::core

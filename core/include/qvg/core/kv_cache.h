@@ -36,6 +36,12 @@ struct CachePolicy {
     void validate() const;
 };
 
+// Bounds the frames `policy` holds (sink + window; window 0 holds everything) to `most`
+// (>= 1): the window shrinks, and the sink too when it alone would fill the bound. Returns
+// whether the policy changed. For models that were trained on histories of at most `most`
+// frames.
+bool bound_history(CachePolicy& policy, int64_t most);
+
 struct CacheShape {
     int64_t num_layers = 0;
     int64_t batch = 1;

@@ -11,6 +11,7 @@
 // truth up to block i, predict block i + 1) costs one denoising loop and one clean pass per block:
 //   session.prime(context);  for each block: session.predict(labels); session.commit(truth);
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -29,6 +30,13 @@ struct WorldFrames {
     int64_t height = 0;
     int64_t width = 0;
     std::vector<uint8_t> rgb;  // [count, height, width, 3]
+};
+
+// Where the wall time of the last step() or predict() went.
+struct WorldStepTiming {
+    double dit_ms = 0;     // DiT calls, without the history's reads and appends
+    double cache_ms = 0;   // history reads and appends (decoding and encoding spans)
+    double decode_ms = 0;  // latents -> RGB frames (the autoencoder's decoder)
 };
 
 struct WorldSamplingOptions {
@@ -75,6 +83,7 @@ class WorldModelSession {
     // DiT calls and wall time (decoding included) of the last step() or predict().
     int64_t last_dit_calls() const { return last_dit_calls_; }
     double last_step_ms() const { return last_step_ms_; }
+    const WorldStepTiming& last_timing() const { return last_timing_; }
 
   private:
     at::Tensor labels_tensor(std::span<const int> labels) const;
@@ -84,6 +93,10 @@ class WorldModelSession {
     WorldFrames frames_of(const at::Tensor& x0) const;
     // Renumbers the history (contiguous_positions) and moves next_latent_ after it.
     void settle_positions();
+    // Timing of one step() or predict(): start_block() first, finish_block() decodes the
+    // block's frames and records where the time went.
+    void start_block();
+    WorldFrames finish_block(const at::Tensor& x0, int64_t dit_calls);
 
     const WorldModel& model_;
     History& history_;
@@ -96,6 +109,9 @@ class WorldModelSession {
     at::Tensor last_latents_;
     int64_t last_dit_calls_ = 0;
     double last_step_ms_ = 0.0;
+    WorldStepTiming last_timing_;
+    ForwardStats stats_;  // cache time of the calls of the current step
+    std::chrono::steady_clock::time_point block_start_;
 };
 
 }  // namespace qvg::core
