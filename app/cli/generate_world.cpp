@@ -123,16 +123,20 @@ int run_generate_world(const WorldGenerateOptions& o) {
     try {
         CacheOptions cache = o.cache;
         cache.seed = o.seed;
+        cache.history_bound = trained_clip > 1 ? trained_clip - 1 : 0;
         policy = make_cache_policy(cache, c.dit.head_dim(), c.tokens_per_latent());
     } catch (const core::Error& e) {
         core::fail("--cache {}: {}", o.cache.codec, e.what());
     }
     policy.hold_bf16 = true;
-    if (trained_clip > 1 && core::bound_history(policy, trained_clip - 1)) {
+    if (policy.window_frames != o.cache.window_frames ||
+        policy.sink_frames != o.cache.sink_frames || policy.span_frames != o.cache.span_frames) {
         std::cerr << fmt::format(
-            "generate: history held to {} latent frames (sink {}, window {}): the model was "
-            "trained on clips of {}\n",
+            "generate: history held to {} latent frames (sink {}, window {}, spans of {}{}): the "
+            "model was trained on clips of {}\n",
             policy.sink_frames + policy.window_frames, policy.sink_frames, policy.window_frames,
+            policy.span_frames,
+            policy.codec.compresses() ? fmt::format(", {} centroids", policy.codec.centroids) : "",
             trained_clip);
     }
 
