@@ -35,18 +35,6 @@ namespace fs = std::filesystem;
 
 constexpr int kVideoFps = 16;  // the world's clips: 4 frames per 250 ms latent
 
-// An integer from the weights' metadata, or `fallback` when it is absent.
-int64_t metadata_int(const std::map<std::string, std::string>& metadata, const std::string& key,
-                     int64_t fallback) {
-    const auto it = metadata.find(key);
-    if (it == metadata.end()) return fallback;
-    try {
-        return std::stoll(it->second);
-    } catch (const std::exception&) {
-        core::fail("world model metadata {} = '{}' is not an integer", key, it->second);
-    }
-}
-
 // Nearest-neighbour enlargement of one RGB frame.
 std::vector<uint8_t> enlarge(const uint8_t* rgb, int64_t size, int scale) {
     const int64_t out = size * scale;
@@ -106,11 +94,10 @@ int run_generate_world(const WorldGenerateOptions& o) {
     const at::Device device = core::resolve_device(o.device);
     const auto load_start = std::chrono::steady_clock::now();
     const auto file = core::SafetensorsFile::open(o.model);
-    const auto& metadata = file->metadata();
     world::WorldConfig wc;
-    wc.seed = static_cast<uint64_t>(metadata_int(metadata, "qvg.world_seed", 1));
-    wc.map_size = static_cast<int>(metadata_int(metadata, "qvg.map_size", 1024));
-    const int64_t trained_clip = metadata_int(metadata, "qvg.clip_latents", 0);
+    wc.seed = static_cast<uint64_t>(file->metadata_int("qvg.world_seed", 1));
+    wc.map_size = static_cast<int>(file->metadata_int("qvg.map_size", 1024));
+    const int64_t trained_clip = file->metadata_int("qvg.clip_latents", 0);
     const core::WorldModel model = core::WorldModel::load(o.model, device);
     const core::WorldModelConfig& c = model.config();
     const int64_t k = c.chunk_latents, t = c.frames_per_latent, s = c.image_size;

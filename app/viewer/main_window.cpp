@@ -116,7 +116,8 @@ MainWindow::MainWindow(ViewerOptions options, input::KeyMap key_map, QWidget* pa
         paths_.text_embedding = options_.text_embedding;
         paths_.vae = options_.vae;
         paths_.device = options_.device;
-        // The model's frames, not the placeholder's, go into the recording.
+        // Recording waits for that model, so its frames (not the test model's shown while it
+        // loads) go into the file.
         if (!options_.record.empty()) pending_record_ = q(options_.record);
         load_checkpoint(paths_);
     }

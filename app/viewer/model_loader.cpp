@@ -71,21 +71,6 @@ at::Tensor pick_text_tensor(const core::TensorMap& tensors, const std::filesyste
                              names + ")");
 }
 
-// A metadata value as an integer, or `fallback` when the key is absent.
-std::int64_t metadata_int(const std::map<std::string, std::string>& meta, const std::string& key,
-                          std::int64_t fallback, const std::filesystem::path& path) {
-    const auto it = meta.find(key);
-    if (it == meta.end()) return fallback;
-    try {
-        std::size_t used = 0;
-        const long long v = std::stoll(it->second, &used);
-        if (used == it->second.size()) return v;
-    } catch (const std::exception&) {
-    }
-    throw std::runtime_error("world model " + path.string() + ": metadata " + key + " = '" +
-                             it->second + "' is not an integer");
-}
-
 std::shared_ptr<const LoadedModel> load_world_model(const ModelPaths& paths,
                                                     const LoadProgress& progress) {
     const auto report = [&](int step, const std::string& what) {
@@ -95,12 +80,9 @@ std::shared_ptr<const LoadedModel> load_world_model(const ModelPaths& paths,
     m->device = core::resolve_device(paths.device);
     report(0, "reading the world model " + paths.model.filename().string());
     const auto file = core::SafetensorsFile::open(paths.model);
-    m->world_seed = static_cast<std::uint64_t>(
-        metadata_int(file->metadata(), "qvg.world_seed", 1, paths.model));
-    m->world_map_size =
-        static_cast<int>(metadata_int(file->metadata(), "qvg.map_size", 1024, paths.model));
-    m->trained_clip_latents =
-        static_cast<int>(metadata_int(file->metadata(), "qvg.clip_latents", 0, paths.model));
+    m->world_seed = static_cast<std::uint64_t>(file->metadata_int("qvg.world_seed", 1));
+    m->world_map_size = static_cast<int>(file->metadata_int("qvg.map_size", 1024));
+    m->trained_clip_latents = static_cast<int>(file->metadata_int("qvg.clip_latents", 0));
     try {
         m->world_model =
             std::make_unique<core::WorldModel>(core::WorldModel::load(paths.model, m->device));

@@ -157,6 +157,19 @@ SafetensorsFile::~SafetensorsFile() = default;
 
 bool SafetensorsFile::contains(const std::string& name) const { return index_.count(name) > 0; }
 
+int64_t SafetensorsFile::metadata_int(const std::string& key, int64_t fallback) const {
+    const auto it = metadata_.find(key);
+    if (it == metadata_.end()) return fallback;
+    try {
+        size_t used = 0;
+        const long long v = std::stoll(it->second, &used);
+        if (used == it->second.size()) return v;
+    } catch (const std::exception&) {
+    }
+    throw FormatError(
+        fmt::format("{}: metadata {} = '{}' is not an integer", path_.string(), key, it->second));
+}
+
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {
     auto it = index_.find(name);
     if (it == index_.end()) {

@@ -251,7 +251,7 @@ TEST(ViewerGui, RecordsThreeSecondsOfMp4) {
     const render::Mp4Info info = render::probe_mp4(mp4);
     EXPECT_EQ(info.codec_name, "h264");
     EXPECT_EQ(info.pix_fmt, "yuv420p");
-    // The built-in world model's frames (64 x 64), not the placeholder's shown while it loads.
+    // The built-in world model's 64 x 64 frames (not the test model's shown while it loads).
     EXPECT_EQ(info.width, 64);
     EXPECT_EQ(info.height, 64);
     // The ring drops rather than block; on an idle machine it keeps every frame.

@@ -80,6 +80,23 @@ TEST(Safetensors, RejectsMissingTruncatedAndCorruptFiles) {
     EXPECT_THROW(SafetensorsFile::open(oversize), FormatError);
 }
 
+TEST(Safetensors, IntegerMetadataWithFallbackAndAClearError) {
+    TempDir dir;
+    const auto path = dir.path() / "m.safetensors";
+    save_safetensors(path, {{"x", at::ones({1})}}, {{"n", "12"}, {"bad", "12x"}});
+    const auto file = SafetensorsFile::open(path);
+    EXPECT_EQ(file->metadata_int("n", 0), 12);
+    EXPECT_EQ(file->metadata_int("absent", 7), 7);
+    try {
+        file->metadata_int("bad", 0);
+        ADD_FAILURE() << "no error for a non-integer value";
+    } catch (const FormatError& e) {
+        EXPECT_NE(std::string(e.what()).find("metadata bad = '12x' is not an integer"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
 TEST(Safetensors, UnknownTensorNameIsAClearError) {
     TempDir dir;
     const auto path = dir.path() / "t.safetensors";

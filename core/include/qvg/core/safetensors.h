@@ -37,6 +37,9 @@ class SafetensorsFile {
     const std::filesystem::path& path() const { return path_; }
     const std::vector<TensorInfo>& tensors() const { return tensors_; }
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
+    // A metadata value as an integer, or `fallback` when the key is absent. Throws FormatError
+    // naming the file and key when the value is not an integer.
+    int64_t metadata_int(const std::string& key, int64_t fallback) const;
     bool contains(const std::string& name) const;
     const TensorInfo& info(const std::string& name) const;
 
