@@ -73,10 +73,13 @@ struct EncodedSpan {
     int64_t bytes() const;
 };
 
-// Launch shape of the fused CUDA decode (results are bit-identical for every choice).
+// Launch shape of the fused CUDA decode (results are bit-identical for every choice; the
+// defaults are the fastest measured, see kernels/qvg_decode.h).
 struct DecodeLaunch {
-    int parts_per_thread = 0;  // 8-channel parts per thread: 1, 2 or 4; 0 = the default (1)
-    bool streaming_stores = false;  // stores that bypass the caches
+    int parts_per_thread = 0;        // 8-channel parts per thread: 1, 2 or 4; 0 = default (2)
+    bool streaming_stores = true;    // evict-first stores (the span is read once)
+    bool interleaved_parts = false;  // a thread's parts dim / parts apart (whole-line stores)
+    bool shared_centroids = false;   // codebooks staged in shared memory, blocks loop over tokens
 };
 
 struct EncodeContext {
