@@ -122,6 +122,7 @@ class Codec {
     struct Telemetry {
         std::vector<at::Tensor> stage_residual_sq;  // ||R_s||^2 after each smoothing stage
         at::Tensor error_sq;  // ||X - decode(X)||^2 when the method computed it, else undefined
+        at::Tensor input_sq;  // ||X||^2 when the method computed it (saves a pass over X)
     };
     explicit Codec(CodecConfig config) : config_(std::move(config)) {}
     // x: the span [B, H, N, D], contiguous, in its own floating dtype (a method widens it to
