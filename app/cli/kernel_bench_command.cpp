@@ -31,10 +31,12 @@ struct KernelBenchOptions {
     bool variants = false;
 };
 
-// The fused decode's launch shapes (kernels/qvg_decode.cu says why each might win).
-std::vector<std::pair<std::string, core::DecodeLaunch>> decode_launches() {
+// The fused decode's launch shapes (kernels/qvg_decode.cu says why each might win); codebooks
+// in shared memory only where the span has stages (else the plain grid runs anyway).
+std::vector<std::pair<std::string, core::DecodeLaunch>> decode_launches(bool has_stages) {
     std::vector<std::pair<std::string, core::DecodeLaunch>> out;
-    for (bool shared : {false, true})
+    for (bool shared : {false, true}) {
+        if (shared && !has_stages) continue;
         for (int parts : {1, 2, 4})
             for (bool interleaved : {false, true})
                 for (bool streaming : {false, true}) {
@@ -50,6 +52,7 @@ std::vector<std::pair<std::string, core::DecodeLaunch>> decode_launches() {
                     if (shared) name += ", codebooks in shared memory";
                     out.emplace_back(name, l);
                 }
+    }
     return out;
 }
 
@@ -79,20 +82,26 @@ int run(const KernelBenchOptions& o) {
     Table t({"variant", "shape", "ms (median)", "GB/s", "% of copy", "ms back-to-back",
              "% of copy (b2b)"});
     nlohmann::json rows = nlohmann::json::array();
+    // bytes <= 0: no meaningful byte count (a phase of the encode, a tiny kernel).
     auto add = [&](const std::string& variant, double ms, double bytes, double b2b_ms = 0.0) {
-        const double gbs = bytes / (ms * 1e6);
+        const bool has_bytes = bytes > 0;
+        const double gbs = has_bytes ? bytes / (ms * 1e6) : 0.0;
         const double b2b_gbs = b2b_ms > 0 ? bytes / (b2b_ms * 1e6) : 0.0;
+        auto percent = [&](double v) {
+            return has_bytes ? fmt::format("{:.1f}%", 100.0 * v / copy_gbs) : std::string();
+        };
         t.add({variant, fmt::format("[1,{},{},{}]", h, n, d), fmt::format("{:.3f}", ms),
-               fmt::format("{:.0f}", gbs), fmt::format("{:.1f}%", 100.0 * gbs / copy_gbs),
+               has_bytes ? fmt::format("{:.0f}", gbs) : "", percent(gbs),
                b2b_ms > 0 ? fmt::format("{:.4f}", b2b_ms) : "",
-               b2b_ms > 0 ? fmt::format("{:.1f}%", 100.0 * b2b_gbs / copy_gbs) : ""});
-        nlohmann::json row = {{"variant", variant},
-                              {"ms", ms},
-                              {"gbs", gbs},
-                              {"percent_of_copy", 100.0 * gbs / copy_gbs}};
+               b2b_ms > 0 ? percent(b2b_gbs) : ""});
+        nlohmann::json row = {{"variant", variant}, {"ms", ms}};
+        if (has_bytes) {
+            row["gbs"] = gbs;
+            row["percent_of_copy"] = 100.0 * gbs / copy_gbs;
+        }
         if (b2b_ms > 0) {
             row["back_to_back_ms"] = b2b_ms;
-            row["back_to_back_percent_of_copy"] = 100.0 * b2b_gbs / copy_gbs;
+            if (has_bytes) row["back_to_back_percent_of_copy"] = 100.0 * b2b_gbs / copy_gbs;
         }
         rows.push_back(row);
     };
@@ -117,13 +126,17 @@ int run(const KernelBenchOptions& o) {
         core::KMeansOptions opt;
         opt.iterations = 2;
         const core::KMeansResult km = core::kmeans(xg, opt);
-        const double assign_ms = core::median_ms(
-            device, [&] { core::assign_nearest_with_distance(xg, km.centroids); }, o.reps);
-        add("k-means assign (1 pass, 256 centroids)", assign_ms, static_cast<double>(x.nbytes()));
+        add_timed(
+            "k-means init (draw 256 tokens, copy rows)",
+            [&] { core::kmeans_init(xg, opt.centroids, 1); }, 0.0);
+        add_timed(
+            "k-means assign (1 pass, 256 centroids)",
+            [&] { core::assign_nearest_with_distance(xg, km.centroids); },
+            static_cast<double>(x.nbytes()));
         const at::Tensor ids = km.ids.to(at::kLong);
-        const double update_ms = core::median_ms(
-            device, [&] { core::kmeans_update(xg, ids, km.centroids); }, o.reps);
-        add("k-means update (1 pass)", update_ms, static_cast<double>(xg.nbytes()));
+        add_timed(
+            "k-means update (1 pass)", [&] { core::kmeans_update(xg, ids, km.centroids); },
+            static_cast<double>(xg.nbytes()));
         const double kmeans_ms = core::median_ms(
             device, [&] { core::kmeans(xg, opt); }, std::max(5, o.reps / 5));
         add("k-means 2 iterations (cold start)", kmeans_ms, static_cast<double>(x.nbytes()));
@@ -140,6 +153,12 @@ int run(const KernelBenchOptions& o) {
         const double enc_ms = core::median_ms(
             device, [&] { span = codec->encode(x); }, std::max(5, o.reps / 5), 2);
         add(cfg.describe() + " encode (2 iters)", enc_ms, static_cast<double>(x.nbytes()));
+        // Where that time goes: device time between the encode's phase marks (on the GPU, CUDA
+        // events on the stream, so host work shows as the device waiting inside a phase).
+        for (const auto& [phase, ms] : core::phase_median_ms(
+                 device, [&] { span = codec->encode(x); }, std::max(5, o.reps / 5), 1)) {
+            add(fmt::format("  encode phase: {}", phase), ms, 0.0);
+        }
         at::Tensor out = at::empty({1, n, h, d}, x.options());
         const double bytes = static_cast<double>(span.bytes() + out.nbytes());
         add_timed(
@@ -156,12 +175,12 @@ int run(const KernelBenchOptions& o) {
         if (device.is_cuda() && o.variants) {
             // The kernel's launch shapes side by side, plain and with RoPE (the default above
             // is 16 channels/thread with streaming stores).
-            for (const auto& [name, launch] : decode_launches()) {
+            for (const auto& [name, launch] : decode_launches(stages > 0)) {
                 add_timed(
                     fmt::format("  decode, {}", name),
                     [&] { codec->decode_into(span, out, nullptr, &launch); }, bytes);
             }
-            for (const auto& [name, launch] : decode_launches()) {
+            for (const auto& [name, launch] : decode_launches(stages > 0)) {
                 add_timed(
                     fmt::format("  decode + RoPE, {}", name),
                     [&] { codec->decode_into(span, out, &angles, &launch); }, rope_bytes);

@@ -129,6 +129,7 @@ class QvgCodec final : public Codec {
         }
 #endif
         span.quant = quantize_groups(r.to(at::kFloat).view({b, h, n, d}), spec);
+        mark_phase("residuals + scales + codes (ATen)");
     }
 
   private:

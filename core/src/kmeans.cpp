@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "cuda_bridge.h"
+#include "qvg/core/device.h"
 #include "qvg/core/error.h"
 #include "qvg/core/rng.h"
 
@@ -177,6 +178,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
 #endif
     const at::Tensor& rows = points.rows();
     at::Tensor cent = kmeans_init(rows, c, options.seed);
+    mark_phase("k-means init (draw + copy rows)");
     at::Tensor first_ids, first_dist;  // an assignment to `cent` already made, if any
     if (warm_start.defined()) {
         // The previous span's codebook usually fits the new tokens better than random tokens,
@@ -189,6 +191,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         cent = at::where(pick.view({groups, 1, 1}), warm, cent);
         first_ids = at::where(pick.view({groups, 1}), ids_w, ids_c);
         first_dist = at::where(pick.view({groups, 1}), dist_w, dist_c);
+        mark_phase("k-means warm start (2 assignments, pick)");
     }
 
     KMeansResult result;
@@ -208,9 +211,13 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         ids = next;
         cent = kmeans_reseed_empty(rows, ids, dist, kmeans_update(rows, ids, cent));
         result.iterations_run = it + 1;
+        mark_phase(fmt::format("k-means iteration {} (assign, update, reseed)", it + 1));
         if (converged) break;
     }
-    if (options.final_assign || !ids.defined()) ids = assign(points, cent).first;
+    if (options.final_assign || !ids.defined()) {
+        ids = assign(points, cent).first;
+        mark_phase("k-means final assign");
+    }
     result.ids = ids.to(at::kByte);
     result.centroids = cent;
     return result;
