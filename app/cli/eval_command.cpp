@@ -225,7 +225,10 @@ core::CachePolicy policy_for(const EvalCache& entry, const EvalOptions& o,
     if (entry.history != EvalHistory::kFull) options.window_frames = window_frames;
     if (entry.history == EvalHistory::kSinkWindow) options.sink_frames = o.context;
     try {
-        return make_cache_policy(options, c.dit.head_dim(), c.tokens_per_latent());
+        core::CachePolicy policy =
+            make_cache_policy(options, c.dit.head_dim(), c.tokens_per_latent());
+        policy.hold_bf16 = true;  // a float32 model's rows are held as BF16, as named
+        return policy;
     } catch (const core::Error& e) {
         core::fail("--caches {}: {}", entry.name, e.what());
     }
@@ -680,10 +683,9 @@ int run_eval(const EvalOptions& o) {
               << pareto.str();
     if (model.dit().dtype() != at::kBFloat16) {
         std::cout << fmt::format(
-            "note: the model runs in {}, and its cache holds unencoded frames (BF16 rows, tails "
-            "and sinks) in {} too, so BF16 rows hold {}x their BF16-equivalent bytes\n",
-            c10::toString(model.dit().dtype()), c10::toString(model.dit().dtype()),
-            at::elementSize(model.dit().dtype()) / 2.0);
+            "note: the model runs in {}; its caches hold unencoded frames (BF16 rows, tails and "
+            "sinks) as BF16\n",
+            c10::toString(model.dit().dtype()));
     }
     std::cout << "\n";
     if (any_revisit) {

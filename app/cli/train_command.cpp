@@ -55,7 +55,7 @@ struct TrainOptions {
     int64_t ae_steps = 3000;  // autoencoder steps in total
     int64_t batch = 32;       // clips per DiT step
     int64_t ae_batch = 32;    // latent frames (of 1-latent clips) per autoencoder step
-    int clip_latents = 16;    // latent frames per DiT training clip
+    int clip_latents = 0;     // latent frames per DiT training clip; 0 = the run's (new: 16)
     int reuse = 0;            // DiT steps each rendered clip serves; 0 = the run's (new: 1)
     double lr = 3e-4;
     double ae_lr = 1e-3;
@@ -315,9 +315,9 @@ std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, i
                 const int64_t s = step - j;
                 auto it = pool->find(s);
                 if (it == pool->end()) {
-                    it = pool->emplace(s, make_world_clips(*world, request,
-                                                           stream_seed(seed, data, s), fresh,
-                                                           threads))
+                    it = pool->emplace(s,
+                                       make_world_clips(*world, request, stream_seed(seed, data, s),
+                                                        fresh, threads))
                              .first;
                 }
                 for (const world::Clip& c : it->second) {
@@ -347,8 +347,8 @@ std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, i
 }
 
 bool Trainer::end_step(const core::WorldModel& model, const torch::optim::AdamW& opt,
-                       const std::string& opt_name, const char* phase, int64_t done,
-                       int64_t total, std::future<Batch>& next) {
+                       const std::string& opt_name, const char* phase, int64_t done, int64_t total,
+                       std::future<Batch>& next) {
     const double ms = log_due(done) ? flush() : step_ms_;
     const bool stop = should_stop(ms);
     if (done % o_.save_every == 0 || stop || done == total) checkpoint(model, &opt, opt_name);
@@ -367,7 +367,10 @@ void Trainer::checkpoint(const core::WorldModel& model, const torch::optim::Adam
                 {"qvg.train_dit_step", std::to_string(state_.dit_step)},
                 // The world it learnt, for the viewer's ground truth.
                 {"qvg.world_seed", std::to_string(state_.world_seed)},
-                {"qvg.map_size", std::to_string(state_.map_size)}});
+                {"qvg.map_size", std::to_string(state_.map_size)},
+                // The longest history it learnt: clips of this many latents (the viewer
+                // bounds its cache to one less).
+                {"qvg.clip_latents", std::to_string(state_.clip_latents)}});
     if (opt != nullptr) save_optimizer(*opt, out_ / opt_name);
     write_state(out_ / "train_state.json", state_);
     csv_.flush();
@@ -465,12 +468,19 @@ int Trainer::run() {
         state_.seed = o_.seed;
         state_.world_seed = o_.world_seed;
         state_.map_size = o_.map_size;
-        state_.clip_latents = o_.clip_latents;
+        state_.clip_latents = o_.clip_latents == 0 ? 16 : o_.clip_latents;
         state_.reuse = o_.reuse == 0 ? 1 : o_.reuse;
         state_.config = config_.to_json();
         model = std::make_unique<core::WorldModel>(config_,
                                                    core::init_world_model_weights(config_, o_.seed),
                                                    device, core::WanMode::kTraining);
+    }
+    if (o_.clip_latents != 0 && o_.clip_latents != state_.clip_latents) {
+        // Longer clips later in a run teach the model longer histories (context extension).
+        std::cout << fmt::format("clip latents {} -> {} from DiT step {}", state_.clip_latents,
+                                 o_.clip_latents, state_.dit_step)
+                  << std::endl;
+        state_.clip_latents = o_.clip_latents;
     }
     QVG_CHECK(state_.clip_latents > 0 && state_.clip_latents % config_.chunk_latents == 0,
               "clip latents {} must be a positive multiple of the chunk ({} latents)",
@@ -484,8 +494,8 @@ int Trainer::run() {
         }
         state_.reuse = o_.reuse;
     }
-    QVG_CHECK(state_.reuse >= 1 && state_.reuse <= o_.batch,
-              "reuse {} must be in 1..batch ({})", state_.reuse, o_.batch);
+    QVG_CHECK(state_.reuse >= 1 && state_.reuse <= o_.batch, "reuse {} must be in 1..batch ({})",
+              state_.reuse, o_.batch);
     const bool new_csv = !fs::exists(out_ / "loss.csv");
     csv_.open(out_ / "loss.csv", std::ios::app);
     if (new_csv) csv_ << "phase,step,loss,lr,grad_norm,step_ms,psnr\n";
@@ -529,8 +539,8 @@ int Trainer::run() {
             opt.step();
             state_.ae_step = step + 1;
             record("ae", state_.ae_step, loss.loss, lr, gn, loss.mse);
-            if (end_step(*model, opt, "optimizer_ae.pt", "autoencoder", state_.ae_step,
-                         o_.ae_steps, next)) {
+            if (end_step(*model, opt, "optimizer_ae.pt", "autoencoder", state_.ae_step, o_.ae_steps,
+                         next)) {
                 return 0;
             }
         }
@@ -649,8 +659,10 @@ const Registrar kRegister([](CLI::App& app) {
                     "DiT steps each rendered clip serves, under new noise (1 = none; default: "
                     "the run's own, 1 for a new run)")
         ->check(CLI::NonNegativeNumber);
-    sub->add_option("--clip-latents", o->clip_latents, "latent frames per training clip (new run)")
-        ->check(CLI::PositiveNumber);
+    sub->add_option("--clip-latents", o->clip_latents,
+                    "latent frames per DiT training clip (default: the run's own, 16 for a new "
+                    "run; a resumed run may change it, e.g. to extend the history it learns)")
+        ->check(CLI::NonNegativeNumber);
     sub->add_option("--lr", o->lr, "DiT peak learning rate");
     sub->add_option("--ae-lr", o->ae_lr, "autoencoder peak learning rate");
     sub->add_option("--warmup", o->warmup, "linear warmup steps")->check(CLI::NonNegativeNumber);

@@ -1,9 +1,12 @@
 #include "world_data.h"
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
+#include <span>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include <qvg/core/rng.h>
 #include <qvg/world/walks.h>
@@ -62,9 +65,10 @@ WalkKind parse_walk_kind(const std::string& name) {
                                 "out-and-back or forward)");
 }
 
-world::Clip make_world_clip(const world::World& world, const ClipRequest& request) {
+world::Clip make_world_clip(const world::World& world, const ClipRequest& request, bool draw) {
     core::Rng rng(request.seed);
-    const world::ClipOptions options = clip_options(request.image_size, request.frames_per_latent);
+    world::ClipOptions options = clip_options(request.image_size, request.frames_per_latent);
+    options.draw = draw;
     const input::ActionStep& step = options.step;
 
     const input::CameraState start = random_start(world, rng);
@@ -116,24 +120,45 @@ world::Clip make_world_clip(const world::World& world, const ClipRequest& reques
 std::vector<world::Clip> make_world_clips(const world::World& world, ClipRequest request,
                                           std::uint64_t base_seed, int count, int threads) {
     std::vector<world::Clip> clips(static_cast<std::size_t>(count));
-    const int workers = std::clamp(threads, 1, std::max(1, count));
+    // Walks first (cheap), then every frame of every clip as its own piece of work: a batch of
+    // few long clips keeps all threads busy too.
+    for (int i = 0; i < count; ++i) {
+        ClipRequest r = request;
+        r.seed = core::Rng::mix(base_seed, static_cast<std::uint64_t>(i));
+        clips[static_cast<std::size_t>(i)] = make_world_clip(world, r, /*draw=*/false);
+    }
+    const world::RenderSettings settings =
+        clip_options(request.image_size, request.frames_per_latent).render;
+    world::check_render_settings(settings);
+    const std::size_t frame_bytes =
+        static_cast<std::size_t>(settings.width) * static_cast<std::size_t>(settings.height) * 3;
+    std::vector<std::pair<int, int>> work;  // (clip, frame)
+    for (int i = 0; i < count; ++i) {
+        world::Clip& c = clips[static_cast<std::size_t>(i)];
+        c.frames.resize(static_cast<std::size_t>(c.frame_count()) * frame_bytes);
+        for (int f = 0; f < c.frame_count(); ++f) work.emplace_back(i, f);
+    }
+    const int workers = std::clamp(threads, 1, std::max(1, static_cast<int>(work.size())));
+    std::atomic<std::size_t> next{0};
     std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
-    auto work = [&](int first) {
+    auto draw = [&](int worker) {
         try {
-            for (int i = first; i < count; i += workers) {
-                ClipRequest r = request;
-                r.seed = core::Rng::mix(base_seed, static_cast<std::uint64_t>(i));
-                clips[static_cast<std::size_t>(i)] = make_world_clip(world, r);
+            for (std::size_t k = next++; k < work.size(); k = next++) {
+                world::Clip& c = clips[static_cast<std::size_t>(work[k].first)];
+                const auto f = static_cast<std::size_t>(work[k].second);
+                world::render(
+                    world, c.frame_poses[f], settings,
+                    std::span<std::uint8_t>(c.frames).subspan(f * frame_bytes, frame_bytes));
             }
         } catch (...) {
-            errors[static_cast<std::size_t>(first)] = std::current_exception();
+            errors[static_cast<std::size_t>(worker)] = std::current_exception();
         }
     };
     if (workers == 1) {
-        work(0);
+        draw(0);
     } else {
         std::vector<std::thread> pool;
-        for (int w = 0; w < workers; ++w) pool.emplace_back(work, w);
+        for (int w = 0; w < workers; ++w) pool.emplace_back(draw, w);
         for (auto& t : pool) t.join();
     }
     for (auto& e : errors) {

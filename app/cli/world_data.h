@@ -29,7 +29,9 @@ struct ClipRequest {
     WalkKind walk = WalkKind::kMixed;
 };
 
-world::Clip make_world_clip(const world::World& world, const ClipRequest& request);
+// draw = false: poses and labels only.
+world::Clip make_world_clip(const world::World& world, const ClipRequest& request,
+                            bool draw = true);
 
 // Clip options for square frames of `image_size` pixels, `frames_per_latent` frames per latent
 // and the default action step.
@@ -39,7 +41,8 @@ world::ClipOptions clip_options(int image_size, int frames_per_latent);
 // a multiple of 3 degrees, pitched by a multiple of 3 degrees within +-9.
 input::CameraState random_start(const world::World& world, core::Rng& rng);
 
-// Clips for seeds base_seed + 0 .. count-1 (mixed with Rng::mix), made on `threads` threads.
+// Clips for seeds base_seed + 0 .. count-1 (mixed with Rng::mix), the same as make_world_clip
+// gives for each, drawn on `threads` threads (one frame at a time, so few clips also spread).
 std::vector<world::Clip> make_world_clips(const world::World& world, ClipRequest request,
                                           std::uint64_t base_seed, int count, int threads);
 

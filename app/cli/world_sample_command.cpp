@@ -75,6 +75,7 @@ int run_sample(const SampleOptions& o) {
     core::CachePolicy policy;
     policy.codec = core::default_codec_config(core::parse_codec_method(o.cache));
     policy.window_frames = o.window;
+    policy.hold_bf16 = true;
     core::KVCache cache(core::world_cache_shape(model), policy);
     core::WorldModelSession session(model, cache, {.steps = o.steps, .seed = o.noise_seed});
 

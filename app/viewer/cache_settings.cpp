@@ -107,6 +107,9 @@ core::CachePolicy cache_policy(const CacheSettings& s, std::uint64_t seed) {
     p.sink_frames = s.sink_frames;
     p.window_frames = s.window_frames;
     p.seed = seed;
+    // Models computing in float32 (on the CPU) keep BF16 rows, so the memory overlay shows
+    // what a BF16 cache holds.
+    p.hold_bf16 = true;
     p.validate();
     return p;
 }

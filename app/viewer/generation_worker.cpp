@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <span>
 #include <sstream>
 
@@ -302,8 +303,7 @@ void GenerationWorker::run() {
         bool runnable = false;
         {
             std::lock_guard lock(mutex_);
-            runnable = s.running() && !status_.finished && (!paused_ || stepping) &&
-                       !has_pending_;
+            runnable = s.running() && !status_.finished && (!paused_ || stepping) && !has_pending_;
             if (stepping && !runnable) ++steps_requested_;  // keep the step for after the command
         }
         if (!runnable) continue;
@@ -395,7 +395,18 @@ void GenerationWorker::apply(Commands& c) {
     }
     try {
         const core::CacheShape shape = cache_shape(*s.model);
-        const core::CachePolicy policy = cache_policy(s.options.cache, s.options.seed);
+        core::CachePolicy policy = cache_policy(s.options.cache, s.options.seed);
+        // A world model attends well only to histories as long as those it was trained on.
+        if (world_model != nullptr && s.model->trained_clip_latents > 1 &&
+            core::bound_history(policy, s.model->trained_clip_latents - 1)) {
+            post_message("history held to " +
+                             std::to_string(policy.sink_frames + policy.window_frames) +
+                             " latent frames (sink " + std::to_string(policy.sink_frames) +
+                             ", window " + std::to_string(policy.window_frames) +
+                             "): the world model was trained on clips of " +
+                             std::to_string(s.model->trained_clip_latents),
+                         false);
+        }
         check_cache_fits(*s.model, policy);
         s.cache = std::make_unique<core::KVCache>(shape, policy);
         core::CachePolicy unbounded = policy;
@@ -404,9 +415,11 @@ void GenerationWorker::apply(Commands& c) {
         unbounded.codec = core::default_codec_config(core::CodecMethod::kBf16);
         s.projection_bf16 = std::make_unique<core::KVCache>(shape, unbounded);
         if (world_model == nullptr) {
+            core::SelfForcingOptions sampling;
+            sampling.contiguous_positions = true;  // endless play with a sink + window
             s.sampler = std::make_unique<core::SelfForcingSession>(
                 *s.model->dit, s.model->text, *s.cache,
-                std::make_unique<core::SeededNoise>(s.options.seed), s.model->geometry);
+                std::make_unique<core::SeededNoise>(s.options.seed), s.model->geometry, sampling);
             if (s.model->vae) s.vae_stream.emplace(s.model->vae->start_stream());
         }
     } catch (const std::exception& e) {
@@ -505,17 +518,16 @@ void GenerationWorker::generate_block() {
     std::vector<at::Tensor> model_frames;  // [H, W, 3] uint8 each
     std::int64_t f = latents_per_block;
     core::BlockTiming timing;
+    std::optional<core::WorldStepTiming> world_timing;  // a world model decodes its own frames
     at::Tensor latents;
     if (world_model != nullptr) {
         std::vector<int> labels;
         for (const input::Action& a : actions) labels.push_back(a.label());
-        // Its session reports no cache time apart: the block's time (decoder included) counts
-        // as DiT time.
         const core::WorldFrames out = s.world_sampler->step(labels);
-        const at::Tensor video =
-            at::from_blob(const_cast<std::uint8_t*>(out.rgb.data()),
-                          {out.count, out.height, out.width, 3}, at::kByte)
-                .clone();
+        world_timing = s.world_sampler->last_timing();
+        const at::Tensor video = at::from_blob(const_cast<std::uint8_t*>(out.rgb.data()),
+                                               {out.count, out.height, out.width, 3}, at::kByte)
+                                     .clone();
         for (std::int64_t i = 0; i < out.count; ++i) model_frames.push_back(video[i]);
     } else {
         latents = s.sampler->generate_block();  // [1, F, C, H, W]
@@ -599,9 +611,15 @@ void GenerationWorker::generate_block() {
         push_history(st.quality.value_history, static_cast<float>(value_sum / n));
     }
     st.performance.device = core::device_name(device);
-    st.performance.cache_ms = timing.cache_ms;
-    st.performance.dit_ms = std::max(0.0, block_ms - timing.cache_ms);
-    st.performance.decode_ms = decode_ms;
+    if (world_timing) {
+        st.performance.cache_ms = world_timing->cache_ms;
+        st.performance.dit_ms = world_timing->dit_ms;
+        st.performance.decode_ms = world_timing->decode_ms + decode_ms;
+    } else {
+        st.performance.cache_ms = timing.cache_ms;
+        st.performance.dit_ms = std::max(0.0, block_ms - timing.cache_ms);
+        st.performance.decode_ms = decode_ms;
+    }
     push_history(st.performance.chunk_ms_history, static_cast<float>(block_ms + decode_ms));
     st.performance.chunks += 1;
     st.info.model = s.model->label;

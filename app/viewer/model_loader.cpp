@@ -95,10 +95,12 @@ std::shared_ptr<const LoadedModel> load_world_model(const ModelPaths& paths,
     m->device = core::resolve_device(paths.device);
     report(0, "reading the world model " + paths.model.filename().string());
     const auto file = core::SafetensorsFile::open(paths.model);
-    m->world_seed = static_cast<std::uint64_t>(metadata_int(file->metadata(), "qvg.world_seed", 1,
-                                                            paths.model));
+    m->world_seed = static_cast<std::uint64_t>(
+        metadata_int(file->metadata(), "qvg.world_seed", 1, paths.model));
     m->world_map_size =
         static_cast<int>(metadata_int(file->metadata(), "qvg.map_size", 1024, paths.model));
+    m->trained_clip_latents =
+        static_cast<int>(metadata_int(file->metadata(), "qvg.clip_latents", 0, paths.model));
     try {
         m->world_model =
             std::make_unique<core::WorldModel>(core::WorldModel::load(paths.model, m->device));

@@ -2,8 +2,8 @@
 // The models the viewer runs: a world model written by `qvg train` (64x64 RGB frames from the
 // procedural world's actions, run through WorldModelSession), the built-in test model (a small Wan
 // DiT with random weights, when no world model is found) or a Self-Forcing checkpoint with its
-// text embedding and, optionally, the Wan2.1 VAE. Loading happens off the UI thread; every failure is an exception
-// whose message says which file and what was wrong.
+// text embedding and, optionally, the Wan2.1 VAE. Loading happens off the UI thread; every failure
+// is an exception whose message says which file and what was wrong.
 
 #include <qvg/core/kv_cache.h>
 #include <qvg/core/self_forcing.h>
@@ -29,6 +29,9 @@ struct LoadedModel {
     std::unique_ptr<core::WorldModel> world_model;
     std::uint64_t world_seed = 1;
     int world_map_size = 1024;
+    // The clip length the world model was trained on (metadata qvg.clip_latents; 0 = unknown):
+    // its cache holds at most one less.
+    int trained_clip_latents = 0;
     std::unique_ptr<core::WanDiT> dit;
     core::TextContext text;
     std::optional<core::WanVaeDecoder> vae;  // none: the fixed projection shows the latents

@@ -182,7 +182,8 @@ void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out, const Ro
                   out.size(2) == sh[1] && out.size(3) == sh[3],
               "decode_into: output must be [{}, {}, {}, {}], got {}", sh[0], sh[2], sh[1], sh[3],
               fmt::join(out.sizes(), "x"));
-    QVG_CHECK(out.scalar_type() == span.dtype,
+    // A float32 output widens the span's values (a float32 model reading BF16-held history).
+    QVG_CHECK(out.scalar_type() == span.dtype || out.scalar_type() == at::kFloat,
               "decode_into: output is {} but the span decodes to {}",
               c10::toString(out.scalar_type()), c10::toString(span.dtype));
     QVG_CHECK(rope == nullptr || rope->tokens() == sh[2],

@@ -89,6 +89,14 @@ void CachePolicy::validate() const {
               window_frames);
 }
 
+bool bound_history(CachePolicy& policy, int64_t most) {
+    QVG_CHECK(most >= 1, "a history bound must be at least 1 frame, got {}", most);
+    if (policy.window_frames > 0 && policy.sink_frames + policy.window_frames <= most) return false;
+    policy.sink_frames = std::min(policy.sink_frames, most - 1);
+    policy.window_frames = most - policy.sink_frames;
+    return true;
+}
+
 void CacheShape::validate() const {
     QVG_CHECK(num_layers >= 1 && batch >= 1 && heads >= 1 && head_dim >= 1 && tokens_per_frame >= 1,
               "cache shape needs positive layers/batch/heads/head_dim/tokens_per_frame, got "
@@ -99,15 +107,16 @@ void CacheShape::validate() const {
 class KVCache::Layer final : public LayerHistory {
   public:
     Layer(KVCache& owner, int64_t index) : owner_(owner), index_(index) {}
+    int64_t index() const { return index_; }
 
     KVView read() override {
         KVView view;
         const int64_t tpf = owner_.shape_.tokens_per_frame;
         const bool only_tail = sink_.frames.empty() && spans_.empty();
         const bool only_sink = tail_.frames.empty() && spans_.empty();
-        if (only_tail || only_sink) {  // one raw segment: a view, no copy
+        if (only_tail || only_sink) {  // one raw segment: a view, no copy (unless widened)
             const RawFrames& r = only_tail ? tail_ : sink_;
-            if (!r.frames.empty()) view = {r.k, r.v, r.frames};
+            if (!r.frames.empty()) view = {r.k.to(dtype_), r.v.to(dtype_), r.frames};
             return view;
         }
         // Several segments: one output per read, filled in place (spans decode straight into
@@ -193,12 +202,15 @@ class KVCache::Layer final : public LayerHistory {
         place_raw(tail_);
     }
 
-    void append(const at::Tensor& k, const at::Tensor& v, int64_t first_frame) override {
+    void append(const at::Tensor& k_in, const at::Tensor& v_in, int64_t first_frame) override {
         const CacheShape& shape = owner_.shape_;
         const CachePolicy& policy = owner_.policy_;
-        check_input(k, v, first_frame);
+        check_input(k_in, v_in, first_frame);
         const int64_t tpf = shape.tokens_per_frame;
-        const int64_t nf = k.size(1) / tpf;
+        const int64_t nf = k_in.size(1) / tpf;
+        const bool narrow_rows = policy.hold_bf16 && k_in.scalar_type() != at::kBFloat16;
+        const at::Tensor k = narrow_rows ? k_in.to(at::kBFloat16) : k_in;
+        const at::Tensor v = narrow_rows ? v_in.to(at::kBFloat16) : v_in;
 
         // Work on copies (tensor handles are cheap) and commit only when everything succeeded.
         RawFrames sink = sink_;
@@ -263,8 +275,8 @@ class KVCache::Layer final : public LayerHistory {
         spans_ = std::move(spans);
         spans_encoded_ = encoded;
         if (!dtype_known_) {
-            dtype_ = k.scalar_type();
-            device_ = k.device();
+            dtype_ = k_in.scalar_type();
+            device_ = k_in.device();
             dtype_known_ = true;
         }
         last_frame_ = first_frame + nf - 1;
@@ -277,6 +289,19 @@ class KVCache::Layer final : public LayerHistory {
         spans_encoded_ = 0;
         dtype_known_ = false;
         last_frame_ = -1;
+    }
+
+    // Relabels sink, spans and tail 0, 1, 2, ...; returns the frames held.
+    int64_t renumber() {
+        int64_t next = 0;
+        auto relabel = [&](std::vector<int64_t>& frames) {
+            for (int64_t& f : frames) f = next++;
+        };
+        relabel(sink_.frames);
+        for (auto& s : spans_) relabel(s.frames);
+        relabel(tail_.frames);
+        last_frame_ = next - 1;
+        return next;
     }
 
     void drop_stages(int keep) {
@@ -377,6 +402,18 @@ LayerHistory& KVCache::layer(int64_t index) {
 
 void KVCache::clear() {
     for (auto& l : layers_) l->clear();
+}
+
+int64_t KVCache::renumber_frames() {
+    const std::vector<int64_t> first = layers_.front()->frames();
+    for (auto& l : layers_) {
+        QVG_CHECK(l->frames() == first,
+                  "cache layers hold different frames (layer 0: {}, layer {}: {}); cannot renumber",
+                  first.size(), l->index(), l->frames().size());
+    }
+    int64_t held = 0;
+    for (auto& l : layers_) held = l->renumber();
+    return held;
 }
 
 CacheStats KVCache::stats() const {

@@ -69,7 +69,11 @@ at::Tensor SelfForcingSession::generate_block(CleanPass clean) {
     const at::Device device = model_.device();
     const int64_t block = blocks_done_;
     const int64_t frames = options_.frames_per_block;
-    const int64_t first_frame = block * frames;
+    int64_t first_frame = block * frames;
+    if (options_.contiguous_positions) {
+        const int64_t held = history_.renumber_frames();
+        if (held >= 0) first_frame = held;
+    }
     const std::vector<int64_t> shape = {geometry_.batch, frames, c.in_dim, geometry_.height,
                                         geometry_.width};
     const auto latent_options = at::TensorOptions().device(device).dtype(model_.dtype());

@@ -425,8 +425,9 @@ ForwardExtras WorldModel::action_extras(const at::Tensor& x, const at::Tensor& l
 
 at::Tensor WorldModel::flow(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
                             const TextContext& text, History* history, int64_t first_frame,
-                            CacheWrite mode) const {
-    const ForwardExtras extras = action_extras(x, labels);
+                            CacheWrite mode, ForwardStats* stats) const {
+    ForwardExtras extras = action_extras(x, labels);
+    extras.stats = stats;
     return dit_.forward(x.to(device_), t.to(device_), text, history, first_frame, mode, extras);
 }
 

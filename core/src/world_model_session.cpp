@@ -1,5 +1,6 @@
 #include "qvg/core/world_model_session.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <ATen/ATen.h>
@@ -25,7 +26,8 @@ WorldModelSession::WorldModelSession(const WorldModel& model, History& history,
                                      WorldSamplingOptions options)
     : model_(model),
       history_(history),
-      gen_(at::make_generator<at::CPUGeneratorImpl>(options.seed)) {
+      gen_(at::make_generator<at::CPUGeneratorImpl>(options.seed)),
+      contiguous_positions_(options.contiguous_positions) {
     const WorldModelConfig& c = model.config();
     QVG_CHECK(history.num_layers() == c.dit.num_layers,
               "world session: history has {} layers, the model {}", history.num_layers(),
@@ -73,6 +75,7 @@ void WorldModelSession::commit(std::span<const uint8_t> rgb, int64_t frames,
     at::Tensor lab = labels_tensor(labels);
     c10::InferenceMode guard;
     at::Tensor video = video_from_rgb8(rgb.data(), frames, s, s, t);
+    settle_positions();
     at::Tensor z = model_.normalize(model_.encode(video)).unsqueeze(0);  // [1, N, C, h, w]
     const at::Tensor t0 = at::zeros({1, k}, at::kFloat);
     for (int64_t i = 0; i < latents / k; ++i) {
@@ -81,6 +84,12 @@ void WorldModelSession::commit(std::span<const uint8_t> rgb, int64_t frames,
         next_latent_ += k;
     }
     last_latents_ = z.narrow(1, latents - k, k);
+}
+
+void WorldModelSession::settle_positions() {
+    if (!contiguous_positions_) return;
+    const int64_t held = history_.renumber_frames();
+    if (held >= 0) next_latent_ = held;
 }
 
 at::Tensor WorldModelSession::block_labels(std::span<const int> labels) const {
@@ -104,7 +113,7 @@ at::Tensor WorldModelSession::denoise(const at::Tensor& labels) {
     for (int64_t j = 0; j < steps; ++j) {
         const float sigma = sigmas_[static_cast<size_t>(j)];
         at::Tensor v = model_.flow(x, at::full({1, k}, sigma * 1000.0f, at::kFloat), labels, text_,
-                                   &history_, next_latent_, CacheWrite::kAttendOnly);
+                                   &history_, next_latent_, CacheWrite::kAttendOnly, &stats_);
         x0 = x - sigma * v;
         if (j + 1 < steps) {
             const float next = sigmas_[static_cast<size_t>(j + 1)];
@@ -125,35 +134,47 @@ WorldFrames WorldModelSession::frames_of(const at::Tensor& x0) const {
     return out;
 }
 
+void WorldModelSession::start_block() {
+    block_start_ = std::chrono::steady_clock::now();
+    stats_ = ForwardStats{};
+    stats_.synchronize = model_.device().is_cuda();  // cache time measured exactly
+}
+
+WorldFrames WorldModelSession::finish_block(const at::Tensor& x0, int64_t dit_calls) {
+    using Ms = std::chrono::duration<double, std::milli>;
+    const auto decode_start = std::chrono::steady_clock::now();
+    WorldFrames out = frames_of(x0);
+    const auto end = std::chrono::steady_clock::now();
+    last_latents_ = x0;
+    last_dit_calls_ = dit_calls;
+    last_step_ms_ = Ms(end - block_start_).count();
+    last_timing_.decode_ms = Ms(end - decode_start).count();
+    last_timing_.cache_ms = stats_.cache_ms;
+    last_timing_.dit_ms = std::max(0.0, Ms(decode_start - block_start_).count() - stats_.cache_ms);
+    return out;
+}
+
 WorldFrames WorldModelSession::step(std::span<const int> labels) {
     const WorldModelConfig& c = model_.config();
     at::Tensor lab = block_labels(labels);
-    const auto start = std::chrono::steady_clock::now();
+    start_block();
     c10::InferenceMode guard;
+    settle_positions();
     at::Tensor x0 = denoise(lab);
     model_.flow(x0, at::zeros({1, c.chunk_latents}, at::kFloat), lab, text_, &history_,
-                next_latent_, CacheWrite::kCommit);
-    WorldFrames out = frames_of(x0);
+                next_latent_, CacheWrite::kCommit, &stats_);
     next_latent_ += c.chunk_latents;
     generated_ = true;
-    last_latents_ = x0;
-    last_dit_calls_ = static_cast<int64_t>(sigmas_.size()) + 1;
-    last_step_ms_ =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    return out;
+    return finish_block(x0, static_cast<int64_t>(sigmas_.size()) + 1);
 }
 
 WorldFrames WorldModelSession::predict(std::span<const int> labels) {
     at::Tensor lab = block_labels(labels);
-    const auto start = std::chrono::steady_clock::now();
+    start_block();
     c10::InferenceMode guard;
+    settle_positions();
     at::Tensor x0 = denoise(lab);
-    WorldFrames out = frames_of(x0);
-    last_latents_ = x0;
-    last_dit_calls_ = static_cast<int64_t>(sigmas_.size());
-    last_step_ms_ =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    return out;
+    return finish_block(x0, static_cast<int64_t>(sigmas_.size()));
 }
 
 }  // namespace qvg::core

@@ -74,6 +74,33 @@ TEST(TrainCli, ReusedClipsSurviveAResume) {
     for (const auto& d : {whole, cut, plain}) fs::remove_all(d);
 }
 
+// A resumed run may train on longer clips from then on (the history the model learns grows).
+TEST(TrainCli, AResumedRunCanChangeTheClipLength) {
+    const fs::path dir = fresh_dir("clip_length");
+    std::string base = common_args(dir);  // without its --clip-latents
+    base.erase(base.find(" --clip-latents 2"), std::string(" --clip-latents 2").size());
+    CommandResult a =
+        run_qvg(base + " --clip-latents 2 --ae-steps 1 --steps 4 --run-steps 2");  // AE + 1 DiT
+    ASSERT_EQ(a.exit_code, 0) << a.output;
+    CommandResult b =
+        run_qvg(base + " --clip-latents 3 --ae-steps 1 --steps 4 --run-steps 2 --resume");
+    ASSERT_EQ(b.exit_code, 0) << b.output;
+    EXPECT_NE(b.output.find("clip latents 2 -> 3 from DiT step 1"), std::string::npos) << b.output;
+    auto state = [&] {
+        std::ifstream f(dir / "train_state.json");
+        return nlohmann::json::parse(f);
+    };
+    EXPECT_EQ(state().at("clip_latents"), 3);
+    EXPECT_EQ(state().at("dit_step"), 3);
+    // Without the option the run keeps its own length.
+    CommandResult c = run_qvg(base + " --ae-steps 1 --steps 4 --resume");
+    ASSERT_EQ(c.exit_code, 0) << c.output;
+    EXPECT_EQ(c.output.find("clip latents"), std::string::npos) << c.output;
+    EXPECT_EQ(state().at("clip_latents"), 3);
+    EXPECT_EQ(state().at("dit_step"), 4);
+    fs::remove_all(dir);
+}
+
 TEST(TrainCli, ResumingACutRunGivesTheSameLosses) {
     const fs::path whole = fresh_dir("whole"), cut = fresh_dir("cut");
     CommandResult a = run_qvg(common_args(whole) + " --ae-steps 3 --steps 4");

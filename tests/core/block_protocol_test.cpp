@@ -14,6 +14,7 @@
 #include "core/self_forcing_test_history.h"
 #include "qvg/core/error.h"
 #include "qvg/core/flow_noise.h"
+#include "qvg/core/kv_cache.h"
 #include "qvg/core/self_forcing.h"
 #include "qvg/core/wan_config.h"
 #include "qvg/core/wan_dit.h"
@@ -227,6 +228,34 @@ TEST(BlockProtocol, SinkAndWindowReadsUseAbsoluteFrameIndices) {
     EXPECT_FALSE(
         at::allclose(rig.model.forward(x, t, rig.ctx, &by_rank, 6, CacheWrite::kAttendOnly),
                      reference, 1e-3, 1e-3));
+}
+
+// With contiguous_positions a sink + window is renumbered before every block, so an endless
+// session (the viewer) never runs out of RoPE positions; without it, it stops at the table's end.
+TEST(BlockProtocol, ContiguousPositionsLetASinkAndWindowRunPastTheRopeTables) {
+    Rig rig;
+    CachePolicy policy;
+    policy.sink_frames = 3;
+    policy.window_frames = 3;
+    const CacheShape shape{rig.config.num_layers, 1, rig.config.num_heads,
+                           rig.config.dim / rig.config.num_heads, kTokens};
+    KVCache cache(shape, policy);
+    SelfForcingOptions options;
+    options.contiguous_positions = true;
+    options.timesteps = {1000.0f};
+    SelfForcingSession session(rig.model, rig.ctx, cache, std::make_unique<SeededNoise>(5),
+                               {1, 2 * kRows, 2 * kCols}, options);
+    const int64_t blocks = WanRope::kDefaultMaxPositions / 3 + 4;  // past frame 1024
+    for (int64_t b = 0; b < blocks; ++b) session.generate_block();
+    // Before the last block: sink 0..2 and window 3..5; it was committed as 6..8.
+    EXPECT_EQ(cache.layer(0).frames(), (std::vector<int64_t>{0, 1, 2, 6, 7, 8}));
+
+    KVCache plain(shape, policy);
+    options.contiguous_positions = false;
+    SelfForcingSession stuck(rig.model, rig.ctx, plain, std::make_unique<SeededNoise>(5),
+                             {1, 2 * kRows, 2 * kCols}, options);
+    for (int64_t b = 0; b < WanRope::kDefaultMaxPositions / 3; ++b) stuck.generate_block();
+    expect_error_containing([&] { stuck.generate_block(); }, "RoPE table");
 }
 
 class ThrowingBranch final : public AttentionBranch {

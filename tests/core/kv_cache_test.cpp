@@ -114,6 +114,92 @@ TEST(KVCache, Bf16CacheReadsExactlyWhatWasWritten) {
     EXPECT_EQ(cache.stats().bytes, cache.stats().bf16_bytes);
 }
 
+// A float32 model's rows held as BF16: the bytes are BF16's, reads give float32 back (rounded
+// once), for the BF16 codec and for the sink and tail around QVG spans.
+TEST(KVCache, HoldsFloatRowsAsBf16WhenAsked) {
+    for (const bool qvg : {false, true}) {
+        CachePolicy p = qvg ? qvg_policy(4, 1, 1) : CachePolicy{};
+        p.hold_bf16 = true;
+        KVCache cache(small_shape(1), p);
+        KVCache reference(small_shape(1), qvg ? qvg_policy(4, 1, 1) : CachePolicy{});
+        for (int64_t b = 0; b < 3; ++b) {
+            auto [k, v] = frames(3 * b, 3);
+            cache.layer(0).append(k.to(at::kFloat), v.to(at::kFloat), 3 * b);
+            reference.layer(0).append(k, v, 3 * b);
+        }
+        EXPECT_EQ(cache.stats().bytes, reference.stats().bytes) << "qvg " << qvg;
+        if (!qvg) {
+            EXPECT_EQ(cache.stats().bytes, cache.stats().bf16_bytes);
+        }
+        const KVView got = cache.layer(0).read();
+        const KVView want = reference.layer(0).read();
+        EXPECT_EQ(got.k.scalar_type(), at::kFloat);
+        EXPECT_EQ(got.frames, want.frames);
+        // frames() are BF16 values, so the rows come back exactly; spans decode in float32
+        // and round to the BF16 reference's values.
+        EXPECT_TRUE(at::equal(got.k.to(at::kBFloat16), want.k)) << "qvg " << qvg;
+        EXPECT_TRUE(at::equal(got.v.to(at::kBFloat16), want.v)) << "qvg " << qvg;
+        // Without the flag the float32 rows stay float32 (twice the bytes).
+        CachePolicy wide = qvg ? qvg_policy(4, 1, 1) : CachePolicy{};
+        KVCache f32(small_shape(1), wide);
+        auto [k, v] = frames(0, 3);
+        f32.layer(0).append(k.to(at::kFloat), v.to(at::kFloat), 0);
+        EXPECT_EQ(f32.stats().bytes, 2 * f32.stats().bf16_bytes);
+    }
+}
+
+TEST(KVCache, RenumbersTheFramesItHolds) {
+    CachePolicy p = qvg_policy(4, 0, 1, 5);  // sink 1, spans of 4, window 5
+    KVCache cache(small_shape(2), p);
+    append_blocks(cache, 4);  // frames 0..11
+    const KVView before = cache.layer(1).read();
+    ASSERT_EQ(before.frames.front(), 0);
+    ASSERT_GT(before.frames.back(), static_cast<int64_t>(before.frames.size()) - 1);  // a gap
+    const int64_t held = static_cast<int64_t>(before.frames.size());
+    EXPECT_EQ(cache.renumber_frames(), held);
+    for (int64_t l = 0; l < 2; ++l) {
+        const KVView after = cache.layer(l).read();
+        std::vector<int64_t> expected(static_cast<size_t>(held));
+        for (int64_t i = 0; i < held; ++i) expected[static_cast<size_t>(i)] = i;
+        EXPECT_EQ(after.frames, expected);
+        if (l == 1) {
+            EXPECT_TRUE(at::equal(after.k, before.k));  // the data is untouched
+            EXPECT_TRUE(at::equal(after.v, before.v));
+        }
+    }
+    // Appending continues after the renumbered frames, not after the old indices.
+    auto [k, v] = frames(0, 3);
+    EXPECT_THROW(cache.layer(0).append(k, v, held - 1), Error);
+    cache.layer(0).append(k, v, held);
+    cache.layer(1).append(k, v, held);
+    EXPECT_EQ(cache.layer(0).frames().back(), held + 2);
+    // An empty cache holds nothing to renumber.
+    KVCache empty(small_shape(1), p);
+    EXPECT_EQ(empty.renumber_frames(), 0);
+}
+
+TEST(KVCachePolicy, BoundHistoryShrinksTheWindowThenTheSink) {
+    CachePolicy p;
+    p.sink_frames = 3;
+    p.window_frames = 144;
+    EXPECT_TRUE(bound_history(p, 15));
+    EXPECT_EQ(p.sink_frames, 3);
+    EXPECT_EQ(p.window_frames, 12);
+    EXPECT_FALSE(bound_history(p, 15));  // already within
+    EXPECT_FALSE(bound_history(p, 63));
+    CachePolicy all;  // window 0: everything
+    EXPECT_TRUE(bound_history(all, 63));
+    EXPECT_EQ(all.sink_frames, 0);
+    EXPECT_EQ(all.window_frames, 63);
+    CachePolicy big_sink;
+    big_sink.sink_frames = 8;
+    big_sink.window_frames = 8;
+    EXPECT_TRUE(bound_history(big_sink, 4));
+    EXPECT_EQ(big_sink.sink_frames, 3);
+    EXPECT_EQ(big_sink.window_frames, 1);
+    EXPECT_THROW(bound_history(big_sink, 0), Error);
+}
+
 TEST(KVCache, WindowAndSinkBoundTheHistory) {
     CachePolicy p;
     p.sink_frames = 3;

@@ -184,3 +184,85 @@ TEST(WorldModelSessionCommit, PredictionsBetweenCommitsChangeNothing) {
 
 }  // namespace
 }  // namespace qvg::core
+
+namespace qvg::core {
+namespace {
+
+// A window that forgot frames shows the model contiguous positions: only relative positions
+// enter attention, so a plain window generates what absolute positions would (up to the
+// rounding of the RoPE tables), and a session with a sink never outgrows the RoPE tables.
+TEST(WorldModelSessionPositions, AWindowIsRenumberedWithoutChangingWhatItGenerates) {
+    const WorldModel model = tiny_model();
+    const WorldModelConfig& c = model.config();
+    const std::vector<uint8_t> ctx = random_frames(c, 1, 4);
+    CachePolicy window;
+    window.window_frames = 3;
+    KVCache renumbered(world_cache_shape(model), window),
+        absolute(world_cache_shape(model), window);
+    WorldModelSession a(model, renumbered, {.steps = 2, .seed = 3});
+    WorldModelSession b(model, absolute, {.steps = 2, .seed = 3, .contiguous_positions = false});
+    a.prime(ctx, c.frames_per_latent, std::vector<int>{0});
+    b.prime(ctx, c.frames_per_latent, std::vector<int>{0});
+    for (int i = 0; i < 6; ++i) {
+        a.step(std::vector<int>{10 + i});
+        b.step(std::vector<int>{10 + i});
+        EXPECT_TRUE(at::allclose(a.last_latents(), b.last_latents(), 1e-4, 1e-4)) << "block " << i;
+    }
+    EXPECT_EQ(b.next_latent(), 7);  // absolute: 1 context + 6 generated
+    // Renumbered before each block: 0, 1, 2 held, block 3 committed, frame 0 forgotten.
+    EXPECT_EQ(a.next_latent(), 4);
+    EXPECT_EQ(renumbered.layer(0).frames(), (std::vector<int64_t>{1, 2, 3}));
+    EXPECT_EQ(absolute.layer(0).frames(), (std::vector<int64_t>{4, 5, 6}));
+}
+
+TEST(WorldModelSessionPositions, ASinkAndWindowRunPastTheRopeTables) {
+    const WorldModel model = tiny_model();
+    const WorldModelConfig& c = model.config();
+    CachePolicy p;
+    p.sink_frames = 1;
+    p.window_frames = 2;
+    KVCache cache(world_cache_shape(model), p);
+    WorldModelSession session(model, cache, {.steps = 1, .seed = 1});
+    session.prime(random_frames(c, 1, 5), c.frames_per_latent, std::vector<int>{0});
+    const int64_t blocks = WanRope::kDefaultMaxPositions + 8;
+    for (int64_t i = 0; i < blocks; ++i) session.step(std::vector<int>{static_cast<int>(i % 81)});
+    EXPECT_EQ(cache.layer(0).frames(), (std::vector<int64_t>{0, 2, 3}));  // sink 0, window 2
+    EXPECT_EQ(session.next_latent(), 4);
+    // Without renumbering the same session stops at the end of the tables, with a message.
+    KVCache plain(world_cache_shape(model), p);
+    WorldModelSession stuck(model, plain, {.steps = 1, .seed = 1, .contiguous_positions = false});
+    stuck.prime(random_frames(c, 1, 5), c.frames_per_latent, std::vector<int>{0});
+    for (int64_t i = 1; i < WanRope::kDefaultMaxPositions; ++i) stuck.step(std::vector<int>{0});
+    EXPECT_THROW(stuck.step(std::vector<int>{0}), Error);
+}
+
+// The time of a block splits into DiT, cache (reads, appends, span encoding) and decoder, and
+// the parts add up to the block's wall time.
+TEST(WorldModelSessionTiming, SplitsTheBlockIntoDitCacheAndDecoder) {
+    const WorldModel model = tiny_model();
+    const WorldModelConfig& c = model.config();
+    CachePolicy p;
+    p.codec = default_codec_config(CodecMethod::kQvg);
+    p.codec.centroids = 4;
+    p.codec.group = 16;
+    p.span_frames = 2;
+    KVCache cache(world_cache_shape(model), p);
+    WorldModelSession session(model, cache, {.steps = 2, .seed = 1});
+    session.prime(random_frames(c, 1, 6), c.frames_per_latent, std::vector<int>{0});
+    double cache_ms = 0;
+    for (int i = 0; i < 4; ++i) {
+        session.step(std::vector<int>{10});
+        const WorldStepTiming& t = session.last_timing();
+        EXPECT_GT(t.dit_ms, 0.0);
+        EXPECT_GE(t.cache_ms, 0.0);
+        EXPECT_GT(t.decode_ms, 0.0);
+        EXPECT_LE(t.dit_ms + t.cache_ms + t.decode_ms, session.last_step_ms() + 1e-6);
+        EXPECT_GE(t.dit_ms + t.cache_ms + t.decode_ms, 0.99 * session.last_step_ms());
+        cache_ms += t.cache_ms;
+    }
+    EXPECT_GT(cache.stats().layers.front().spans, 0);
+    EXPECT_GT(cache_ms, 0.0);  // spans were encoded and read
+}
+
+}  // namespace
+}  // namespace qvg::core

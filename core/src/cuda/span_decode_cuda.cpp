@@ -14,7 +14,10 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
                       const DecodeLaunch* launch) {
     const CodecConfig& c = span.config;
     if (c.method != CodecMethod::kQvg && c.method != CodecMethod::kRtn) return false;
-    if (span.dtype != at::kBFloat16 || !out.is_cuda() || out.stride(3) != 1) return false;
+    if (span.dtype != at::kBFloat16 || out.scalar_type() != at::kBFloat16 || !out.is_cuda() ||
+        out.stride(3) != 1) {
+        return false;
+    }
     if (!span.quant.codes.is_cuda() || !span.quant.codes.is_contiguous()) return false;
     kernels::QvgDecodeParams p;
     p.codes = span.quant.codes.data_ptr<uint8_t>();

@@ -98,9 +98,10 @@ class Codec {
     // [B, H, N, D] in the span's dtype (BF16 for real caches), on the span's device.
     at::Tensor decode(const EncodedSpan& span) const;
     // Decodes into out, a [B, N, H, D] view (the model's layout, e.g. a slice of the attention's
-    // key buffer) of the span's dtype, rotating by `rope` (per-token angles of these N tokens)
-    // when given. On CUDA, QVG/RTN spans decode and rotate in one fused kernel.
-    // `launch` picks the CUDA kernel's thread layout (benchmarks compare them; null = default).
+    // key buffer) of the span's dtype or float32 (the span's values widened), rotating by `rope`
+    // (per-token angles of these N tokens) when given. On CUDA, QVG/RTN spans decode and rotate in
+    // one fused kernel. `launch` picks the CUDA kernel's thread layout (benchmarks compare them;
+    // null = default).
     void decode_into(const EncodedSpan& span, const at::Tensor& out,
                      const RopeAngles* rope = nullptr, const DecodeLaunch* launch = nullptr) const;
     // Decoded values in fp32 (no final rounding), for measurement.

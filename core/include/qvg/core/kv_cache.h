@@ -28,9 +28,19 @@ struct CachePolicy {
     int64_t sink_frames = 0;    // first frames kept BF16 forever
     int64_t window_frames = 0;  // frames kept after the sink; 0 keeps everything
     uint64_t seed = 0;          // base of the per-layer, per-role, per-span codec streams
+    // Unencoded rows (sink, tail, every row of the BF16 codec) are held as BF16 even when the
+    // model computes in float32 (e.g. a world model on the CPU): the cache then holds what its
+    // name and byte counts say. Reads give the model's dtype back.
+    bool hold_bf16 = false;
 
     void validate() const;
 };
+
+// Bounds the frames `policy` holds (sink + window; window 0 holds everything) to `most`
+// (>= 1): the window shrinks, and the sink too when it alone would fill the bound. Returns
+// whether the policy changed. For models that were trained on histories of at most `most`
+// frames.
+bool bound_history(CachePolicy& policy, int64_t most);
 
 struct CacheShape {
     int64_t num_layers = 0;
@@ -82,6 +92,7 @@ class KVCache final : public History {
     int64_t num_layers() const override;
     LayerHistory& layer(int64_t index) override;
     void clear() override;
+    int64_t renumber_frames() override;
 
     const CacheShape& shape() const { return shape_; }
     const CachePolicy& policy() const { return policy_; }

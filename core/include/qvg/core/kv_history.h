@@ -45,6 +45,11 @@ class History {
     virtual int64_t num_layers() const = 0;
     virtual LayerHistory& layer(int64_t index) = 0;
     virtual void clear() = 0;
+    // Relabels the frames held (the same in every layer) 0, 1, 2, ... in order, so that a
+    // history that forgot frames (a window, a sink) shows the model contiguous positions, as in
+    // training, and its positions never outgrow the RoPE tables. Returns the number of frames
+    // held (the next free index), or -1 when this history does not support it (left unchanged).
+    virtual int64_t renumber_frames() { return -1; }
 };
 
 }  // namespace qvg::core

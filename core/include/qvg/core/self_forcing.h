@@ -35,6 +35,10 @@ struct SelfForcingOptions {
     std::vector<float> timesteps;  // denoising steps; empty = FlowSchedule::self_forcing_steps()
     bool record_steps = false;     // keep every step's flow and x0 (for --dump)
     Timing timing = Timing::kBlock;
+    // Renumber the history 0, 1, 2, ... before every block (History::renumber_frames), so that
+    // a sink + window never runs out of RoPE positions in an endless session (the viewer). Off
+    // by default: the reference keeps absolute frame indices.
+    bool contiguous_positions = false;
 };
 
 struct StepRecord {

@@ -121,9 +121,10 @@ class WorldModel {
     TextContext text(int64_t batch) const;
     // The DiT's flow for normalised latents x [B, F, C, h, w] at timesteps t [B, F] (0..1000)
     // under actions labels [B, F], against `history` (see WanDiT::forward).
+    // `stats` (optional) accumulates the time spent in the history's reads and appends.
     at::Tensor flow(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
-                    const TextContext& text, History* history, int64_t first_frame,
-                    CacheWrite mode) const;
+                    const TextContext& text, History* history, int64_t first_frame, CacheWrite mode,
+                    ForwardStats* stats = nullptr) const;
     // The same for a whole sequence in one call under `attention` (see WanDiT::forward_masked).
     at::Tensor flow(const at::Tensor& x, const at::Tensor& t, const at::Tensor& labels,
                     const TextContext& text, const FrameAttention& attention) const;

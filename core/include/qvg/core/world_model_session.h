@@ -11,6 +11,7 @@
 // truth up to block i, predict block i + 1) costs one denoising loop and one clean pass per block:
 //   session.prime(context);  for each block: session.predict(labels); session.commit(truth);
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -31,9 +32,21 @@ struct WorldFrames {
     std::vector<uint8_t> rgb;  // [count, height, width, 3]
 };
 
+// Where the wall time of the last step() or predict() went.
+struct WorldStepTiming {
+    double dit_ms = 0;     // DiT calls, without the history's reads and appends
+    double cache_ms = 0;   // history reads and appends (decoding and encoding spans)
+    double decode_ms = 0;  // latents -> RGB frames (the autoencoder's decoder)
+};
+
 struct WorldSamplingOptions {
     int64_t steps = 0;  // denoising steps per block; 0 = the config's sample_steps
     uint64_t seed = 0;  // noise stream
+    // Before every block the history's frames are renumbered 0, 1, 2, ... (History::
+    // renumber_frames): a window or sink that dropped frames shows the model contiguous
+    // positions, as every training clip did, and a long session never runs out of RoPE
+    // positions. No effect on a history that holds every frame.
+    bool contiguous_positions = true;
 };
 
 // The cache geometry of a model (batch 1), for building a KVCache.
@@ -61,6 +74,7 @@ class WorldModelSession {
     // committed, so the history and next_latent() stay as they were (the noise stream advances).
     WorldFrames predict(std::span<const int> labels);
 
+    // The position of the next block (the frames held, with contiguous_positions).
     int64_t next_latent() const { return next_latent_; }
     const std::vector<float>& sigmas() const { return sigmas_; }
     // Normalised latents [1, chunk_latents, C, h, w] of the last block generated, predicted or
@@ -69,6 +83,7 @@ class WorldModelSession {
     // DiT calls and wall time (decoding included) of the last step() or predict().
     int64_t last_dit_calls() const { return last_dit_calls_; }
     double last_step_ms() const { return last_step_ms_; }
+    const WorldStepTiming& last_timing() const { return last_timing_; }
 
   private:
     at::Tensor labels_tensor(std::span<const int> labels) const;
@@ -76,17 +91,27 @@ class WorldModelSession {
     // The denoising loop of one block at next_latent_ (attend only); returns x0 [1, k, C, h, w].
     at::Tensor denoise(const at::Tensor& labels);
     WorldFrames frames_of(const at::Tensor& x0) const;
+    // Renumbers the history (contiguous_positions) and moves next_latent_ after it.
+    void settle_positions();
+    // Timing of one step() or predict(): start_block() first, finish_block() decodes the
+    // block's frames and records where the time went.
+    void start_block();
+    WorldFrames finish_block(const at::Tensor& x0, int64_t dit_calls);
 
     const WorldModel& model_;
     History& history_;
     TextContext text_;
     at::Generator gen_;
+    bool contiguous_positions_ = true;
     std::vector<float> sigmas_;  // per step, decreasing from 1
     int64_t next_latent_ = 0;
     bool generated_ = false;
     at::Tensor last_latents_;
     int64_t last_dit_calls_ = 0;
     double last_step_ms_ = 0.0;
+    WorldStepTiming last_timing_;
+    ForwardStats stats_;  // cache time of the calls of the current step
+    std::chrono::steady_clock::time_point block_start_;
 };
 
 }  // namespace qvg::core
