@@ -36,6 +36,12 @@ core::CachePolicy make_cache_policy(const CacheOptions& o, int64_t head_dim,
     p.sink_frames = o.sink_frames;
     p.window_frames = o.window_frames;
     p.seed = o.seed;
+    if (o.history_bound > 0 && core::bound_history(p, o.history_bound) && !o.centroids) {
+        // At most half the span's tokens per codebook, a power of two.
+        int centroids = 1;
+        while (centroids * 4 <= p.span_frames * tokens_per_frame) centroids *= 2;
+        p.codec.centroids = std::min(p.codec.centroids, centroids);
+    }
     p.validate();
     if (p.codec.compresses()) {
         core::validate_span_input(at::zeros({1, 1, p.span_frames * tokens_per_frame, head_dim}),

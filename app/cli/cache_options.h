@@ -21,6 +21,9 @@ struct CacheOptions {
     int64_t window_frames = 0;
     int64_t sink_frames = 0;
     uint64_t seed = 0;  // codec and cache streams
+    // The longest history the model was trained on (0 = no bound): core::bound_history holds
+    // the policy to it, and QVG's default centroid count shrinks to fit the shorter spans.
+    int64_t history_bound = 0;
 };
 
 // The policy for a model with heads of `head_dim` and `tokens_per_frame` tokens per latent frame.

@@ -13,13 +13,16 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
 #include "cache_options.h"
 #include "commands.h"
+#include "default_model.h"
 #include "generate_inputs.h"
+#include "generate_world.h"
 #include "progress.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
@@ -58,6 +61,11 @@ struct GenerateOptions {
     std::string report;
     std::string noise;
     std::string dump;
+    // World models only.
+    std::string walk = "mixed";
+    int64_t context = 1;
+    int scale = 4;
+    int threads = 0;
 };
 
 struct BlockReport {
@@ -86,6 +94,14 @@ void check_writable(const std::string& path, const char* what) {
 
 // Everything that can be checked before loading anything, so mistakes fail in milliseconds.
 void check_options(const GenerateOptions& o) {
+    QVG_CHECK(!o.text_embedding.empty(),
+              "--text-embedding is required for a Self-Forcing checkpoint ({}); world models "
+              "need none",
+              o.model);
+    QVG_CHECK(o.height != 0 && o.width != 0 && o.latent_frames != 0,
+              "--latent-frames, --height and --width are required for a Self-Forcing checkpoint "
+              "({})",
+              o.model);
     QVG_CHECK(o.latent_frames > 0 && o.latent_frames % kFramesPerBlock == 0,
               "--latent-frames {} is not a positive multiple of {} (the model generates blocks of "
               "{} latent frames)",
@@ -150,6 +166,7 @@ void write_frames(render::Mp4Writer& writer, const at::Tensor& rgb) {
 
 int run_generate(const GenerateOptions& o) {
     check_options(o);
+    if (o.threads > 0) at::set_num_threads(o.threads);
     c10::InferenceMode guard;
     const c10::Device device = core::resolve_device(o.device);
     const at::ScalarType dtype = o.dtype == "fp32" ? at::kFloat : at::kBFloat16;
@@ -344,21 +361,56 @@ int run_generate(const GenerateOptions& o) {
     return 0;
 }
 
+int run_world(const GenerateOptions& o) {
+    QVG_CHECK(o.text_embedding.empty() && o.vae.empty() && o.noise.empty() && o.dump.empty() &&
+                  o.height == 0 && o.width == 0,
+              "{} is a world model: --text-embedding, --vae, --noise, --dump, --height and --width "
+              "are for Self-Forcing checkpoints",
+              o.model);
+    WorldGenerateOptions w;
+    w.model = o.model;
+    w.device = o.device;
+    if (o.latent_frames > 0) w.latent_frames = o.latent_frames;
+    w.context = o.context;
+    w.walk = o.walk;
+    w.seed = o.seed;
+    w.cache = o.cache;
+    w.scale = o.scale;
+    w.output = o.output;
+    w.report = o.report;
+    w.threads = o.threads;
+    return run_generate_world(w);
+}
+
 const Registrar kRegister([](CLI::App& app) {
     auto o = std::make_shared<GenerateOptions>();
     CLI::App* sub = app.add_subcommand(
         "generate", "Generate a video with Self-Forcing and a (quantized) KV cache");
     sub->add_option("--model", o->model,
-                    "model directory (config.json + weights) or a single weights file")
-        ->required();
+                    "a world model (.safetensors from qvg train), or a Self-Forcing model "
+                    "directory (config.json + weights) or weights file; default: the built-in "
+                    "world model ($QVG_WORLD_MODEL, <program dir>/../share/qvg/world/, "
+                    "<source dir>/assets/world/)");
     sub->add_option("--vae", o->vae, "Wan2.1 VAE weights (.pth or .safetensors) for -o");
     sub->add_option("--text-embedding", o->text_embedding,
-                    "safetensors with 'text_embeds' [L, D] or [1, L, D] (or its only tensor)")
-        ->required();
-    sub->add_option("--latent-frames", o->latent_frames, "latent frames, a multiple of 3")
-        ->required();
-    sub->add_option("--height", o->height, "video height in pixels (multiple of 16)")->required();
-    sub->add_option("--width", o->width, "video width in pixels (multiple of 16)")->required();
+                    "Self-Forcing: safetensors with 'text_embeds' [L, D] or [1, L, D] (or its "
+                    "only tensor)");
+    sub->add_option("--latent-frames", o->latent_frames,
+                    "latent frames to generate (Self-Forcing: a multiple of 3; world model: "
+                    "default 32)")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--height", o->height, "Self-Forcing: video height in pixels (multiple of 16)");
+    sub->add_option("--width", o->width, "Self-Forcing: video width in pixels (multiple of 16)");
+    sub->add_option("--walk", o->walk,
+                    "world model: the walk (mixed, random, back-and-forth, square, out-and-back "
+                    "or forward)");
+    sub->add_option("--context", o->context,
+                    "world model: ground-truth latent frames before generation")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--scale", o->scale, "world model: MP4 pixels per model pixel")
+        ->check(CLI::Range(1, 16));
+    sub->add_option("--threads", o->threads, "intra-op threads (0 = LibTorch's default)")
+        ->check(CLI::NonNegativeNumber);
     sub->add_option("--seed", o->seed, "noise and codec seed");
     CacheOptions& c = o->cache;
     sub->add_option("--cache", c.codec, "KV cache: bf16, qvg, rtn, kivi, quarot or fp8");
@@ -375,7 +427,7 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--dtype", o->dtype, "bf16 or fp32")->check(CLI::IsMember({"bf16", "fp32"}));
     sub->add_option("--device", o->device, "auto, cpu or cuda");
 #ifdef QVG_HAVE_FFMPEG
-    sub->add_option("-o,--output", o->output, "H.264 MP4 to write (needs --vae)");
+    sub->add_option("-o,--output", o->output, "H.264 MP4 to write (Self-Forcing: needs --vae)");
 #else
     sub->add_option("-o,--output", o->output, "unavailable: this build has no MP4 support");
 #endif
@@ -385,6 +437,15 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--dump", o->dump, "write 'output' and per-step 'x0_b{b}_s{j}' latents here");
     on_selected(sub, [o] {
         try {
+            if (o->model.empty()) {
+                const auto found = app::default_model_path();
+                QVG_CHECK(found.has_value(),
+                          "no --model given and no built-in world model found ($QVG_WORLD_MODEL, "
+                          "<program dir>/../share/qvg/world/world_model.safetensors, <source "
+                          "dir>/assets/world/world_model.safetensors)");
+                o->model = found->string();
+            }
+            if (is_world_model_file(o->model)) return run_world(*o);
             return run_generate(*o);
         } catch (const c10::Error& e) {
             // LibTorch's own messages carry a C++ backtrace; the first line is the message.

@@ -51,12 +51,14 @@ struct TrainOptions {
     std::string out;
     std::string device = "auto";
     std::string preset = "small";
-    int64_t steps = 20000;    // DiT steps in total
-    int64_t ae_steps = 3000;  // autoencoder steps in total
-    int64_t batch = 32;       // clips per DiT step
-    int64_t ae_batch = 32;    // latent frames (of 1-latent clips) per autoencoder step
-    int clip_latents = 0;     // latent frames per DiT training clip; 0 = the run's (new: 16)
-    int reuse = 0;            // DiT steps each rendered clip serves; 0 = the run's (new: 1)
+    int64_t steps = 20000;      // DiT steps in total
+    int64_t ae_steps = 3000;    // autoencoder steps in total
+    int64_t decoder_steps = 0;  // decoder fine-tuning steps in total, after the DiT
+    double decoder_lr = 5e-4;
+    int64_t batch = 32;     // clips per DiT step
+    int64_t ae_batch = 32;  // latent frames (of 1-latent clips) per autoencoder step
+    int clip_latents = 0;   // latent frames per DiT training clip; 0 = the run's (new: 16)
+    int reuse = 0;          // DiT steps each rendered clip serves; 0 = the run's (new: 1)
     double lr = 3e-4;
     double ae_lr = 1e-3;
     int64_t warmup = 200;
@@ -79,6 +81,7 @@ struct TrainState {
     std::string phase = "ae";  // "ae", "dit" or "done"
     int64_t ae_step = 0;
     int64_t dit_step = 0;
+    int64_t decoder_step = 0;
     bool latent_stats = false;
     uint64_t seed = 0;
     uint64_t world_seed = 1;
@@ -89,7 +92,15 @@ struct TrainState {
 };
 
 // Seeds of the per-step streams: (seed, purpose, step) -> seed.
-enum class Stream : uint64_t { kAeData = 1, kAeNoise, kStatsData, kDitData, kDitNoise };
+enum class Stream : uint64_t {
+    kAeData = 1,
+    kAeNoise,
+    kStatsData,
+    kDitData,
+    kDitNoise,
+    kDecoderData,
+    kDecoderNoise
+};
 
 uint64_t stream_seed(uint64_t seed, Stream stream, int64_t step) {
     return core::Rng::mix(core::Rng::mix(seed, static_cast<uint64_t>(stream)),
@@ -102,6 +113,7 @@ void write_state(const fs::path& path, const TrainState& s) {
     j["phase"] = s.phase;
     j["ae_step"] = s.ae_step;
     j["dit_step"] = s.dit_step;
+    j["decoder_step"] = s.decoder_step;
     j["latent_stats"] = s.latent_stats;
     j["seed"] = s.seed;
     j["world_seed"] = s.world_seed;
@@ -127,6 +139,7 @@ TrainState read_state(const fs::path& path) {
         s.phase = j.at("phase").get<std::string>();
         s.ae_step = j.at("ae_step").get<int64_t>();
         s.dit_step = j.at("dit_step").get<int64_t>();
+        s.decoder_step = j.value("decoder_step", int64_t{0});  // absent before the phase existed
         s.latent_stats = j.at("latent_stats").get<bool>();
         s.seed = j.at("seed").get<uint64_t>();
         s.world_seed = j.at("world_seed").get<uint64_t>();
@@ -137,8 +150,8 @@ TrainState read_state(const fs::path& path) {
     } catch (const json::exception& e) {
         core::fail("{}: malformed training state: {}", path.string(), e.what());
     }
-    QVG_CHECK(s.phase == "ae" || s.phase == "dit" || s.phase == "done", "{}: unknown phase '{}'",
-              path.string(), s.phase);
+    QVG_CHECK(s.phase == "ae" || s.phase == "dit" || s.phase == "decoder" || s.phase == "done",
+              "{}: unknown phase '{}'", path.string(), s.phase);
     return s;
 }
 
@@ -189,7 +202,7 @@ struct Batch {
     core::FlowMatchingNoise noise;  // DiT steps
 };
 
-enum class BatchKind { kAutoencoder, kStats, kDit };
+enum class BatchKind { kAutoencoder, kStats, kDit, kDecoder };
 
 // What the data thread copies to the device (pinned) or leaves as is (CPU training).
 at::Tensor uploadable(const at::Tensor& t, bool pin) {
@@ -249,6 +262,9 @@ class Trainer {
                   std::future<Batch>& next);
     std::future<Batch> prepare(BatchKind kind, int64_t step, int latents, int64_t count,
                                bool pin) const;
+    // The autoencoder (kBoth) or its decoder under the frozen encoder (kDecoder), from the
+    // run's step of that phase to its total. Returns true when this invocation stops first.
+    bool autoencoder_phase(core::WorldModel& model, at::Device device, core::AutoencoderPart part);
 
     TrainOptions o_;
     std::chrono::steady_clock::time_point start_;
@@ -290,11 +306,15 @@ std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, i
     request.image_size = static_cast<int>(config_.image_size);
     request.frames_per_latent = static_cast<int>(config_.frames_per_latent);
     const Stream data = kind == BatchKind::kAutoencoder ? Stream::kAeData
+                        : kind == BatchKind::kDecoder   ? Stream::kDecoderData
                         : kind == BatchKind::kStats     ? Stream::kStatsData
                                                         : Stream::kDitData;
     const uint64_t base = stream_seed(state_.seed, data, step);
-    const uint64_t noise_seed = stream_seed(
-        state_.seed, kind == BatchKind::kAutoencoder ? Stream::kAeNoise : Stream::kDitNoise, step);
+    const uint64_t noise_seed = stream_seed(state_.seed,
+                                            kind == BatchKind::kAutoencoder ? Stream::kAeNoise
+                                            : kind == BatchKind::kDecoder   ? Stream::kDecoderNoise
+                                                                            : Stream::kDitNoise,
+                                            step);
     const world::World* world = world_.get();
     const int threads = data_threads_;
     const core::WorldModelConfig config = config_;
@@ -331,7 +351,7 @@ std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, i
         b.labels = uploadable(clips_labels(clips), pin);
         at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(noise_seed);
         const int64_t ls = config.latent_size(), c = config.latent_channels;
-        if (kind == BatchKind::kAutoencoder) {
+        if (kind == BatchKind::kAutoencoder || kind == BatchKind::kDecoder) {
             b.ae_noise =
                 uploadable(core::draw_autoencoder_noise(config, count * latents, gen), pin);
         } else if (kind == BatchKind::kDit) {
@@ -365,6 +385,7 @@ void Trainer::checkpoint(const core::WorldModel& model, const torch::optim::Adam
     model.save(out_ / "world_model.safetensors",
                {{"qvg.train_ae_step", std::to_string(state_.ae_step)},
                 {"qvg.train_dit_step", std::to_string(state_.dit_step)},
+                {"qvg.train_decoder_step", std::to_string(state_.decoder_step)},
                 // The world it learnt, for the viewer's ground truth.
                 {"qvg.world_seed", std::to_string(state_.world_seed)},
                 {"qvg.map_size", std::to_string(state_.map_size)},
@@ -402,7 +423,7 @@ double Trainer::flush() {
     for (size_t i = 0; i < rows_.size(); ++i) {
         const Row& r = rows_[i];
         const double loss = v[3 * i], grad_norm = v[3 * i + 1];
-        const bool ae = r.phase == "ae";
+        const bool ae = r.phase == "ae" || r.phase == "decoder";
         const double psnr = ae ? core::AutoencoderLoss::psnr(v[3 * i + 2]) : 0.0;
         csv_ << fmt::format("{},{},{:.9g},{:.6g},{:.6g},{:.1f},{:.4f}\n", r.phase, r.step, loss,
                             r.lr, grad_norm, step_ms_, psnr);
@@ -417,6 +438,44 @@ double Trainer::flush() {
     }
     rows_.clear();
     return step_ms_;
+}
+
+bool Trainer::autoencoder_phase(core::WorldModel& model, at::Device device,
+                                core::AutoencoderPart part) {
+    const bool decoder = part == core::AutoencoderPart::kDecoder;
+    const std::vector<at::Tensor> params =
+        decoder ? model.decoder_parameters() : model.autoencoder_parameters();
+    const double peak = decoder ? o_.decoder_lr : o_.ae_lr;
+    const int64_t total = decoder ? o_.decoder_steps : o_.ae_steps;
+    int64_t& done = decoder ? state_.decoder_step : state_.ae_step;
+    const std::string opt_name = decoder ? "optimizer_decoder.pt" : "optimizer_ae.pt";
+    const BatchKind kind = decoder ? BatchKind::kDecoder : BatchKind::kAutoencoder;
+    torch::optim::AdamW opt(params, torch::optim::AdamWOptions(peak).weight_decay(0.0));
+    const fs::path opt_path = out_ / opt_name;
+    if (o_.resume && done > 0 && fs::exists(opt_path)) torch::load(opt, opt_path.string());
+    const bool pin = device.is_cuda();
+    auto next = prepare(kind, done, 1, o_.ae_batch, pin);
+    window_start_ = std::chrono::steady_clock::now();
+    while (done < total) {
+        const int64_t step = done;
+        Batch batch = take(next);
+        if (step + 1 < total) next = prepare(kind, step + 1, 1, o_.ae_batch, pin);
+        const double lr = learning_rate(peak, step, total, o_.warmup);
+        set_lr(opt, lr);
+        opt.zero_grad();
+        core::AutoencoderLoss loss = core::autoencoder_loss(model, upload(batch.video, device),
+                                                            upload(batch.ae_noise, device), part);
+        loss.loss.backward();
+        const at::Tensor gn = clip_grad_norm(params, o_.clip_grad);
+        opt.step();
+        done = step + 1;
+        record(decoder ? "decoder" : "ae", done, loss.loss, lr, gn, loss.mse);
+        if (end_step(model, opt, opt_name, decoder ? "decoder" : "autoencoder", done, total,
+                     next)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 int Trainer::run() {
@@ -444,8 +503,12 @@ int Trainer::run() {
             auto it = meta.find(key);
             return it == meta.end() ? std::string("?") : it->second;
         };
+        const std::string decoder_step = meta.count("qvg.train_decoder_step")
+                                             ? at_step("qvg.train_decoder_step")
+                                             : std::string("0");
         QVG_CHECK(at_step("qvg.train_ae_step") == std::to_string(state_.ae_step) &&
-                      at_step("qvg.train_dit_step") == std::to_string(state_.dit_step),
+                      at_step("qvg.train_dit_step") == std::to_string(state_.dit_step) &&
+                      decoder_step == std::to_string(state_.decoder_step),
                   "{}: the weights (steps {}/{}) do not belong to train_state.json (steps "
                   "{}/{}); the last checkpoint was cut off",
                   out_.string(), at_step("qvg.train_ae_step"), at_step("qvg.train_dit_step"),
@@ -513,37 +576,9 @@ int Trainer::run() {
               << std::endl;
 
     // ---- phase 1: the autoencoder ----
-    if (state_.phase == "ae" && state_.ae_step < o_.ae_steps) {
-        torch::optim::AdamW opt(model->autoencoder_parameters(),
-                                torch::optim::AdamWOptions(o_.ae_lr).weight_decay(0.0));
-        const fs::path opt_path = out_ / "optimizer_ae.pt";
-        if (o_.resume && state_.ae_step > 0 && fs::exists(opt_path)) {
-            torch::load(opt, opt_path.string());
-        }
-        const bool pin = device.is_cuda();
-        auto next = prepare(BatchKind::kAutoencoder, state_.ae_step, 1, o_.ae_batch, pin);
-        window_start_ = std::chrono::steady_clock::now();
-        while (state_.ae_step < o_.ae_steps) {
-            const int64_t step = state_.ae_step;
-            Batch batch = take(next);
-            if (step + 1 < o_.ae_steps) {
-                next = prepare(BatchKind::kAutoencoder, step + 1, 1, o_.ae_batch, pin);
-            }
-            const double lr = learning_rate(o_.ae_lr, step, o_.ae_steps, o_.warmup);
-            set_lr(opt, lr);
-            opt.zero_grad();
-            core::AutoencoderLoss loss = core::autoencoder_loss(*model, upload(batch.video, device),
-                                                                upload(batch.ae_noise, device));
-            loss.loss.backward();
-            const at::Tensor gn = clip_grad_norm(model->autoencoder_parameters(), o_.clip_grad);
-            opt.step();
-            state_.ae_step = step + 1;
-            record("ae", state_.ae_step, loss.loss, lr, gn, loss.mse);
-            if (end_step(*model, opt, "optimizer_ae.pt", "autoencoder", state_.ae_step, o_.ae_steps,
-                         next)) {
-                return 0;
-            }
-        }
+    if (state_.phase == "ae" && state_.ae_step < o_.ae_steps &&
+        autoencoder_phase(*model, device, core::AutoencoderPart::kBoth)) {
+        return 0;
     }
 
     if (o_.steps == 0 && state_.phase == "ae") {
@@ -632,10 +667,17 @@ int Trainer::run() {
             }
         }
     }
+    // ---- phase 3 (optional): the decoder alone, the latent space and the DiT unchanged ----
+    if (state_.decoder_step < o_.decoder_steps) {
+        state_.phase = "decoder";
+        if (autoencoder_phase(*model, device, core::AutoencoderPart::kDecoder)) return 0;
+    }
     state_.phase = "done";
     checkpoint(*model, nullptr, "");
-    std::cout << fmt::format("done: autoencoder {} steps, DiT {} steps; model in {}",
-                             state_.ae_step, state_.dit_step, weights_path.string())
+    std::cout << fmt::format(
+                     "done: autoencoder {} steps, DiT {} steps, decoder fine-tuning {} steps; "
+                     "model in {}",
+                     state_.ae_step, state_.dit_step, state_.decoder_step, weights_path.string())
               << std::endl;
     return 0;
 }
@@ -652,6 +694,11 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--steps", o->steps, "DiT steps in total")->check(CLI::NonNegativeNumber);
     sub->add_option("--ae-steps", o->ae_steps, "autoencoder steps in total")
         ->check(CLI::NonNegativeNumber);
+    sub->add_option("--decoder-steps", o->decoder_steps,
+                    "decoder fine-tuning steps in total, after the DiT (the encoder, the latent "
+                    "space and the DiT stay as they are)")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--decoder-lr", o->decoder_lr, "decoder fine-tuning peak learning rate");
     sub->add_option("--batch", o->batch, "clips per DiT step")->check(CLI::PositiveNumber);
     sub->add_option("--ae-batch", o->ae_batch, "latent frames per autoencoder step")
         ->check(CLI::PositiveNumber);

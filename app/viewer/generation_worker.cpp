@@ -402,7 +402,8 @@ void GenerationWorker::apply(Commands& c) {
             post_message("history held to " +
                              std::to_string(policy.sink_frames + policy.window_frames) +
                              " latent frames (sink " + std::to_string(policy.sink_frames) +
-                             ", window " + std::to_string(policy.window_frames) +
+                             ", window " + std::to_string(policy.window_frames) + ", spans of " +
+                             std::to_string(policy.span_frames) +
                              "): the world model was trained on clips of " +
                              std::to_string(s.model->trained_clip_latents),
                          false);

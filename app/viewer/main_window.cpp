@@ -116,9 +116,11 @@ MainWindow::MainWindow(ViewerOptions options, input::KeyMap key_map, QWidget* pa
         paths_.text_embedding = options_.text_embedding;
         paths_.vae = options_.vae;
         paths_.device = options_.device;
+        // The model's frames, not the placeholder's, go into the recording.
+        if (!options_.record.empty()) pending_record_ = q(options_.record);
         load_checkpoint(paths_);
     }
-    if (!options_.record.empty()) {
+    if (!options_.record.empty() && pending_record_.isEmpty()) {
         if (start_recording(q(options_.record))) record_action_->setChecked(true);
     }
     viewport_->setFocus();
@@ -304,9 +306,17 @@ void MainWindow::load_checkpoint(const ModelPaths& paths) {
                 progress_->deleteLater();
                 progress_ = nullptr;
             }
+            const QString pending = pending_record_;
+            pending_record_.clear();
+            auto start_pending = [&] {
+                if (!pending.isEmpty() && start_recording(pending)) {
+                    record_action_->setChecked(true);
+                }
+            };
             if (!model) {
                 show_error("qvg-world: cannot open the model",
                            q(error) + "\n\nThe viewer keeps running the current model.");
+                start_pending();
                 return;
             }
             stop_recording();  // the frame size changes
@@ -314,6 +324,7 @@ void MainWindow::load_checkpoint(const ModelPaths& paths) {
             model_label_->setText(q(model_->label));
             worker_->set_model(model_);
             save_settings();
+            start_pending();
         });
     });
 }

@@ -73,6 +73,8 @@ class MainWindow : public QMainWindow {
     std::unique_ptr<GenerationWorker> worker_;
     std::shared_ptr<render::Recorder> recorder_;
     QString recording_path_;
+    // --record given with --model: recording starts once that model has loaded (or failed to).
+    QString pending_record_;
     std::chrono::steady_clock::time_point recording_started_;
     std::thread loader_;
     QProgressDialog* progress_ = nullptr;

@@ -91,10 +91,15 @@ void CachePolicy::validate() const {
 
 bool bound_history(CachePolicy& policy, int64_t most) {
     QVG_CHECK(most >= 1, "a history bound must be at least 1 frame, got {}", most);
-    if (policy.window_frames > 0 && policy.sink_frames + policy.window_frames <= most) return false;
-    policy.sink_frames = std::min(policy.sink_frames, most - 1);
-    policy.window_frames = most - policy.sink_frames;
-    return true;
+    const CachePolicy before = policy;
+    if (policy.window_frames == 0 || policy.sink_frames + policy.window_frames > most) {
+        policy.sink_frames = std::min(policy.sink_frames, most - 1);
+        policy.window_frames = most - policy.sink_frames;
+    }
+    policy.span_frames =
+        std::min(policy.span_frames, std::max<int64_t>(1, policy.window_frames / 4));
+    return policy.sink_frames != before.sink_frames ||
+           policy.window_frames != before.window_frames || policy.span_frames != before.span_frames;
 }
 
 void CacheShape::validate() const {

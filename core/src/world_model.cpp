@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
@@ -328,6 +329,14 @@ std::vector<at::Tensor> WorldModel::autoencoder_parameters() const {
     return out;
 }
 
+std::vector<at::Tensor> WorldModel::decoder_parameters() const {
+    std::vector<at::Tensor> out;
+    for (const auto& [name, t] : own_) {
+        if (name.rfind("ae.dec.", 0) == 0) out.push_back(t);
+    }
+    return out;
+}
+
 std::vector<at::Tensor> WorldModel::dit_parameters() const {
     std::vector<at::Tensor> out = dit_.parameters();
     for (const auto& [name, t] : own_) {
@@ -481,10 +490,15 @@ at::Tensor shifted_sigma(const at::Tensor& u, double shift) {
 double AutoencoderLoss::psnr(double mse) { return 10.0 * std::log10(4.0 / std::max(mse, 1e-12)); }
 
 AutoencoderLoss autoencoder_loss(const WorldModel& model, const at::Tensor& video,
-                                 const at::Tensor& noise) {
+                                 const at::Tensor& noise, AutoencoderPart part) {
     const at::Device device = model.device();
     at::Tensor target = video.to(device, at::kFloat);
-    at::Tensor z = model.encode(target);
+    const bool decoder_only = part == AutoencoderPart::kDecoder;
+    at::Tensor z;
+    {
+        at::AutoGradMode grad(!decoder_only && at::GradMode::is_enabled());
+        z = model.encode(target);
+    }
     QVG_CHECK(noise.defined() && noise.sizes() == z.sizes(),
               "autoencoder loss: expected noise {}, found {}", z.sizes(),
               noise.defined() ? fmt::format("{}", noise.sizes()) : "undefined");
@@ -492,7 +506,7 @@ AutoencoderLoss autoencoder_loss(const WorldModel& model, const at::Tensor& vide
     at::Tensor recon = model.decode(z + noise.to(device, at::kFloat) * (0.1 * z.detach().std()));
     at::Tensor mse = at::mse_loss(recon, target);
     AutoencoderLoss out;
-    out.loss = mse + 1e-4 * z.pow(2).mean();
+    out.loss = decoder_only ? mse : mse + 1e-4 * z.pow(2).mean();
     out.mse = mse.detach();
     return out;
 }

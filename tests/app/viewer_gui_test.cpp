@@ -251,8 +251,9 @@ TEST(ViewerGui, RecordsThreeSecondsOfMp4) {
     const render::Mp4Info info = render::probe_mp4(mp4);
     EXPECT_EQ(info.codec_name, "h264");
     EXPECT_EQ(info.pix_fmt, "yuv420p");
-    EXPECT_EQ(info.width, 256);
-    EXPECT_EQ(info.height, 160);
+    // The built-in world model's frames (64 x 64), not the placeholder's shown while it loads.
+    EXPECT_EQ(info.width, 64);
+    EXPECT_EQ(info.height, 64);
     // The ring drops rather than block; on an idle machine it keeps every frame.
     EXPECT_GE(info.frame_count, 44);
     EXPECT_LE(info.frame_count, 48);
@@ -352,13 +353,12 @@ TEST(ViewerGui, RunsAWorldModelAndReplaysItIdentically) {
     input::save_trajectory(dir / "other.json", walk(12, 12));
     constexpr int kFrames = 16;  // 8 blocks of one latent (2 frames each)
     const auto replay = [&](const std::string& file, const std::string& name) {
-        const auto r = run({QVG_WORLD, "--model", model.string(), "--replay", (dir / file).string(),
-                            "--frames", std::to_string(kFrames), "--cache",
-                            "qvg,group=16,span=2,sink=1,window=6,centroids=4", "--hide-overlays",
-                            "--record",
-                            (dir / (name + ".mp4")).string(), "--headless-screenshot",
-                            (dir / (name + ".png")).string()},
-                           240s);
+        const auto r = run(
+            {QVG_WORLD, "--model", model.string(), "--replay", (dir / file).string(), "--frames",
+             std::to_string(kFrames), "--cache", "qvg,group=16,span=2,sink=1,window=6,centroids=4",
+             "--hide-overlays", "--record", (dir / (name + ".mp4")).string(),
+             "--headless-screenshot", (dir / (name + ".png")).string()},
+            240s);
         EXPECT_EQ(r.exit_code, 0) << r.output;
         EXPECT_NE(r.output.find("world model tiny_world.safetensors"), std::string::npos)
             << r.output;
@@ -393,21 +393,21 @@ TEST(ViewerGui, FileThatIsNeitherWorldModelNorCheckpointIsAnError) {
     const fs::path dir = fresh_dir("not-a-model");
     const fs::path plain = dir / "plain.safetensors";
     core::save_safetensors(plain, {{"w", at::zeros({2, 2})}});
-    const auto r = run({QVG_WORLD, "--model", plain.string(), "--headless-screenshot",
-                        (dir / "x.png").string()},
-                       60s);
+    const auto r = run(
+        {QVG_WORLD, "--model", plain.string(), "--headless-screenshot", (dir / "x.png").string()},
+        60s);
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_NE(r.output.find("is not a world model"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(dir / "x.png"));
 
     // A file with the world-model key whose tensors are garbage: a message, no crash.
     const fs::path broken = dir / "broken.safetensors";
-    core::save_safetensors(broken, {{"w", at::zeros({2, 2})}},
-                           {{core::kWorldModelMetadataKey,
-                             core::WorldModelConfig::tiny().to_json()}});
-    const auto r2 = run({QVG_WORLD, "--model", broken.string(), "--headless-screenshot",
-                         (dir / "y.png").string()},
-                        60s);
+    core::save_safetensors(
+        broken, {{"w", at::zeros({2, 2})}},
+        {{core::kWorldModelMetadataKey, core::WorldModelConfig::tiny().to_json()}});
+    const auto r2 = run(
+        {QVG_WORLD, "--model", broken.string(), "--headless-screenshot", (dir / "y.png").string()},
+        60s);
     EXPECT_EQ(r2.exit_code, 1) << r2.output;
     EXPECT_NE(r2.output.find("broken.safetensors"), std::string::npos) << r2.output;
 

@@ -14,8 +14,10 @@ struct CommandResult {
     std::string output;  // stdout and stderr together
 };
 
-inline CommandResult run_qvg(const std::string& args) {
-    const std::string cmd = "OMP_NUM_THREADS=1 '" + std::string(QVG_CLI) + "' " + args + " 2>&1";
+// `env`: extra variables for the command, e.g. "QVG_WORLD_MODEL=/tmp/m.safetensors".
+inline CommandResult run_qvg(const std::string& args, const std::string& env = "") {
+    const std::string cmd =
+        env + " OMP_NUM_THREADS=1 '" + std::string(QVG_CLI) + "' " + args + " 2>&1";
     CommandResult r;
     FILE* pipe = popen(cmd.c_str(), "r");
     if (pipe == nullptr) return r;

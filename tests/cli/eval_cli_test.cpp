@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_util.h"
+#include "cli/tiny_world.h"
 #include "qvg/core/world_model.h"
 #include "test_util.h"
 
@@ -22,16 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Fresh tiny weights with a non-zero flow head, so that what the cache holds changes the output.
-fs::path save_tiny_model(const fs::path& dir) {
-    const core::WorldModelConfig c = core::WorldModelConfig::tiny();
-    core::TensorMap w = core::init_world_model_weights(c, 2);
-    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(9);
-    w["dit.head.head.weight"] = at::randn(w["dit.head.head.weight"].sizes(), g) * 0.1;
-    const fs::path path = dir / "tiny_world.safetensors";
-    core::WorldModel(c, w, at::kCPU).save(path);
-    return path;
-}
+fs::path save_tiny_model(const fs::path& dir) { return save_tiny_world_model(dir); }
 
 // By default a short open trajectory and one closed square loop (4 * (1 + 30) latents of 2
 // frames). A span of the tiny model holds 32 tokens: 4 centroids keep QVG lossy and smaller than

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -155,6 +156,40 @@ TEST(TrainCli, ResumingACutRunGivesTheSameLosses) {
     EXPECT_EQ(std::string(magic + 1, 3), "PNG");
     fs::remove_all(sample);
     fs::remove_all(whole);
+}
+
+// Decoder fine-tuning after the DiT changes the decoder's tensors only (the latent space and the
+// DiT stay as they were), and a run cut inside it resumes to the same losses.
+TEST(TrainCli, DecoderFineTuningTouchesOnlyTheDecoderAndResumes) {
+    const fs::path base = fresh_dir("decoder_base"), whole = fresh_dir("decoder_whole"),
+                   cut = fresh_dir("decoder_cut");
+    const std::string args = " --ae-steps 1 --steps 2";
+    ASSERT_EQ(run_qvg(common_args(base) + args).exit_code, 0);
+    CommandResult a = run_qvg(common_args(whole) + args + " --decoder-steps 3");
+    ASSERT_EQ(a.exit_code, 0) << a.output;
+    EXPECT_NE(a.output.find("decoder fine-tuning 3 steps"), std::string::npos) << a.output;
+    EXPECT_EQ(losses(whole, "decoder").size(), 3u);
+    EXPECT_EQ(losses(whole, "dit"), losses(base, "dit"));
+    const auto before = core::SafetensorsFile::open(base / "world_model.safetensors");
+    const auto after = core::SafetensorsFile::open(whole / "world_model.safetensors");
+    EXPECT_EQ(after->metadata().at("qvg.train_decoder_step"), "3");
+    int decoder_changed = 0;
+    for (const core::TensorInfo& info : before->tensors()) {
+        const std::string& name = info.name;
+        const bool same = at::equal(before->tensor(name), after->tensor(name));
+        if (name.rfind("ae.dec.", 0) == 0) {
+            decoder_changed += same ? 0 : 1;
+        } else {
+            EXPECT_TRUE(same) << name << " changed";
+        }
+    }
+    EXPECT_GT(decoder_changed, 0);
+    // Cut after the DiT and inside the decoder phase.
+    ASSERT_EQ(run_qvg(common_args(cut) + args + " --decoder-steps 3 --run-steps 4").exit_code, 0);
+    CommandResult b = run_qvg(common_args(cut) + args + " --decoder-steps 3 --resume");
+    ASSERT_EQ(b.exit_code, 0) << b.output;
+    EXPECT_EQ(losses(cut, "decoder"), losses(whole, "decoder"));
+    for (const auto& d : {base, whole, cut}) fs::remove_all(d);
 }
 
 TEST(TrainCli, RefusesToOverwriteOrResumeNothing) {

@@ -178,25 +178,36 @@ TEST(KVCache, RenumbersTheFramesItHolds) {
     EXPECT_EQ(empty.renumber_frames(), 0);
 }
 
-TEST(KVCachePolicy, BoundHistoryShrinksTheWindowThenTheSink) {
+TEST(KVCachePolicy, BoundHistoryShrinksTheWindowThenTheSinkAndFitsTheSpans) {
     CachePolicy p;
     p.sink_frames = 3;
     p.window_frames = 144;
+    p.span_frames = 24;
     EXPECT_TRUE(bound_history(p, 15));
     EXPECT_EQ(p.sink_frames, 3);
     EXPECT_EQ(p.window_frames, 12);
+    EXPECT_EQ(p.span_frames, 3);         // a quarter of the window
     EXPECT_FALSE(bound_history(p, 15));  // already within
     EXPECT_FALSE(bound_history(p, 63));
     CachePolicy all;  // window 0: everything
+    all.span_frames = 8;
     EXPECT_TRUE(bound_history(all, 63));
     EXPECT_EQ(all.sink_frames, 0);
     EXPECT_EQ(all.window_frames, 63);
+    EXPECT_EQ(all.span_frames, 8);  // short enough already
     CachePolicy big_sink;
     big_sink.sink_frames = 8;
     big_sink.window_frames = 8;
     EXPECT_TRUE(bound_history(big_sink, 4));
     EXPECT_EQ(big_sink.sink_frames, 3);
     EXPECT_EQ(big_sink.window_frames, 1);
+    EXPECT_EQ(big_sink.span_frames, 1);
+    CachePolicy long_spans;  // within the bound, but its spans would never fill
+    long_spans.window_frames = 12;
+    long_spans.span_frames = 24;
+    EXPECT_TRUE(bound_history(long_spans, 15));
+    EXPECT_EQ(long_spans.window_frames, 12);
+    EXPECT_EQ(long_spans.span_frames, 3);
     EXPECT_THROW(bound_history(big_sink, 0), Error);
 }
 

@@ -37,9 +37,10 @@ struct CachePolicy {
 };
 
 // Bounds the frames `policy` holds (sink + window; window 0 holds everything) to `most`
-// (>= 1): the window shrinks, and the sink too when it alone would fill the bound. Returns
-// whether the policy changed. For models that were trained on histories of at most `most`
-// frames.
+// (>= 1): the window shrinks, and the sink too when it alone would fill the bound; spans shrink
+// to at most a quarter of the window (at least 1 frame), so that most of a short window is
+// encoded rather than held as a BF16 tail. Returns whether the policy changed. For models that
+// were trained on histories of at most `most` frames.
 bool bound_history(CachePolicy& policy, int64_t most);
 
 struct CacheShape {

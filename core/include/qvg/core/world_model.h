@@ -101,6 +101,9 @@ class WorldModel {
     WanMode mode() const { return mode_; }
 
     std::vector<at::Tensor> autoencoder_parameters() const;
+    // The decoder's tensors only (ae.dec.*): fine-tuning them leaves the latent space, and so
+    // the DiT, as it is.
+    std::vector<at::Tensor> decoder_parameters() const;
     // The DiT's tensors and the action embedding.
     std::vector<at::Tensor> dit_parameters() const;
 
@@ -164,8 +167,12 @@ struct AutoencoderLoss {
 // (so that the decoder tolerates the DiT's errors) plus 1e-4 * mean(latent^2). `noise` is unit
 // Gaussian [N, C, h, w], scaled by a tenth of the latents' spread. Nothing here waits for the
 // device.
+// kDecoder: the encoder is frozen (its latents carry no gradient, no latent penalty), for
+// fine-tuning the decoder of a trained model.
+enum class AutoencoderPart { kBoth, kDecoder };
 AutoencoderLoss autoencoder_loss(const WorldModel& model, const at::Tensor& video,
-                                 const at::Tensor& noise);
+                                 const at::Tensor& noise,
+                                 AutoencoderPart part = AutoencoderPart::kBoth);
 AutoencoderLoss autoencoder_loss(const WorldModel& model, const at::Tensor& video,
                                  at::Generator& gen);
 // The generator version's noise for `latents` latent frames: one randn [latents, C, h, w] (CPU).

@@ -1,6 +1,6 @@
 #pragma once
-// Where the viewer finds its default model when no --model is given: the world model that
-// `qvg train` writes, installed beside the program or kept in the source tree.
+// Where qvg-world and `qvg generate` find their default model when no --model is given: the
+// world model that `qvg train` writes, installed beside the program or kept in the source tree.
 
 #include <filesystem>
 #include <optional>
@@ -15,7 +15,7 @@ std::optional<std::filesystem::path> find_default_model(const char* env_value,
                                                         const std::filesystem::path& source_dir);
 
 // find_default_model with $QVG_WORLD_MODEL, the running executable's directory and the source
-// directory this viewer was built from.
+// directory this program was built from.
 std::optional<std::filesystem::path> default_model_path();
 
 }  // namespace qvg::app
