@@ -132,10 +132,9 @@ int run_generate_world(const WorldGenerateOptions& o) {
     if (policy.window_frames != o.cache.window_frames ||
         policy.sink_frames != o.cache.sink_frames || policy.span_frames != o.cache.span_frames) {
         std::cerr << fmt::format(
-            "generate: history held to {} latent frames (sink {}, window {}, spans of {}{}): the "
-            "model was trained on clips of {}\n",
-            policy.sink_frames + policy.window_frames, policy.sink_frames, policy.window_frames,
-            policy.span_frames,
+            "generate: history held to at most {} latent frames (sink {}, window {}, spans of "
+            "{}{}): the model was trained on clips of {}\n",
+            trained_clip - 1, policy.sink_frames, policy.window_frames, policy.span_frames,
             policy.codec.compresses() ? fmt::format(", {} centroids", policy.codec.centroids) : "",
             trained_clip);
     }

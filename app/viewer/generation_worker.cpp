@@ -399,8 +399,8 @@ void GenerationWorker::apply(Commands& c) {
         // A world model attends well only to histories as long as those it was trained on.
         if (world_model != nullptr && s.model->trained_clip_latents > 1 &&
             core::bound_history(policy, s.model->trained_clip_latents - 1)) {
-            post_message("history held to " +
-                             std::to_string(policy.sink_frames + policy.window_frames) +
+            post_message("history held to at most " +
+                             std::to_string(s.model->trained_clip_latents - 1) +
                              " latent frames (sink " + std::to_string(policy.sink_frames) +
                              ", window " + std::to_string(policy.window_frames) + ", spans of " +
                              std::to_string(policy.span_frames) +

@@ -98,6 +98,12 @@ bool bound_history(CachePolicy& policy, int64_t most) {
     }
     policy.span_frames =
         std::min(policy.span_frames, std::max<int64_t>(1, policy.window_frames / 4));
+    if (policy.codec.compresses() && policy.span_frames > 1) {
+        // Spans leave the window whole, so up to span - 1 frames beyond it stay held.
+        policy.window_frames = std::max<int64_t>(
+            1,
+            std::min(policy.window_frames, most - policy.sink_frames - (policy.span_frames - 1)));
+    }
     return policy.sink_frames != before.sink_frames ||
            policy.window_frames != before.window_frames || policy.span_frames != before.span_frames;
 }

@@ -209,6 +209,21 @@ TEST(KVCachePolicy, BoundHistoryShrinksTheWindowThenTheSinkAndFitsTheSpans) {
     EXPECT_EQ(long_spans.window_frames, 12);
     EXPECT_EQ(long_spans.span_frames, 3);
     EXPECT_THROW(bound_history(big_sink, 0), Error);
+
+    // QVG evicts whole spans: the window leaves room for a span's slack, and the cache never
+    // holds more than the bound.
+    CachePolicy q = qvg_policy(24, 0, 3, 144);
+    EXPECT_TRUE(bound_history(q, 15));
+    EXPECT_EQ(q.sink_frames, 3);
+    EXPECT_EQ(q.span_frames, 3);
+    EXPECT_EQ(q.window_frames, 10);
+    KVCache cache(small_shape(1), q);
+    for (int64_t f = 0; f < 40; ++f) {
+        auto [k, v] = frames(f, 1);
+        cache.layer(0).append(k, v, f);
+        EXPECT_LE(cache.stats().frames, 15) << "after frame " << f;
+    }
+    EXPECT_GT(cache.stats().layers.front().spans, 0);
 }
 
 TEST(KVCache, WindowAndSinkBoundTheHistory) {

@@ -39,8 +39,9 @@ struct CachePolicy {
 // Bounds the frames `policy` holds (sink + window; window 0 holds everything) to `most`
 // (>= 1): the window shrinks, and the sink too when it alone would fill the bound; spans shrink
 // to at most a quarter of the window (at least 1 frame), so that most of a short window is
-// encoded rather than held as a BF16 tail. Returns whether the policy changed. For models that
-// were trained on histories of at most `most` frames.
+// encoded rather than held as a BF16 tail, and a compressing codec's window leaves room for the
+// span - 1 frames that whole-span eviction keeps beyond it. Returns whether the policy changed. For
+// models that were trained on histories of at most `most` frames.
 bool bound_history(CachePolicy& policy, int64_t most);
 
 struct CacheShape {
