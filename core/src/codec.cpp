@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "codec_impl.h"
+#include "qvg/core/device.h"
 #include "qvg/core/error.h"
 
 namespace qvg::core {
@@ -140,17 +141,21 @@ EncodedSpan Codec::encode(const at::Tensor& x, const EncodeContext& context) con
     encode_into(xc, context, span, t);
     if (!t.error_sq.defined())
         t.error_sq = (decode(span).to(at::kFloat) - xc.to(at::kFloat)).pow(2).sum();
-    // ||X|| with the cast fused into the reduction (no widened copy of the span). It is
-    // finite exactly when every value is, short of an overflow of the sum of squares; only a
-    // non-finite result pays for the element-wise check.
+    // ||X|| from the method's sum of squares when it made one, else with the cast fused into the
+    // reduction (no widened copy of the span). It is finite exactly when every value is, short
+    // of an overflow of the sum of squares; only a non-finite result pays for the element-wise
+    // check.
+    const bool have_sq = t.input_sq.defined();
     std::vector<at::Tensor> parts = {
-        at::linalg_vector_norm(xc, 2, std::nullopt, false, at::kDouble),
+        have_sq ? t.input_sq.to(at::kDouble)
+                : at::linalg_vector_norm(xc, 2, std::nullopt, false, at::kDouble),
         t.error_sq.to(at::kDouble)};
     for (const auto& r : t.stage_residual_sq) parts.push_back(r.to(at::kDouble));
     // One transfer for every number: no per-stage synchronisation.
     const at::Tensor values = at::stack(parts).cpu();
+    mark_phase("telemetry transfer (waits for the device)");
     const double* v = values.data_ptr<double>();
-    double norm = v[0];
+    double norm = have_sq ? std::sqrt(v[0]) : v[0];
     if (!std::isfinite(norm)) {
         const int64_t bad = at::isfinite(xc).logical_not().sum().item<int64_t>();
         QVG_CHECK(bad == 0, "span input contains NaN or Inf values ({} of {})", bad, x.numel());

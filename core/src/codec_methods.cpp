@@ -5,6 +5,7 @@
 
 #include "codec_impl.h"
 #include "cuda_bridge.h"
+#include "qvg/core/device.h"
 #include "qvg/core/error.h"
 #include "qvg/core/fp8.h"
 #include "qvg/core/kmeans.h"
@@ -75,7 +76,8 @@ class QvgCodec final : public Codec {
         const auto& shape = span.shape;
         const int64_t b = shape[0], h = shape[1], n = shape[2], d = shape[3];
         const int64_t c = config_.centroids;
-        at::Tensor r = (x.scalar_type() == at::kBFloat16 ? x : x.to(at::kFloat)).view({b * h, n, d});
+        at::Tensor r =
+            (x.scalar_type() == at::kBFloat16 ? x : x.to(at::kFloat)).view({b * h, n, d});
         const GroupQuantSpec spec = spec_of(config_);
         for (int s = 0; s < config_.stages; ++s) {
             KMeansOptions opt;
@@ -95,8 +97,13 @@ class QvgCodec final : public Codec {
             if (s + 1 == config_.stages) {
                 detail::ResidualQuantResult fused;
                 if (detail::residual_quant_cuda(r, km.ids, km.centroids, spec, fused)) {
-                    t.stage_residual_sq.push_back(fused.residual_sq.sum());
-                    if (config_.stages == 1) t.error_sq = fused.error_sq.sum();  // r was X itself
+                    mark_phase("residual + scales + codes (fused kernel)");
+                    const at::Tensor totals = fused_totals(fused);
+                    t.stage_residual_sq.push_back(totals[0]);
+                    if (config_.stages == 1) {  // r was X itself
+                        t.error_sq = totals[1];
+                        t.input_sq = totals[2];
+                    }
                     span.quant = reshaped(fused.quant, b, h, n);
                     return;
                 }
@@ -112,16 +119,29 @@ class QvgCodec final : public Codec {
         if (config_.stages == 0) {
             detail::ResidualQuantResult fused;
             if (detail::residual_quant_cuda(r, {}, {}, spec, fused)) {
-                t.error_sq = fused.error_sq.sum();
+                mark_phase("scales + codes (fused kernel)");
+                const at::Tensor totals = fused_totals(fused);
+                t.error_sq = totals[1];
+                t.input_sq = totals[2];
                 span.quant = reshaped(fused.quant, b, h, n);
                 return;
             }
         }
 #endif
         span.quant = quantize_groups(r.to(at::kFloat).view({b, h, n, d}), spec);
+        mark_phase("residuals + scales + codes (ATen)");
     }
 
   private:
+#ifdef QVG_HAVE_CUDA
+    // The kernel's per-token sums totalled in double, one reduction for all three: [3] =
+    // (||R||^2, ||X - decode||^2, ||X||^2).
+    static at::Tensor fused_totals(const detail::ResidualQuantResult& fused) {
+        at::Tensor totals = fused.sums.sum({1, 2}, /*keepdim=*/false, at::kDouble);
+        mark_phase("telemetry sums (one reduction)");
+        return totals;
+    }
+#endif
     // [B*H, N, k] kernel outputs -> [B, H, N, k]
     static GroupQuantized reshaped(const GroupQuantized& q, int64_t b, int64_t h, int64_t n) {
         auto view = [&](const at::Tensor& x) {

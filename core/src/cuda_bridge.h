@@ -9,6 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "qvg/core/kmeans.h"
 #include "qvg/core/quant_pack.h"
 
 namespace qvg::core::detail {
@@ -24,13 +25,24 @@ at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const 
 // squared distances fp32 [G, N]; D in {64, 128, 256} and C <= 256, else both undefined.
 std::pair<at::Tensor, at::Tensor> assign_cuda(const at::Tensor& x, const at::Tensor& centroids);
 
+// The whole of kmeans() on the GPU for bf16 x [G, N, D] (contiguous, D in {64, 128, 256},
+// C <= 256): initialisation, assignments, updates and reseeding in kernels, buffers reused
+// across iterations, no host synchronisation (but for the convergence check, which only runs
+// with 3 or more iterations). Same results as the generic path. False where it does not apply.
+bool kmeans_cuda(const at::Tensor& xb, const KMeansOptions& options, const at::Tensor& warm_start,
+                 KMeansResult& out);
+
+// C distinct tokens of every group of bf16 x [G, N, D] drawn from the seed (kernels/rng.h), as
+// kmeans() starts; undefined where the kernel does not apply.
+at::Tensor kmeans_init_cuda(const at::Tensor& xb, int64_t centroids, uint64_t seed);
+
 // Fused residual + group quantization + packing of x fp32 or bf16 [G, N, D] against one stage
 // (ids uint8 [G, N], centroids bf16 [G, C, D]) or none (undefined). Fills codes/scales/zeros
-// and returns per-token sums of r^2 and of (x - decode)^2 as fp32 [G, N] tensors.
+// and per-token sums, fp32 [3, G, N]: sums[0] of r^2, sums[1] of (x - decode)^2, sums[2] of
+// x^2 (one tensor, so that one reduction totals all three).
 struct ResidualQuantResult {
     GroupQuantized quant;
-    at::Tensor residual_sq;
-    at::Tensor error_sq;
+    at::Tensor sums;
 };
 bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids,
                          const GroupQuantSpec& spec, ResidualQuantResult& out);

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "cuda_bridge.h"
+#include "qvg/core/device.h"
 #include "qvg/core/error.h"
 #include "qvg/core/rng.h"
 
@@ -16,7 +17,16 @@ namespace {
 // (~64 MiB at G=12, C=256).
 constexpr int64_t kAssignRows = 8192;
 
-at::Tensor random_init(const at::Tensor& x, int64_t centroids, uint64_t seed) {
+}  // namespace
+
+at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed) {
+#ifdef QVG_HAVE_CUDA
+    if (x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.is_contiguous()) {
+        // The same draws on the device: no host loop, no upload that waits for the stream.
+        at::Tensor out = detail::kmeans_init_cuda(x, centroids, seed);
+        if (out.defined()) return out;
+    }
+#endif
     const int64_t groups = x.size(0);
     const int64_t n = x.size(1);
     std::vector<int64_t> index;
@@ -27,10 +37,8 @@ at::Tensor random_init(const at::Tensor& x, int64_t centroids, uint64_t seed) {
         index.insert(index.end(), picks.begin(), picks.end());
     }
     at::Tensor idx = at::tensor(index, at::kLong).view({groups, centroids}).to(x.device());
-    return x.gather(1, idx.unsqueeze(-1).expand({groups, centroids, x.size(2)}));
+    return x.gather(1, idx.unsqueeze(-1).expand({groups, centroids, x.size(2)})).to(at::kBFloat16);
 }
-
-}  // namespace
 
 at::Tensor kmeans_update(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old) {
     const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2), c = old.size(1);
@@ -155,15 +163,24 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
     QVG_CHECK(options.iterations >= 0, "k-means iterations must be >= 0, got {}",
               options.iterations);
 
-    const Points points(x);
-    const at::Tensor& rows = points.rows();
-    at::Tensor cent = random_init(rows, c, options.seed).to(at::kBFloat16);
-    at::Tensor first_ids, first_dist;  // an assignment to `cent` already made, if any
     if (warm_start.defined()) {
         QVG_CHECK(warm_start.dim() == 3 && warm_start.size(0) == groups &&
                       warm_start.size(1) == c && warm_start.size(2) == dim,
                   "k-means warm start must be [{}, {}, {}], got {}", groups, c, dim,
                   fmt::join(warm_start.sizes(), "x"));
+    }
+    const Points points(x);
+#ifdef QVG_HAVE_CUDA
+    if (points.fused) {
+        KMeansResult result;
+        if (detail::kmeans_cuda(points.xb, options, warm_start, result)) return result;
+    }
+#endif
+    const at::Tensor& rows = points.rows();
+    at::Tensor cent = kmeans_init(rows, c, options.seed);
+    mark_phase("k-means init (draw + copy rows)");
+    at::Tensor first_ids, first_dist;  // an assignment to `cent` already made, if any
+    if (warm_start.defined()) {
         // The previous span's codebook usually fits the new tokens better than random tokens,
         // but not always (content that left the view). Each group starts from whichever of the
         // two fits it better; both assignments are needed anyway, so this costs one assignment.
@@ -174,6 +191,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         cent = at::where(pick.view({groups, 1, 1}), warm, cent);
         first_ids = at::where(pick.view({groups, 1}), ids_w, ids_c);
         first_dist = at::where(pick.view({groups, 1}), dist_w, dist_c);
+        mark_phase("k-means warm start (2 assignments, pick)");
     }
 
     KMeansResult result;
@@ -187,15 +205,19 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
             std::tie(next, dist) = assign(points, cent);
         }
         // (Not checked on the last iteration, where it changes nothing: saves a device sync.)
-        const bool converged = ids.defined() && it + 1 < options.iterations &&
-                               next.ne(ids).to(at::kFloat).mean().item<double>() <
-                                   options.converged_fraction;
+        const bool converged =
+            ids.defined() && it + 1 < options.iterations &&
+            next.ne(ids).to(at::kFloat).mean().item<double>() < options.converged_fraction;
         ids = next;
         cent = kmeans_reseed_empty(rows, ids, dist, kmeans_update(rows, ids, cent));
         result.iterations_run = it + 1;
+        mark_phase(fmt::format("k-means iteration {} (assign, update, reseed)", it + 1));
         if (converged) break;
     }
-    if (options.final_assign || !ids.defined()) ids = assign(points, cent).first;
+    if (options.final_assign || !ids.defined()) {
+        ids = assign(points, cent).first;
+        mark_phase("k-means final assign");
+    }
     result.ids = ids.to(at::kByte);
     result.centroids = cent;
     return result;

@@ -1,45 +1,38 @@
 #include "qvg/core/rng.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <unordered_set>
 
+#include "qvg/kernels/rng.h"
+
 namespace qvg::core {
+
+// The arithmetic lives in qvg/kernels/rng.h, where the k-means initialisation kernel uses it too.
 namespace {
 
-uint64_t splitmix64(uint64_t& x) {
-    uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+template <class F>
+uint64_t on_stream(uint64_t (&state)[4], F f) {
+    kernels::Xoshiro256 x;
+    std::copy(state, state + 4, x.s);
+    const uint64_t r = f(x);
+    std::copy(x.s, x.s + 4, state);
+    return r;
 }
-
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 }  // namespace
 
 Rng::Rng(uint64_t seed) {
-    for (auto& s : s_) s = splitmix64(seed);
+    const kernels::Xoshiro256 x(seed);
+    std::copy(x.s, x.s + 4, s_);
 }
 
 uint64_t Rng::next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
+    return on_stream(s_, [](kernels::Xoshiro256& x) { return x.next(); });
 }
 
 uint64_t Rng::below(uint64_t bound) {
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    uint64_t r;
-    do {
-        r = next();
-    } while (r >= limit);
-    return r % bound;
+    return on_stream(s_, [bound](kernels::Xoshiro256& x) { return x.below(bound); });
 }
 
 std::vector<int64_t> Rng::distinct(int64_t n, int64_t count) {
@@ -55,9 +48,6 @@ std::vector<int64_t> Rng::distinct(int64_t n, int64_t count) {
     return out;
 }
 
-uint64_t Rng::mix(uint64_t a, uint64_t b) {
-    uint64_t x = a ^ (b * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull);
-    return splitmix64(x);
-}
+uint64_t Rng::mix(uint64_t a, uint64_t b) { return kernels::mix_seed(a, b); }
 
 }  // namespace qvg::core

@@ -4,9 +4,19 @@
 // ids and codebooks and writes ~115 MB of BF16), so each thread produces 8 consecutive channels
 // of a token with one 16-byte store, after loading 2 (INT2) or 4 (INT4) code bytes, one scale
 // byte and one 16-byte slice of each stage's centroid row; a grid row per (b, h). Launch
-// variants (QvgDecodeParams::parts_per_thread, streaming_stores) are timed side by side by
-// `qvg kernel-bench --variants`. (A token-major layout, all heads of a token side by side,
-// measured 20% slower on the H200 and was dropped.)
+// variants (QvgDecodeParams::parts_per_thread, streaming_stores, interleaved_parts,
+// shared_centroids) are timed side by side by `qvg kernel-bench --variants`; the default is the
+// fastest measured (2 parts per thread, streaming stores). (A token-major layout, all heads of
+// a token side by side, measured 20% slower on the H200 and was dropped.)
+//
+// Why the variants: the bytes read are few (2-bit codes), so the kernel lives on its writes and
+// on latency. (1) Adjacent parts: store instruction j of a warp writes 16 bytes every 16 * parts
+// bytes, so a 128-byte line is completed by `parts` instructions; interleaved parts (dim / parts
+// apart) make every store and centroid load instruction cover whole lines, and in shared
+// memory they are free of bank conflicts (adjacent parts of 2 are 2-way conflicted). (2) Each
+// row needs two dependent loads (id, then its centroid row from L1/L2); with shared_centroids
+// the second is a shared-memory read, at the price of one copy of the head's codebooks (64 KiB
+// at S1, D 128) per block, amortised by blocks that loop over ~1000 tokens each.
 // Arithmetic mirrors the CPU codec operation for operation (__fmul_rn/__fadd_rn: no FMA
 // contraction), so results are bit-identical. Offsets are 64-bit.
 
@@ -14,6 +24,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "qvg/kernels/qvg_decode_cuda.h"
@@ -43,9 +54,12 @@ struct RowLoads {
     float4 cos, sin;
 };
 
-template <int kBits, bool kAsym, int kStages>
+// table: the head's codebooks in shared memory ([stage][C][D]), or null to read them from
+// global memory.
+template <int kBits, bool kAsym, int kStages, bool kRope>
 __device__ __forceinline__ void load_row(const QvgDecodeParams& p, int64_t bh, int64_t n,
-                                         int64_t d0, RowLoads<kStages>& l) {
+                                         int64_t d0, RowLoads<kStages>& l,
+                                         const uint16_t* table = nullptr) {
     const int64_t row = bh * p.tokens + n;
     if constexpr (kBits == 2) {
         l.codes = __ldg(reinterpret_cast<const uint16_t*>(p.codes + row * (p.dim / 4) + d0 / 4));
@@ -59,18 +73,23 @@ __device__ __forceinline__ void load_row(const QvgDecodeParams& p, int64_t bh, i
     for (int st = 0; st < kStages; ++st) {
         if (st < p.num_stages) {
             const int id = __ldg(p.ids[st] + row);
-            l.cent[st] = __ldg(reinterpret_cast<const uint4*>(
-                p.centroids[st] + (bh * p.num_centroids + id) * p.dim + d0));
+            if (table != nullptr) {
+                l.cent[st] = *reinterpret_cast<const uint4*>(
+                    table + (st * p.num_centroids + id) * p.dim + d0);
+            } else {
+                l.cent[st] = __ldg(reinterpret_cast<const uint4*>(
+                    p.centroids[st] + (bh * p.num_centroids + id) * p.dim + d0));
+            }
         }
     }
-    if (p.rope_cos != nullptr) {
+    if constexpr (kRope) {
         l.cos = __ldg(reinterpret_cast<const float4*>(p.rope_cos + n * (p.dim / 2) + d0 / 2));
         l.sin = __ldg(reinterpret_cast<const float4*>(p.rope_sin + n * (p.dim / 2) + d0 / 2));
     }
 }
 
 // 8 BF16 channels, packed, from one row's loads.
-template <int kBits, bool kAsym, int kStages>
+template <int kBits, bool kAsym, int kStages, bool kRope>
 __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowLoads<kStages>& l) {
     // Codes of channels d0 .. d0+7: stored values u (offset, unsigned).
     int u[kVec];
@@ -113,7 +132,7 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
             }
         }
     }
-    if (p.rope_cos != nullptr) {
+    if constexpr (kRope) {
         // Round the decode to BF16 first, then rotate as the RoPE kernel rotates BF16 keys.
         const float cs[4] = {l.cos.x, l.cos.y, l.cos.z, l.cos.w};
         const float ss[4] = {l.sin.x, l.sin.y, l.sin.z, l.sin.w};
@@ -138,66 +157,178 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
     return make_uint4(packed[0], packed[1], packed[2], packed[3]);
 }
 
-// grid.y = b * heads + h, grid.x covers this head's tokens x (dim / (8 * kParts)) threads; a
-// thread does kParts consecutive 8-channel parts of one row (loads first, then arithmetic and
-// stores), and with kStream the stores bypass the caches (st.global.cs: the decoded span is read
-// once, by the attention, after much more data went through L2).
-template <int kBits, bool kAsym, int kStages, int kParts, bool kStream>
+template <bool kStream>
+__device__ __forceinline__ void store16(uint16_t* out, const uint4& v) {
+    if constexpr (kStream) {
+        __stcs(reinterpret_cast<uint4*>(out), v);
+    } else {
+        *reinterpret_cast<uint4*>(out) = v;
+    }
+}
+
+// Where thread t of a row puts its kParts 8-channel parts: first channel and distance between
+// parts (side by side, or dim / kParts apart).
+template <int kParts>
+__device__ __forceinline__ void part_layout(const QvgDecodeParams& p, unsigned t, int64_t& first,
+                                            int64_t& step) {
+    if (kParts > 1 && p.interleaved_parts) {
+        first = static_cast<int64_t>(t) * kVec;
+        step = p.dim / kParts;
+    } else {
+        first = static_cast<int64_t>(t) * kVec * kParts;
+        step = kVec;
+    }
+}
+
+// One row: all loads first (independent requests in flight), then arithmetic and stores.
+template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream>
+__device__ __forceinline__ void decode_one_row(const QvgDecodeParams& p, int64_t bh, int64_t n,
+                                               unsigned t, const uint16_t* table) {
+    const unsigned heads = static_cast<unsigned>(p.heads);  // < 65536 (checked at launch)
+    const int64_t b = static_cast<unsigned>(bh) / heads, h = static_cast<unsigned>(bh) % heads;
+    int64_t first, step;
+    part_layout<kParts>(p, t, first, step);
+    RowLoads<kStages> l[kParts];
+#pragma unroll
+    for (int j = 0; j < kParts; ++j)
+        load_row<kBits, kAsym, kStages, kRope>(p, bh, n, first + j * step, l[j], table);
+    uint16_t* out = p.out + b * p.out_stride_b + n * p.out_stride_n + h * p.out_stride_h + first;
+#pragma unroll
+    for (int j = 0; j < kParts; ++j)
+        store16<kStream>(out + j * step, decode_row<kBits, kAsym, kStages, kRope>(p, l[j]));
+}
+
+// grid.y = b * heads + h, grid.x covers this head's tokens x (dim / (8 * kParts)) threads; with
+// kStream the stores bypass the caches (st.global.cs: the decoded span is read once, by the
+// attention, after much more data went through L2).
+template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream>
 __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
     const unsigned threads_per_row = static_cast<unsigned>(p.dim / (kVec * kParts));
     const unsigned local = blockIdx.x * kThreads + threadIdx.x;
     const unsigned n32 = local / threads_per_row;
     if (n32 >= p.tokens) return;
-    const int64_t n = n32;
-    const int64_t d0 = static_cast<int64_t>(local % threads_per_row) * kVec * kParts;
+    decode_one_row<kBits, kAsym, kStages, kRope, kParts, kStream>(p, blockIdx.y, n32,
+                                                                  local % threads_per_row, nullptr);
+}
+
+// shared_centroids: grid.y = b * heads + h; the block stages this head's codebooks in shared
+// memory, then its rows of 256 / (dim / (8 * kParts)) threads stride over the head's tokens.
+template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream>
+__global__ void __launch_bounds__(kThreads) decode_shared_kernel(QvgDecodeParams p) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    uint16_t* table = reinterpret_cast<uint16_t*>(smem);
     const int64_t bh = blockIdx.y;
-    const int64_t b = blockIdx.y / static_cast<unsigned>(p.heads);
-    const int64_t h = blockIdx.y % static_cast<unsigned>(p.heads);
-    RowLoads<kStages> l[kParts];
-#pragma unroll
-    for (int j = 0; j < kParts; ++j) load_row<kBits, kAsym, kStages>(p, bh, n, d0 + j * kVec, l[j]);
-    uint4* out = reinterpret_cast<uint4*>(p.out + b * p.out_stride_b + n * p.out_stride_n +
-                                          h * p.out_stride_h + d0);
-#pragma unroll
-    for (int j = 0; j < kParts; ++j) {
-        const uint4 v = decode_row<kBits, kAsym, kStages>(p, l[j]);
-        if constexpr (kStream) {
-            __stcs(out + j, v);
-        } else {
-            out[j] = v;
-        }
+    const int64_t chunks = p.num_centroids * p.dim / kVec;  // 16-byte chunks per stage
+    for (int st = 0; st < p.num_stages; ++st) {
+        const uint4* src =
+            reinterpret_cast<const uint4*>(p.centroids[st] + bh * p.num_centroids * p.dim);
+        uint4* dst = reinterpret_cast<uint4*>(table) + st * chunks;
+        for (int64_t i = threadIdx.x; i < chunks; i += kThreads) dst[i] = __ldg(src + i);
+    }
+    __syncthreads();
+    const unsigned threads_per_row = static_cast<unsigned>(p.dim / (kVec * kParts));
+    const unsigned rows = kThreads / threads_per_row;
+    const unsigned r = threadIdx.x / threads_per_row;
+    if (r >= rows) return;
+    const unsigned t = threadIdx.x % threads_per_row;
+    for (int64_t n = static_cast<int64_t>(blockIdx.x) * rows + r; n < p.tokens;
+         n += static_cast<int64_t>(gridDim.x) * rows) {
+        decode_one_row<kBits, kAsym, kStages, kRope, kParts, kStream>(p, bh, n, t, table);
     }
 }
 
-template <int kBits, bool kAsym, int kStages, int kParts>
+template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream>
+cudaError_t launch_shared(const QvgDecodeParams& p, size_t smem, cudaStream_t stream,
+                          bool& launched) {
+    launched = false;
+    auto kernel = decode_shared_kernel<kBits, kAsym, kStages, kRope, kParts, kStream>;
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(smem));
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return cudaSuccess;  // more than the device offers: the plain grid runs
+    }
+    int per_sm = 0, device = 0, sms = 0;
+    if ((err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem)) !=
+            cudaSuccess ||
+        (err = cudaGetDevice(&device)) != cudaSuccess ||
+        (err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) !=
+            cudaSuccess) {
+        return err;
+    }
+    if (per_sm == 0) return cudaSuccess;
+    // One wave: as many blocks as fit at once, spread evenly over the heads.
+    const int64_t heads = p.batch * p.heads;
+    const int64_t rows = kThreads / (p.dim / (kVec * kParts));
+    const int64_t most = (p.tokens + rows - 1) / rows;
+    const int64_t per_head =
+        std::max<int64_t>(1, std::min<int64_t>(most, (int64_t{per_sm} * sms + heads - 1) / heads));
+    const dim3 grid(static_cast<unsigned>(per_head), static_cast<unsigned>(heads));
+    kernel<<<grid, kThreads, smem, stream>>>(p);
+    launched = true;
+    return cudaGetLastError();
+}
+
+// Codebooks staged in shared memory only up to this size (4 stages at D 128 would take all of
+// an H200 SM's 227 KiB for one block).
+constexpr size_t kMaxSharedTable = 128 * 1024;
+
+template <int kBits, bool kAsym, int kStages, bool kRope, int kParts>
 cudaError_t launch_parts(const QvgDecodeParams& p, cudaStream_t stream) {
+    if (p.batch * p.heads > 65535) return cudaErrorInvalidValue;
+    if (p.shared_centroids && p.num_stages > 0) {
+        const size_t smem = static_cast<size_t>(p.num_stages * p.num_centroids * p.dim * 2);
+        if (smem <= kMaxSharedTable) {
+            bool launched = false;
+            const cudaError_t err =
+                p.streaming_stores ? launch_shared<kBits, kAsym, kStages, kRope, kParts, true>(
+                                         p, smem, stream, launched)
+                                   : launch_shared<kBits, kAsym, kStages, kRope, kParts, false>(
+                                         p, smem, stream, launched);
+            if (err != cudaSuccess || launched) return err;
+        }
+    }
     const int64_t per_head = p.tokens * (p.dim / (kVec * kParts));
-    if (per_head > 0xffffffffLL - kThreads || p.batch * p.heads > 65535)
-        return cudaErrorInvalidValue;
+    if (per_head > 0xffffffffLL - kThreads) return cudaErrorInvalidValue;
     const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
                     static_cast<unsigned>(p.batch * p.heads));
     if (p.streaming_stores) {
-        decode_kernel<kBits, kAsym, kStages, kParts, true><<<grid, kThreads, 0, stream>>>(p);
+        decode_kernel<kBits, kAsym, kStages, kRope, kParts, true><<<grid, kThreads, 0, stream>>>(p);
     } else {
-        decode_kernel<kBits, kAsym, kStages, kParts, false><<<grid, kThreads, 0, stream>>>(p);
+        decode_kernel<kBits, kAsym, kStages, kRope, kParts, false>
+            <<<grid, kThreads, 0, stream>>>(p);
     }
     return cudaGetLastError();
 }
 
-template <int kBits, bool kAsym, int kStages>
+template <int kBits, bool kAsym, int kStages, bool kRope>
 cudaError_t launch_decode(const QvgDecodeParams& p, cudaStream_t stream) {
-    const int parts = p.parts_per_thread == 0 ? 1 : p.parts_per_thread;
-    if ((p.dim / kVec) % parts != 0) return cudaErrorInvalidValue;
+    const int64_t vecs = p.dim / kVec;
+    const int parts = p.parts_per_thread != 0 ? p.parts_per_thread : (vecs % 2 == 0 ? 2 : 1);
+    if (vecs % parts != 0) return cudaErrorInvalidValue;
     switch (parts) {
         case 1:
-            return launch_parts<kBits, kAsym, kStages, 1>(p, stream);
+            return launch_parts<kBits, kAsym, kStages, kRope, 1>(p, stream);
         case 2:
-            return launch_parts<kBits, kAsym, kStages, 2>(p, stream);
+            return launch_parts<kBits, kAsym, kStages, kRope, 2>(p, stream);
         case 4:
-            return launch_parts<kBits, kAsym, kStages, 4>(p, stream);
+            return launch_parts<kBits, kAsym, kStages, kRope, 4>(p, stream);
         default:
             return cudaErrorInvalidValue;
     }
+}
+
+// Registers are sized by the stage count (1 covers RTN and S1) and by whether RoPE tables are
+// read (the plain decode does not hold them).
+template <int kBits, bool kAsym>
+cudaError_t launch_stages(const QvgDecodeParams& p, cudaStream_t stream) {
+    const bool rope = p.rope_cos != nullptr;
+    if (p.num_stages <= 1) {
+        return rope ? launch_decode<kBits, kAsym, 1, true>(p, stream)
+                    : launch_decode<kBits, kAsym, 1, false>(p, stream);
+    }
+    return rope ? launch_decode<kBits, kAsym, kMaxStages, true>(p, stream)
+                : launch_decode<kBits, kAsym, kMaxStages, false>(p, stream);
 }
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
@@ -221,20 +352,11 @@ cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream) {
         return cudaErrorInvalidValue;
     }
     if (p.batch * p.heads * p.tokens == 0) return cudaSuccess;
-    if (p.num_stages <= 1) {
-        if (p.bits == 2) {
-            return p.asymmetric ? launch_decode<2, true, 1>(p, stream)
-                                : launch_decode<2, false, 1>(p, stream);
-        }
-        return p.asymmetric ? launch_decode<4, true, 1>(p, stream)
-                            : launch_decode<4, false, 1>(p, stream);
-    }
     if (p.bits == 2) {
-        return p.asymmetric ? launch_decode<2, true, kMaxStages>(p, stream)
-                            : launch_decode<2, false, kMaxStages>(p, stream);
+        return p.asymmetric ? launch_stages<2, true>(p, stream)
+                            : launch_stages<2, false>(p, stream);
     }
-    return p.asymmetric ? launch_decode<4, true, kMaxStages>(p, stream)
-                        : launch_decode<4, false, kMaxStages>(p, stream);
+    return p.asymmetric ? launch_stages<4, true>(p, stream) : launch_stages<4, false>(p, stream);
 }
 
 }  // namespace qvg::kernels

@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "qvg/kernels/qvg_encode_cuda.h"
+#include "qvg/kernels/rng.h"
 
 namespace qvg::kernels {
 namespace {
@@ -60,8 +61,9 @@ constexpr int kUpdateChunk = 32768;  // ids staged per pass
 template <int D>
 __global__ void __launch_bounds__(kUpdateWarps * 32) update_kernel(KMeansUpdateParams p) {
     constexpr int kPer = D / 32;  // channels per lane: 2, 4 or 8
-    using Vec = typename std::conditional<kPer == 2, uint32_t,
-                                          typename std::conditional<kPer == 4, uint2, uint4>::type>::type;
+    using Vec =
+        typename std::conditional<kPer == 2, uint32_t,
+                                  typename std::conditional<kPer == 4, uint2, uint4>::type>::type;
     __shared__ uint8_t ids[kUpdateChunk];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t g = blockIdx.y;
@@ -83,7 +85,8 @@ __global__ void __launch_bounds__(kUpdateWarps * 32) update_kernel(KMeansUpdateP
     for (int64_t base = 0; base < p.tokens; base += kUpdateChunk) {
         const int len = static_cast<int>(min(static_cast<int64_t>(kUpdateChunk), p.tokens - base));
         __syncthreads();
-        for (int i = threadIdx.x; i < len; i += kUpdateWarps * 32) ids[i] = p.ids[g * p.tokens + base + i];
+        for (int i = threadIdx.x; i < len; i += kUpdateWarps * 32)
+            ids[i] = p.ids[g * p.tokens + base + i];
         __syncthreads();
         if (!active) continue;
         for (int t0 = 0; t0 < len; t0 += 32) {
@@ -114,6 +117,8 @@ __global__ void __launch_bounds__(kUpdateWarps * 32) update_kernel(KMeansUpdateP
         }
     }
     if (!active) return;
+    if (p.counts != nullptr && lane == 0)
+        p.counts[g * p.centroids + c] = static_cast<int32_t>(count);
     const int64_t slot = (g * p.centroids + c) * D + lane * kPer;
     Vec out;
     if (count == 0) {
@@ -123,9 +128,9 @@ __global__ void __launch_bounds__(kUpdateWarps * 32) update_kernel(KMeansUpdateP
         const float n = static_cast<float>(count);
 #pragma unroll
         for (int i = 0; i < kPer / 2; ++i) {
-            const __nv_bfloat162 mean = __halves2bfloat162(
-                __float2bfloat16_rn(__fdiv_rn(sum[2 * i], n)),
-                __float2bfloat16_rn(__fdiv_rn(sum[2 * i + 1], n)));
+            const __nv_bfloat162 mean =
+                __halves2bfloat162(__float2bfloat16_rn(__fdiv_rn(sum[2 * i], n)),
+                                   __float2bfloat16_rn(__fdiv_rn(sum[2 * i + 1], n)));
             memcpy(&w[i], &mean, 4);
         }
     }
@@ -181,10 +186,10 @@ template <int D>
 __global__ void __launch_bounds__(kAssignThreads) assign_kernel(AssignParams p) {
     constexpr int S = D + 8;  // padded row stride, elements
     extern __shared__ __align__(16) unsigned char smem[];
-    const int cpad = static_cast<int>((p.num_centroids + kAssignTile - 1) / kAssignTile) *
-                     kAssignTile;
-    uint16_t* cs = reinterpret_cast<uint16_t*>(smem);  // [cpad][S]
-    uint16_t* xs = cs + cpad * S;                       // [128][S]
+    const int cpad =
+        static_cast<int>((p.num_centroids + kAssignTile - 1) / kAssignTile) * kAssignTile;
+    uint16_t* cs = reinterpret_cast<uint16_t*>(smem);              // [cpad][S]
+    uint16_t* xs = cs + cpad * S;                                  // [128][S]
     float* cn = reinterpret_cast<float*>(xs + kAssignTokens * S);  // [cpad]
     float* xn = cn + cpad;                                         // [128]
 
@@ -292,10 +297,17 @@ __global__ void __launch_bounds__(kAssignThreads) assign_kernel(AssignParams p) 
                     i = oi;
                 }
             }
+            // No candidate only when every score is NaN (non-finite input): the CPU reference
+            // then keeps centroid 0; never write an id outside the codebook.
+            if (i >= p.num_centroids) i = 0;
             const int r = warp * 32 + mt * 16 + h * 8 + gq;
             if (tq == 0 && r < rows) {
                 const int64_t out = g * p.tokens + row0 + r;
-                p.ids[out] = i;
+                if (p.ids != nullptr) {
+                    p.ids[out] = i;
+                } else {
+                    p.ids_u8[out] = static_cast<uint8_t>(i);
+                }
                 if (p.dist != nullptr) p.dist[out] = fmaxf(__fadd_rn(b, xn[r]), 0.0f);
             }
         }
@@ -303,8 +315,7 @@ __global__ void __launch_bounds__(kAssignThreads) assign_kernel(AssignParams p) 
 
 size_t assign_smem_bytes(int64_t dim, int64_t centroids) {
     const int64_t cpad = (centroids + kAssignTile - 1) / kAssignTile * kAssignTile;
-    return static_cast<size_t>((cpad + kAssignTokens) * (dim + 8) * 2 +
-                               (cpad + kAssignTokens) * 4);
+    return static_cast<size_t>((cpad + kAssignTokens) * (dim + 8) * 2 + (cpad + kAssignTokens) * 4);
 }
 
 template <int D>
@@ -317,6 +328,159 @@ cudaError_t launch_assign(const AssignParams& p, cudaStream_t stream) {
                     static_cast<unsigned>(p.groups));
     assign_kernel<D><<<grid, kAssignThreads, smem, stream>>>(p);
     return cudaGetLastError();
+}
+
+// ---- k-means initialisation -------------------------------------------------------------------
+//
+// One block per group. Warp 0 replays qvg::core::Rng::distinct: every lane runs the same
+// xoshiro stream, lane k % 32 keeps the raw draw k; the 64-bit remainders (slow on the GPU) are
+// then taken in parallel, and only Floyd's collision check - is draw k among the picks so far? -
+// stays sequential, as one ballot over the picks per draw. A rejected raw draw (probability
+// about N / 2^64 per draw) shifts the stream: the warp then redoes the group one draw at a time.
+// The whole block copies the picked rows.
+constexpr int kInitThreads = 256;
+constexpr int kMaxCentroids = 256;
+
+__global__ void __launch_bounds__(kInitThreads) init_kernel(KMeansInitParams p) {
+    __shared__ uint64_t raw[kMaxCentroids];
+    __shared__ int32_t picks[kMaxCentroids];
+    const int64_t g = blockIdx.x;
+    const int c_count = static_cast<int>(p.num_centroids);
+    const int64_t first = p.tokens - c_count;  // Floyd's j runs over first .. tokens - 1
+    if (threadIdx.x < 32) {
+        const int lane = threadIdx.x;
+        Xoshiro256 rng(mix_seed(p.seed, static_cast<uint64_t>(g)));
+        const Xoshiro256 start = rng;
+        for (int k = 0; k < c_count; ++k) {
+            const uint64_t r = rng.next();
+            if ((k & 31) == lane) raw[k] = r;
+        }
+        __syncwarp();
+        bool rejected = false;
+        for (int k = lane; k < c_count; k += 32) {
+            const uint64_t bound = static_cast<uint64_t>(first + k) + 1;
+            const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+            rejected |= raw[k] >= limit;
+            raw[k] %= bound;  // the draw t_k
+        }
+        if (__any_sync(0xffffffffu, rejected)) {
+            rng = start;
+            for (int k = 0; k < c_count; ++k) {
+                const uint64_t t = rng.below(static_cast<uint64_t>(first + k) + 1);
+                if (lane == 0) raw[k] = t;
+            }
+        }
+        __syncwarp();
+        for (int k = 0; k < c_count; ++k) {
+            const int32_t t = static_cast<int32_t>(raw[k]);
+            bool hit = false;
+            for (int i = lane; i < k; i += 32) hit |= picks[i] == t;
+            const bool taken = __any_sync(0xffffffffu, hit);
+            if (lane == 0) picks[k] = taken ? static_cast<int32_t>(first + k) : t;
+            __syncwarp();
+        }
+    }
+    __syncthreads();
+    const int chunks = static_cast<int>(p.dim / kVec);
+    const uint4* src = reinterpret_cast<const uint4*>(p.x + g * p.tokens * p.dim);
+    uint4* dst = reinterpret_cast<uint4*>(p.centroids + g * p.num_centroids * p.dim);
+    for (int i = threadIdx.x; i < c_count * chunks; i += kInitThreads) {
+        const int r = i / chunks, k = i % chunks;
+        dst[i] = __ldg(src + static_cast<int64_t>(picks[r]) * chunks + k);
+    }
+}
+
+// ---- Reseeding empty clusters
+// --------------------------------------------------------------------
+//
+// One block per group. The empty clusters and their ranks come from the counts (a ballot per
+// warp); a group with none returns at once. Otherwise the E farthest tokens are found by a radix
+// select on 64-bit keys (distance bits above the inverted token index: larger key = farther,
+// ties to the lower index; distances are >= 0, so their bits order like the values), 8 passes of
+// 8 bits over the group's distances, then ranked among themselves (E <= 256) and copied.
+constexpr int kReseedThreads = 1024;
+
+__device__ __forceinline__ uint64_t reseed_key(const float* dist, int64_t n) {
+    const float d = __fadd_rn(dist[n], 0.0f);  // -0 -> +0
+    return (static_cast<uint64_t>(__float_as_uint(d)) << 32) |
+           (0xffffffffu - static_cast<uint32_t>(n));
+}
+
+__global__ void __launch_bounds__(kReseedThreads) reseed_kernel(KMeansReseedParams p) {
+    __shared__ int rank_of[kMaxCentroids];  // empty rank of each cluster, -1 if not empty
+    __shared__ int warp_empty[kReseedThreads / 32];
+    __shared__ uint32_t hist[256];
+    __shared__ uint64_t cand[kMaxCentroids];
+    __shared__ int32_t token_of_rank[kMaxCentroids];
+    __shared__ uint64_t prefix_s;
+    __shared__ uint32_t want_s;
+    __shared__ int cand_count;
+    const int64_t g = blockIdx.x;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int c_count = static_cast<int>(p.num_centroids);
+    const float* dist = p.dist + g * p.tokens;
+
+    const bool empty = tid < c_count && p.counts[g * c_count + tid] == 0;
+    const unsigned ballot = __ballot_sync(0xffffffffu, empty);
+    if (lane == 0) warp_empty[warp] = __popc(ballot);
+    __syncthreads();
+    int before = 0, total = 0;
+    for (int w = 0; w < kReseedThreads / 32; ++w) {
+        if (w < warp) before += warp_empty[w];
+        total += warp_empty[w];
+    }
+    if (total == 0) return;  // the common case
+    if (tid < kMaxCentroids)
+        rank_of[tid] = empty ? before + __popc(ballot & ((1u << lane) - 1)) : -1;
+
+    // The total-th largest key, 8 bits at a time from the top.
+    uint64_t prefix = 0, mask = 0;
+    uint32_t want = static_cast<uint32_t>(total);
+    for (int shift = 56; shift >= 0; shift -= 8) {
+        if (tid < 256) hist[tid] = 0;
+        __syncthreads();
+        for (int64_t n = tid; n < p.tokens; n += kReseedThreads) {
+            const uint64_t key = reseed_key(dist, n);
+            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1u);
+        }
+        __syncthreads();
+        if (tid == 0) {
+            uint32_t above = 0;
+            int digit = 255;
+            for (; digit > 0; --digit) {
+                if (above + hist[digit] >= want) break;
+                above += hist[digit];
+            }
+            prefix_s = prefix | (static_cast<uint64_t>(digit) << shift);
+            want_s = want - above;
+            cand_count = 0;
+        }
+        __syncthreads();
+        prefix = prefix_s;
+        want = want_s;
+        mask |= uint64_t{0xff} << shift;
+    }
+    // Exactly `total` keys are >= the threshold (keys are distinct).
+    for (int64_t n = tid; n < p.tokens; n += kReseedThreads) {
+        const uint64_t key = reseed_key(dist, n);
+        if (key >= prefix) cand[atomicAdd(&cand_count, 1)] = key;
+    }
+    __syncthreads();
+    if (tid < total) {
+        const uint64_t key = cand[tid];
+        int rank = 0;
+        for (int i = 0; i < total; ++i) rank += cand[i] > key;
+        token_of_rank[rank] = static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(key));
+    }
+    __syncthreads();
+    const int chunks = static_cast<int>(p.dim / kVec);
+    const uint4* src = reinterpret_cast<const uint4*>(p.x + g * p.tokens * p.dim);
+    uint4* dst = reinterpret_cast<uint4*>(p.centroids + g * p.num_centroids * p.dim);
+    for (int i = tid; i < c_count * chunks; i += kReseedThreads) {
+        const int c = i / chunks, k = i % chunks;
+        const int rank = rank_of[c];
+        if (rank >= 0) dst[i] = src[static_cast<int64_t>(token_of_rank[rank]) * chunks + k];
+    }
 }
 
 template <int kBits, bool kAsym, bool kStage, bool kBf16In>
@@ -402,7 +566,7 @@ __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) 
     s = fp8_decode(s8);
 
     int u[kVec];
-    float res_sq = 0.0f, err_sq = 0.0f;
+    float res_sq = 0.0f, err_sq = 0.0f, in_sq = 0.0f;
 #pragma unroll
     for (int i = 0; i < kVec; ++i) {
         float q, y;
@@ -425,10 +589,12 @@ __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) 
         const float e = __fsub_rn(x[i], bf16_round(y));
         res_sq = __fadd_rn(res_sq, __fmul_rn(r[i], r[i]));
         err_sq = __fadd_rn(err_sq, __fmul_rn(e, e));
+        in_sq = __fadd_rn(in_sq, __fmul_rn(x[i], x[i]));
     }
     for (int off = 1; off < threads_per_row; off <<= 1) {
         res_sq = __fadd_rn(res_sq, __shfl_xor_sync(0xffffffffu, res_sq, off));
         err_sq = __fadd_rn(err_sq, __shfl_xor_sync(0xffffffffu, err_sq, off));
+        in_sq = __fadd_rn(in_sq, __shfl_xor_sync(0xffffffffu, in_sq, off));
     }
     if (!active) return;
     if (part % lanes == 0) {
@@ -455,6 +621,7 @@ __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) 
     if (part == 0) {
         if (p.residual_sq) p.residual_sq[row] = res_sq;
         if (p.error_sq) p.error_sq[row] = err_sq;
+        if (p.input_sq) p.input_sq[row] = in_sq;
     }
 }
 
@@ -481,7 +648,8 @@ cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream) {
     if (p.groups == 0 || p.centroids == 0) return cudaSuccess;
     if (p.groups > 65535 || p.centroids > 256) return cudaErrorInvalidValue;
     const uintptr_t align = static_cast<uintptr_t>(p.dim / 32 * 2);  // one lane's vector
-    if ((reinterpret_cast<uintptr_t>(p.x) % align) || (reinterpret_cast<uintptr_t>(p.old) % align) ||
+    if ((reinterpret_cast<uintptr_t>(p.x) % align) ||
+        (reinterpret_cast<uintptr_t>(p.old) % align) ||
         (reinterpret_cast<uintptr_t>(p.out) % align)) {
         return cudaErrorInvalidValue;
     }
@@ -503,7 +671,7 @@ cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream) {
 
 cudaError_t kmeans_assign(const AssignParams& p, cudaStream_t stream) {
     if (p.num_centroids < 1 || p.num_centroids > 256 || p.groups > 65535 ||
-        p.tokens > 0x7fffffffLL) {
+        p.tokens > 0x7fffffffLL || (p.ids == nullptr) == (p.ids_u8 == nullptr)) {
         return cudaErrorInvalidValue;
     }
     if ((reinterpret_cast<uintptr_t>(p.x) & 15) || (reinterpret_cast<uintptr_t>(p.centroids) & 15))
@@ -549,6 +717,30 @@ cudaError_t residual_quant(const ResidualQuantParams& p, cudaStream_t stream) {
         else
             launch_quant<4, false>(p, b, stream);
     }
+    return cudaGetLastError();
+}
+
+cudaError_t kmeans_init(const KMeansInitParams& p, cudaStream_t stream) {
+    if (p.dim <= 0 || p.dim % kVec != 0 || p.num_centroids < 1 || p.num_centroids > kMaxCentroids ||
+        p.num_centroids > p.tokens || p.tokens > 0x7fffffffLL || p.groups > 0x7fffffffLL) {
+        return cudaErrorInvalidValue;
+    }
+    if ((reinterpret_cast<uintptr_t>(p.x) & 15) || (reinterpret_cast<uintptr_t>(p.centroids) & 15))
+        return cudaErrorInvalidValue;
+    if (p.groups == 0) return cudaSuccess;
+    init_kernel<<<static_cast<unsigned>(p.groups), kInitThreads, 0, stream>>>(p);
+    return cudaGetLastError();
+}
+
+cudaError_t kmeans_reseed(const KMeansReseedParams& p, cudaStream_t stream) {
+    if (p.dim <= 0 || p.dim % kVec != 0 || p.num_centroids < 1 || p.num_centroids > kMaxCentroids ||
+        p.tokens > 0x7fffffffLL || p.groups > 0x7fffffffLL) {
+        return cudaErrorInvalidValue;
+    }
+    if ((reinterpret_cast<uintptr_t>(p.x) & 15) || (reinterpret_cast<uintptr_t>(p.centroids) & 15))
+        return cudaErrorInvalidValue;
+    if (p.groups == 0 || p.tokens == 0) return cudaSuccess;
+    reseed_kernel<<<static_cast<unsigned>(p.groups), kReseedThreads, 0, stream>>>(p);
     return cudaGetLastError();
 }
 

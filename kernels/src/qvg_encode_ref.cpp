@@ -1,10 +1,13 @@
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "bf16_bits.h"
 #include "fp8_bits.h"
 #include "qvg/kernels/qvg_encode.h"
+#include "qvg/kernels/rng.h"
 
 namespace qvg::kernels {
 
@@ -24,6 +27,7 @@ void kmeans_update_reference(const KMeansUpdateParams& p) {
         uint16_t* out = p.out + c * p.dim;
         const uint16_t* old = p.old + c * p.dim;
         const int64_t k = count[static_cast<size_t>(c)];
+        if (p.counts != nullptr) p.counts[c] = static_cast<int32_t>(k);
         for (int64_t d = 0; d < p.dim; ++d) {
             out[d] = k == 0 ? old[d]
                             : detail::float_to_bf16(sum[static_cast<size_t>(c * p.dim + d)] /
@@ -81,7 +85,8 @@ void assign_reference(const AssignParams& p) {
                     idx = c;
                 }
             }
-            p.ids[g * p.tokens + n] = idx;
+            if (p.ids != nullptr) p.ids[g * p.tokens + n] = idx;
+            if (p.ids_u8 != nullptr) p.ids_u8[g * p.tokens + n] = static_cast<uint8_t>(idx);
             if (p.dist != nullptr) {
                 const float d = best + xn;
                 p.dist[g * p.tokens + n] = d > 0.0f ? d : 0.0f;
@@ -104,7 +109,8 @@ void residual_quant_reference(const ResidualQuantParams& p) {
             const float* x = p.x != nullptr ? p.x + row * p.dim : x_row.data();
             if (p.x == nullptr) {
                 for (int64_t d = 0; d < p.dim; ++d)
-                    x_row[static_cast<size_t>(d)] = detail::bf16_to_float(p.x_bf16[row * p.dim + d]);
+                    x_row[static_cast<size_t>(d)] =
+                        detail::bf16_to_float(p.x_bf16[row * p.dim + d]);
             }
             for (int64_t d = 0; d < p.dim; ++d) {
                 c[static_cast<size_t>(d)] = 0.0f;
@@ -117,7 +123,7 @@ void residual_quant_reference(const ResidualQuantParams& p) {
                     r[static_cast<size_t>(d)] = x[d];
                 }
             }
-            float res_sq = 0.0f, err_sq = 0.0f;
+            float res_sq = 0.0f, err_sq = 0.0f, in_sq = 0.0f;
             for (int64_t k = 0; k < groups_per_row; ++k) {
                 const float* rg = r.data() + k * p.group;
                 float s, z = 0.0f;
@@ -170,6 +176,7 @@ void residual_quant_reference(const ResidualQuantParams& p) {
                     const float xh = detail::bf16_to_float(detail::float_to_bf16(y));
                     res_sq += v * v;
                     err_sq += (x[d] - xh) * (x[d] - xh);
+                    in_sq += x[d] * x[d];
                 }
             }
             uint8_t* codes = p.codes + row * (p.dim / per_byte);
@@ -181,6 +188,45 @@ void residual_quant_reference(const ResidualQuantParams& p) {
             }
             if (p.residual_sq) p.residual_sq[row] = res_sq;
             if (p.error_sq) p.error_sq[row] = err_sq;
+            if (p.input_sq) p.input_sq[row] = in_sq;
+        }
+    }
+}
+
+void kmeans_init_reference(const KMeansInitParams& p) {
+    std::vector<int64_t> picks;
+    for (int64_t g = 0; g < p.groups; ++g) {
+        Xoshiro256 rng(mix_seed(p.seed, static_cast<uint64_t>(g)));
+        picks.clear();
+        for (int64_t j = p.tokens - p.num_centroids; j < p.tokens; ++j) {  // Floyd
+            const auto t = static_cast<int64_t>(rng.below(static_cast<uint64_t>(j) + 1));
+            const bool taken = std::find(picks.begin(), picks.end(), t) != picks.end();
+            picks.push_back(taken ? j : t);
+        }
+        for (int64_t c = 0; c < p.num_centroids; ++c) {
+            std::memcpy(p.centroids + (g * p.num_centroids + c) * p.dim,
+                        p.x + (g * p.tokens + picks[static_cast<size_t>(c)]) * p.dim,
+                        static_cast<size_t>(p.dim) * sizeof(uint16_t));
+        }
+    }
+}
+
+void kmeans_reseed_reference(const KMeansReseedParams& p) {
+    std::vector<int64_t> order(static_cast<size_t>(p.tokens));
+    for (int64_t g = 0; g < p.groups; ++g) {
+        const float* dist = p.dist + g * p.tokens;
+        bool any = false;
+        for (int64_t c = 0; c < p.num_centroids; ++c) any |= p.counts[g * p.num_centroids + c] == 0;
+        if (!any) continue;
+        std::iota(order.begin(), order.end(), int64_t{0});
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int64_t a, int64_t b) { return dist[a] > dist[b]; });
+        int64_t k = 0;  // k-th empty cluster
+        for (int64_t c = 0; c < p.num_centroids; ++c) {
+            if (p.counts[g * p.num_centroids + c] != 0) continue;
+            std::memcpy(p.centroids + (g * p.num_centroids + c) * p.dim,
+                        p.x + (g * p.tokens + order[static_cast<size_t>(k++)]) * p.dim,
+                        static_cast<size_t>(p.dim) * sizeof(uint16_t));
         }
     }
 }

@@ -223,3 +223,110 @@ TEST(KernelReference, AssignMatchesTheCpuAssignment) {
 
 }  // namespace
 }  // namespace qvg
+
+namespace qvg {
+namespace {
+
+// The device initialisation draws what the codec's Rng draws: kmeans_init on the CPU and the
+// kernel's reference pick the same tokens, for awkward sizes and C = N (every token).
+TEST(KernelReference, KMeansInitMatchesTheCodecStart) {
+    at::manual_seed(11);
+    for (int64_t n : {1, 7, 256, 1031})
+        for (int64_t c : {1, 5, 256}) {
+            if (c > n) continue;
+            for (uint64_t seed : {0ull, 42ull}) {
+                at::Tensor x = at::randn({3, n, 64}).to(at::kBFloat16);
+                const at::Tensor expect = core::kmeans_init(x, c, seed);
+                at::Tensor out = at::empty({3, c, 64}, at::kBFloat16);
+                kernels::KMeansInitParams p;
+                p.x = bf16_ptr(x);
+                p.centroids = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+                p.groups = 3;
+                p.tokens = n;
+                p.num_centroids = c;
+                p.dim = 64;
+                p.seed = seed;
+                kernels::kmeans_init_reference(p);
+                EXPECT_TRUE(at::equal(out, expect)) << "N" << n << " C" << c << " seed " << seed;
+                // ... and kmeans() without iterations starts from them.
+                core::KMeansOptions opt;
+                opt.centroids = c;
+                opt.iterations = 0;
+                opt.seed = seed;
+                EXPECT_TRUE(at::equal(core::kmeans(x, opt).centroids, expect));
+            }
+        }
+}
+
+// Reseeding: the kernel's reference replaces the same rows as the codec's ATen version, with
+// tied distances (ties go to the lower token) and groups with and without empty clusters.
+TEST(KernelReference, KMeansReseedMatchesTheCodec) {
+    at::manual_seed(12);
+    const int64_t g = 3, n = 700, c = 64, d = 128;
+    at::Tensor x = at::randn({g, n, d}).to(at::kBFloat16);
+    at::Tensor ids = at::randint(0, 50, {g, n});  // clusters 50.. empty in every group
+    ids[1] = at::arange(n) % c;                   // ... but none empty in group 1
+    at::Tensor dist = at::randint(0, 20, {g, n}).to(at::kFloat);  // many ties
+    at::Tensor cent = at::randn({g, c, d}).to(at::kBFloat16);
+    const at::Tensor expect = core::kmeans_reseed_empty(x, ids, dist, cent);
+    at::Tensor counts =
+        at::zeros({g, c}, at::kLong).scatter_add_(1, ids, at::ones_like(ids)).to(at::kInt);
+    at::Tensor out = cent.clone();
+    kernels::KMeansReseedParams p;
+    p.x = bf16_ptr(x);
+    p.counts = counts.data_ptr<int32_t>();
+    p.dist = dist.data_ptr<float>();
+    p.centroids = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    p.groups = g;
+    p.tokens = n;
+    p.num_centroids = c;
+    p.dim = d;
+    kernels::kmeans_reseed_reference(p);
+    EXPECT_TRUE(at::equal(out, expect));
+    EXPECT_TRUE(at::equal(out[1], cent[1]));
+    EXPECT_FALSE(at::equal(out[0], cent[0]));
+}
+
+// The update's member counts and the quantizer's ||x||^2, which the device k-means and the
+// codec's telemetry use.
+TEST(KernelReference, UpdateCountsAndInputSumsAreExact) {
+    at::manual_seed(13);
+    at::Tensor x = at::randn({2, 300, 64}).to(at::kBFloat16);
+    at::Tensor ids = at::randint(0, 30, {2, 300}).to(at::kByte);
+    at::Tensor old = at::randn({2, 32, 64}).to(at::kBFloat16);
+    at::Tensor out = at::empty_like(old);
+    at::Tensor counts = at::empty({2, 32}, at::kInt);
+    kernels::KMeansUpdateParams u;
+    u.x = bf16_ptr(x);
+    u.ids = ids.data_ptr<uint8_t>();
+    u.old = bf16_ptr(old);
+    u.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    u.counts = counts.data_ptr<int32_t>();
+    u.groups = 2;
+    u.tokens = 300;
+    u.centroids = 32;
+    u.dim = 64;
+    kernels::kmeans_update_reference(u);
+    const at::Tensor ids64 = ids.to(at::kLong);
+    EXPECT_TRUE(at::equal(
+        counts,
+        at::zeros({2, 32}, at::kLong).scatter_add_(1, ids64, at::ones_like(ids64)).to(at::kInt)));
+
+    at::Tensor xf = x.to(at::kFloat);
+    at::Tensor codes = at::empty({2, 300, 16}, at::kByte),
+               scales = at::empty({2, 300, 1}, at::kByte);
+    at::Tensor in_sq = at::empty({2, 300});
+    kernels::ResidualQuantParams q;
+    q.x = xf.data_ptr<float>();
+    q.groups = 2;
+    q.tokens = 300;
+    q.dim = 64;
+    q.codes = codes.data_ptr<uint8_t>();
+    q.scales = scales.data_ptr<uint8_t>();
+    q.input_sq = in_sq.data_ptr<float>();
+    kernels::residual_quant_reference(q);
+    EXPECT_TRUE(at::allclose(in_sq, xf.pow(2).sum(-1), 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace qvg

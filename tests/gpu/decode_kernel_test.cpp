@@ -75,6 +75,36 @@ kernels::QvgDecodeParams params(const Case& c, const Data& d, int64_t b, int64_t
     return p;
 }
 
+// Every launch shape of the kernel (parts 0 = the default); results must not depend on it.
+struct Launch {
+    int parts;
+    bool streaming, interleaved, shared;
+};
+
+std::vector<Launch> all_launches(int64_t dim) {
+    std::vector<Launch> out;
+    for (int parts : {0, 1, 2, 4})
+        for (bool streaming : {false, true})
+            for (bool interleaved : {false, true})
+                for (bool shared : {false, true}) {
+                    if (parts > 0 && (dim / 8) % parts != 0) continue;
+                    out.push_back({parts, streaming, interleaved, shared});
+                }
+    return out;
+}
+
+void apply(const Launch& l, kernels::QvgDecodeParams& p) {
+    p.parts_per_thread = l.parts;
+    p.streaming_stores = l.streaming;
+    p.interleaved_parts = l.interleaved;
+    p.shared_centroids = l.shared;
+}
+
+std::string describe(const Launch& l) {
+    return "parts " + std::to_string(l.parts) + (l.streaming ? " streaming" : "") +
+           (l.interleaved ? " interleaved" : "") + (l.shared ? " shared" : "");
+}
+
 Data to_cuda(const Data& d) {
     Data g;
     g.codes = d.codes.cuda();
@@ -109,21 +139,17 @@ TEST(DecodeKernel, MatchesTheCpuReferenceBitForBitOverSweptShapes) {
         auto pr = params(c, cpu, b, h, c.stages > 0 ? centroids : 1, ref_out);
         kernels::qvg_decode_reference(pr);
         // Every thread layout of the kernel gives the same bits (and leaves the rest alone).
-        for (int parts : {1, 2, 4})
-            for (bool streaming : {false, true}) {
-                if ((c.dim / 8) % parts != 0) continue;
-                gpu_buf.zero_();
-                auto pg = params(c, gpu, b, h, c.stages > 0 ? centroids : 1, gpu_out);
-                pg.parts_per_thread = parts;
-                pg.streaming_stores = streaming;
-                ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()),
-                          cudaSuccess)
-                    << name(c);
-                at::Tensor got = gpu_buf.cpu();
-                const int64_t bad =
-                    got.view(at::kShort).ne(ref_buf.view(at::kShort)).sum().item<int64_t>();
-                ASSERT_EQ(bad, 0) << name(c) << " parts " << parts << " streaming " << streaming;
-            }
+        for (const Launch& l : all_launches(c.dim)) {
+            gpu_buf.zero_();
+            auto pg = params(c, gpu, b, h, c.stages > 0 ? centroids : 1, gpu_out);
+            apply(l, pg);
+            ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()), cudaSuccess)
+                << name(c) << " " << describe(l);
+            at::Tensor got = gpu_buf.cpu();
+            const int64_t bad =
+                got.view(at::kShort).ne(ref_buf.view(at::kShort)).sum().item<int64_t>();
+            ASSERT_EQ(bad, 0) << name(c) << " " << describe(l);
+        }
     }
 }
 
@@ -194,16 +220,16 @@ TEST(DecodeKernel, FusedRopeMatchesTheReference) {
             pr.rope_cos = cos.data_ptr<float>();
             pr.rope_sin = sin.data_ptr<float>();
             kernels::qvg_decode_reference(pr);
-            for (int parts : {1, 4}) {
+            for (const Launch& l : all_launches(c.dim)) {
                 gpu_out.zero_();
                 auto pg = params(c, gpu, b, h, stages > 0 ? centroids : 1, gpu_out);
                 pg.rope_cos = cos_g.data_ptr<float>();
                 pg.rope_sin = sin_g.data_ptr<float>();
-                pg.parts_per_thread = parts;
+                apply(l, pg);
                 ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()),
                           cudaSuccess);
                 EXPECT_TRUE(at::equal(gpu_out.cpu().view(at::kShort), ref_out.view(at::kShort)))
-                    << "stages " << stages << " tokens " << tokens << " parts " << parts;
+                    << "stages " << stages << " tokens " << tokens << " " << describe(l);
             }
         }
     }

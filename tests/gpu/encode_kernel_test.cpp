@@ -246,3 +246,178 @@ TEST(EncodeKernel, AssignMatchesTheReferenceOnRealData) {
 
 }  // namespace
 }  // namespace qvg
+
+namespace qvg {
+namespace {
+
+// Device initialisation: the same tokens as the reference (hence as the codec's host draws).
+TEST(EncodeKernel, KMeansInitMatchesTheReference) {
+    at::manual_seed(21);
+    for (int64_t dim : {64, 128, 256})
+        for (int64_t n : {1, 37, 256, 37440})
+            for (int64_t c : {1, 37, 256}) {
+                if (c > n) continue;
+                const uint64_t seed = static_cast<uint64_t>(n * 7 + c);
+                at::Tensor x = at::randn({5, n, dim}).to(at::kBFloat16);
+                auto run = [&](bool cuda) {
+                    const at::Device dev = cuda ? at::kCUDA : at::kCPU;
+                    at::Tensor xx = x.to(dev);
+                    at::Tensor out = at::empty({5, c, dim}, xx.options());
+                    kernels::KMeansInitParams p;
+                    p.x = bf16(xx);
+                    p.centroids = bf16(out);
+                    p.groups = 5;
+                    p.tokens = n;
+                    p.num_centroids = c;
+                    p.dim = dim;
+                    p.seed = seed;
+                    if (cuda) {
+                        EXPECT_EQ(kernels::kmeans_init(p, at::cuda::getCurrentCUDAStream()),
+                                  cudaSuccess);
+                    } else {
+                        kernels::kmeans_init_reference(p);
+                    }
+                    return out.cpu();
+                };
+                EXPECT_TRUE(at::equal(run(false), run(true)))
+                    << "D" << dim << " N" << n << " C" << c;
+            }
+}
+
+// Reseeding on the device: tied distances, empty clusters in some groups only, more tokens than
+// one pass of the block, and a group where every cluster but one is empty.
+TEST(EncodeKernel, KMeansReseedMatchesTheReference) {
+    at::manual_seed(22);
+    for (int64_t dim : {64, 128})
+        for (int64_t n : {256, 1031, 70001}) {
+            const int64_t g = 4, c = 256;
+            at::Tensor x = at::randn({g, n, dim}).to(at::kBFloat16);
+            at::Tensor ids = at::randint(0, 200, {g, n});
+            ids[1] = at::arange(n) % c;  // nothing empty
+            ids[2].fill_(7);             // 255 empty
+            at::Tensor counts =
+                at::zeros({g, c}, at::kLong).scatter_add_(1, ids, at::ones_like(ids)).to(at::kInt);
+            at::Tensor dist = at::randint(0, 50, {g, n}).to(at::kFloat);
+            dist[3] = at::rand({n}) * 1e-3;  // no ties
+            at::Tensor cent = at::randn({g, c, dim}).to(at::kBFloat16);
+            auto run = [&](bool cuda) {
+                const at::Device dev = cuda ? at::kCUDA : at::kCPU;
+                at::Tensor xx = x.to(dev), cc = counts.to(dev), dd = dist.to(dev);
+                at::Tensor out = cent.to(dev).clone();
+                kernels::KMeansReseedParams p;
+                p.x = bf16(xx);
+                p.counts = cc.data_ptr<int32_t>();
+                p.dist = dd.data_ptr<float>();
+                p.centroids = bf16(out);
+                p.groups = g;
+                p.tokens = n;
+                p.num_centroids = c;
+                p.dim = dim;
+                if (cuda) {
+                    EXPECT_EQ(kernels::kmeans_reseed(p, at::cuda::getCurrentCUDAStream()),
+                              cudaSuccess);
+                } else {
+                    kernels::kmeans_reseed_reference(p);
+                }
+                return out.cpu();
+            };
+            EXPECT_TRUE(at::equal(run(false), run(true))) << "D" << dim << " N" << n;
+        }
+}
+
+// Update member counts, uint8 assignment ids and the quantizer's ||x||^2 on the device.
+TEST(EncodeKernel, CountsUint8IdsAndInputSumsMatch) {
+    at::manual_seed(23);
+    const int64_t g = 3, n = 3001, c = 256, dim = 128;
+    at::Tensor x = at::randint(-3, 4, {g, n, dim}).to(at::kBFloat16).cuda();
+    at::Tensor cent = at::randint(-3, 4, {g, c, dim}).to(at::kBFloat16).cuda();
+    at::Tensor ids64 = at::empty({g, n}, x.options().dtype(at::kLong));
+    at::Tensor ids8 = at::empty({g, n}, x.options().dtype(at::kByte));
+    kernels::AssignParams a;
+    a.x = bf16(x);
+    a.centroids = bf16(cent);
+    a.groups = g;
+    a.tokens = n;
+    a.num_centroids = c;
+    a.dim = dim;
+    a.ids = ids64.data_ptr<int64_t>();
+    ASSERT_EQ(kernels::kmeans_assign(a, at::cuda::getCurrentCUDAStream()), cudaSuccess);
+    a.ids = nullptr;
+    a.ids_u8 = ids8.data_ptr<uint8_t>();
+    ASSERT_EQ(kernels::kmeans_assign(a, at::cuda::getCurrentCUDAStream()), cudaSuccess);
+    EXPECT_TRUE(at::equal(ids64.to(at::kByte), ids8));
+
+    at::Tensor counts = at::empty({g, c}, x.options().dtype(at::kInt));
+    kernels::KMeansUpdateParams u;
+    u.x = bf16(x);
+    u.ids = ids8.data_ptr<uint8_t>();
+    u.old = bf16(cent);
+    u.out = bf16(cent);  // in place
+    u.counts = counts.data_ptr<int32_t>();
+    u.groups = g;
+    u.tokens = n;
+    u.centroids = c;
+    u.dim = dim;
+    const at::Tensor expect_cent = core::kmeans_update(x.cpu(), ids64.cpu(), cent.cpu());
+    ASSERT_EQ(kernels::kmeans_update(u, at::cuda::getCurrentCUDAStream()), cudaSuccess);
+    EXPECT_TRUE(at::equal(cent.cpu(), expect_cent));
+    EXPECT_TRUE(at::equal(
+        counts.cpu().to(at::kLong),
+        at::zeros({g, c}, at::kLong).scatter_add_(1, ids64.cpu(), at::ones_like(ids64.cpu()))));
+
+    at::Tensor codes = at::empty({g, n, dim / 4}, x.options().dtype(at::kByte));
+    at::Tensor scales = at::empty({g, n, dim / 64}, x.options().dtype(at::kByte));
+    at::Tensor in_sq = at::empty({g, n}, x.options().dtype(at::kFloat));
+    kernels::ResidualQuantParams q;
+    q.x_bf16 = bf16(x);
+    q.groups = g;
+    q.tokens = n;
+    q.dim = dim;
+    q.codes = codes.data_ptr<uint8_t>();
+    q.scales = scales.data_ptr<uint8_t>();
+    q.input_sq = in_sq.data_ptr<float>();
+    ASSERT_EQ(kernels::residual_quant(q, at::cuda::getCurrentCUDAStream()), cudaSuccess);
+    EXPECT_TRUE(at::equal(in_sq.cpu(), x.cpu().to(at::kFloat).pow(2).sum(-1)));  // exact ints
+}
+
+// On integer-valued tokens every distance, sum and mean is exact in any order, so the device
+// k-means (init, assign, update, reseed, convergence test, warm start) and the whole encode must
+// equal the CPU codec bit for bit. Repeated rows make clusters go empty, so reseeding runs.
+TEST(CudaCodec, DeviceKMeansEqualsTheCpuBitForBitOnExactData) {
+    at::manual_seed(24);
+    const at::Tensor rows = at::randint(-3, 4, {3, 90, 128});
+    const at::Tensor x = rows.index_select(1, at::randint(0, 90, {2000})).to(at::kBFloat16);
+    const at::Tensor warm = at::randint(-3, 4, {3, 64, 128}).to(at::kBFloat16);
+    for (int iters : {0, 1, 2, 4})
+        for (bool use_warm : {false, true}) {
+            core::KMeansOptions opt;
+            opt.centroids = 64;
+            opt.iterations = iters;
+            opt.seed = 5;
+            opt.converged_fraction = 0.01;
+            const core::KMeansResult a = core::kmeans(x, opt, use_warm ? warm : at::Tensor());
+            const core::KMeansResult b =
+                core::kmeans(x.cuda(), opt, use_warm ? warm.cuda() : at::Tensor());
+            const std::string what =
+                "iterations " + std::to_string(iters) + (use_warm ? " warm" : " cold");
+            EXPECT_TRUE(at::equal(a.ids, b.ids.cpu())) << what;
+            EXPECT_TRUE(at::equal(a.centroids, b.centroids.cpu())) << what;
+            EXPECT_EQ(a.iterations_run, b.iterations_run) << what;
+        }
+    core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
+    cfg.centroids = 64;
+    auto codec = core::Codec::create(cfg);
+    const at::Tensor span = x.view({1, 3, 2000, 128});
+    const core::EncodedSpan a = codec->encode(span);
+    const core::EncodedSpan b = codec->encode(span.cuda());
+    EXPECT_TRUE(at::equal(a.stages[0].ids, b.stages[0].ids.cpu()));
+    EXPECT_TRUE(at::equal(a.stages[0].centroids, b.stages[0].centroids.cpu()));
+    EXPECT_TRUE(at::equal(a.quant.codes, b.quant.codes.cpu()));
+    EXPECT_TRUE(at::equal(a.quant.scales, b.quant.scales.cpu()));
+    EXPECT_NEAR(a.input_norm, b.input_norm, 1e-9 * a.input_norm);
+    EXPECT_NEAR(a.rel_error, b.rel_error, 1e-6);
+    EXPECT_NEAR(a.stage_rel_error[0], b.stage_rel_error[0], 1e-6);
+}
+
+}  // namespace
+}  // namespace qvg

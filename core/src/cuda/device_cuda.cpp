@@ -1,13 +1,16 @@
 #include <cuda_runtime_api.h>
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <c10/cuda/CUDAStream.h>
 
 #include <c10/cuda/CUDACachingAllocator.h>
 
+#include "phase_recorder.h"
 #include "qvg/core/error.h"
 
 namespace qvg::core::detail {
@@ -52,6 +55,39 @@ std::vector<double> cuda_event_times_ms(const std::function<void()>& fn, int rep
     cudaEventDestroy(stop);
     return out;
 }
+
+namespace {
+
+class EventRecorder final : public PhaseRecorder {
+  public:
+    ~EventRecorder() override {
+        for (auto& [name, ev] : marks_) cudaEventDestroy(ev);
+    }
+    void mark(const std::string& name) override {
+        cudaEvent_t ev;
+        QVG_CHECK(cudaEventCreate(&ev) == cudaSuccess, "cudaEventCreate failed");
+        marks_.emplace_back(name, ev);
+        cudaEventRecord(ev, c10::cuda::getCurrentCUDAStream());
+    }
+    std::vector<std::pair<std::string, double>> finish() override {
+        std::vector<std::pair<std::string, double>> out;
+        if (marks_.empty()) return out;
+        cudaEventSynchronize(marks_.back().second);
+        for (size_t i = 1; i < marks_.size(); ++i) {
+            float ms = 0;
+            cudaEventElapsedTime(&ms, marks_[i - 1].second, marks_[i].second);
+            out.emplace_back(marks_[i].first, ms);
+        }
+        return out;
+    }
+
+  private:
+    std::vector<std::pair<std::string, cudaEvent_t>> marks_;
+};
+
+}  // namespace
+
+std::unique_ptr<PhaseRecorder> cuda_phase_recorder() { return std::make_unique<EventRecorder>(); }
 
 std::string cuda_device_name(c10::DeviceIndex index) {
     cudaDeviceProp prop{};

@@ -40,6 +40,30 @@ at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const 
     return out;
 }
 
+at::Tensor kmeans_init_cuda(const at::Tensor& xb, int64_t centroids, uint64_t seed) {
+    if (!xb.is_cuda() || xb.scalar_type() != at::kBFloat16 || !xb.is_contiguous() ||
+        xb.dim() != 3 || xb.size(2) % 8 != 0) {
+        return {};
+    }
+    const c10::cuda::CUDAGuard guard(xb.device());
+    at::Tensor out = at::empty({xb.size(0), centroids, xb.size(2)}, xb.options());
+    kernels::KMeansInitParams p;
+    p.x = reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>());
+    p.centroids = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    p.groups = xb.size(0);
+    p.tokens = xb.size(1);
+    p.num_centroids = centroids;
+    p.dim = xb.size(2);
+    p.seed = seed;
+    const cudaError_t err = kernels::kmeans_init(p, at::cuda::getCurrentCUDAStream());
+    if (err == cudaErrorInvalidValue) {
+        (void)cudaGetLastError();
+        return {};
+    }
+    check(err, "k-means initialisation");
+    return out;
+}
+
 std::pair<at::Tensor, at::Tensor> assign_cuda(const at::Tensor& x, const at::Tensor& centroids) {
     const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2), c = centroids.size(1);
     if (x.scalar_type() != at::kBFloat16 || (dim != 64 && dim != 128 && dim != 256) || c > 256)
@@ -76,9 +100,7 @@ bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::T
     out.quant.codes = at::empty({groups, n, dim * spec.bits / 8}, u8);
     out.quant.scales = at::empty({groups, n, dim / spec.group}, u8);
     out.quant.zeros = spec.asymmetric ? at::empty({groups, n, dim / spec.group}, u8) : at::Tensor();
-    const auto f32 = x.options().dtype(at::kFloat);
-    out.residual_sq = at::empty({groups, n}, f32);
-    out.error_sq = at::empty({groups, n}, f32);
+    out.sums = at::empty({3, groups, n}, x.options().dtype(at::kFloat));
     at::Tensor ids_u8, cent;
     kernels::ResidualQuantParams p;
     if (ids.defined()) {
@@ -102,8 +124,10 @@ bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::T
     p.codes = out.quant.codes.data_ptr<uint8_t>();
     p.scales = out.quant.scales.data_ptr<uint8_t>();
     p.zeros = spec.asymmetric ? out.quant.zeros.data_ptr<uint8_t>() : nullptr;
-    p.residual_sq = out.residual_sq.data_ptr<float>();
-    p.error_sq = out.error_sq.data_ptr<float>();
+    float* sums = out.sums.data_ptr<float>();
+    p.residual_sq = sums;
+    p.error_sq = sums + groups * n;
+    p.input_sq = sums + 2 * groups * n;
     const cudaError_t err = kernels::residual_quant(p, at::cuda::getCurrentCUDAStream());
     if (err == cudaErrorInvalidValue) {
         (void)cudaGetLastError();

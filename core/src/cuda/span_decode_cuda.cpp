@@ -53,6 +53,8 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
     if (launch != nullptr) {
         p.parts_per_thread = launch->parts_per_thread;
         p.streaming_stores = launch->streaming_stores;
+        p.interleaved_parts = launch->interleaved_parts;
+        p.shared_centroids = launch->shared_centroids;
     }
     const c10::cuda::CUDAGuard guard(out.device());
     const cudaError_t err = kernels::qvg_decode_bf16(p, at::cuda::getCurrentCUDAStream());

@@ -73,10 +73,13 @@ struct EncodedSpan {
     int64_t bytes() const;
 };
 
-// Launch shape of the fused CUDA decode (results are bit-identical for every choice).
+// Launch shape of the fused CUDA decode (results are bit-identical for every choice; the
+// defaults are the fastest measured, see kernels/qvg_decode.h).
 struct DecodeLaunch {
-    int parts_per_thread = 0;       // 8-channel parts per thread: 1, 2 or 4; 0 = the default (1)
-    bool streaming_stores = false;  // stores that bypass the caches
+    int parts_per_thread = 0;        // 8-channel parts per thread: 1, 2 or 4; 0 = default (2)
+    bool streaming_stores = true;    // evict-first stores (the span is read once)
+    bool interleaved_parts = false;  // a thread's parts dim / parts apart (whole-line stores)
+    bool shared_centroids = false;   // codebooks staged in shared memory, blocks loop over tokens
 };
 
 struct EncodeContext {
@@ -120,6 +123,7 @@ class Codec {
     struct Telemetry {
         std::vector<at::Tensor> stage_residual_sq;  // ||R_s||^2 after each smoothing stage
         at::Tensor error_sq;  // ||X - decode(X)||^2 when the method computed it, else undefined
+        at::Tensor input_sq;  // ||X||^2 when the method computed it (saves a pass over X)
     };
     explicit Codec(CodecConfig config) : config_(std::move(config)) {}
     // x: the span [B, H, N, D], contiguous, in its own floating dtype (a method widens it to

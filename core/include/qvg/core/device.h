@@ -3,6 +3,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <c10/core/Device.h>
 
@@ -24,6 +26,16 @@ int64_t free_memory_bytes(c10::Device device);  // what the driver reports free 
 // Median wall time of `fn` over `reps` runs after `warmup` runs: CUDA events on a GPU,
 // a steady clock around a synchronised call on the CPU.
 double median_ms(c10::Device device, const std::function<void()>& fn, int reps, int warmup = 3);
+
+// Time per phase of `fn`, median over `reps` runs after `warmup` runs: while fn runs on this
+// thread, each mark_phase(name) inside core ends the phase `name` (a CUDA event on the current
+// stream, no synchronisation; a clock reading on the CPU). Returns (name, ms) per phase in
+// order, the first from the start of fn, and "(rest)" from the last mark to fn's return.
+std::vector<std::pair<std::string, double>> phase_median_ms(c10::Device device,
+                                                            const std::function<void()>& fn,
+                                                            int reps, int warmup = 3);
+// Ends a phase for phase_median_ms; does nothing outside it.
+void mark_phase(const std::string& name);
 
 // "NVIDIA H200", or "cpu (N threads)".
 std::string device_name(c10::Device device);

@@ -4,8 +4,10 @@
 // Deterministic by construction: the initial centroids are distinct tokens drawn from a private
 // seeded stream (or the previous span's codebook: warm start), assignment ties go to the lowest
 // centroid index, and centroid sums are reduced in a fixed order (index_add on the CPU, the same
-// sequential token order in the CUDA update kernel; never float atomics). On CUDA the distances
-// run on tensor cores with the argmin fused (kernels/qvg_encode.h).
+// sequential token order in the CUDA update kernel; never float atomics). On CUDA the whole
+// loop runs in the kernels of kernels/qvg_encode.h (distances on tensor cores with the argmin
+// fused; initialisation and reseeding of empty clusters on the device) without waiting for the
+// device.
 
 #include <cstdint>
 #include <utility>
@@ -34,6 +36,11 @@ struct KMeansResult {
 // Throws qvg::core::Error when centroids > N or centroids > 256 or on bad shapes.
 KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
                     const at::Tensor& warm_start = {});
+
+// The starting centroids: C distinct tokens of every group of x [G, N, D], drawn from the seed
+// (the codec's private stream, group g from mix(seed, g)), as bf16 [G, C, D]. On CUDA with BF16
+// x the draws run on the device (same tokens).
+at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed);
 
 // Nearest centroid (squared L2) for every token: int64 [G, N]. centroids [G, C, D].
 at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids);

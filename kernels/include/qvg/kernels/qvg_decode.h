@@ -36,10 +36,22 @@ struct QvgDecodeParams {
     // h*out_stride_h + d].
     uint16_t* out = nullptr;
     int64_t out_stride_b = 0, out_stride_n = 0, out_stride_h = 0;
-    // CUDA launch shape (the CPU reference ignores it; the bits are the same): 8-channel parts
-    // per thread (1, 2 or 4; 0 = 1; must divide dim / 8) and cache-bypassing stores.
+    // CUDA launch shape (the CPU reference ignores it; the bits are the same for every choice).
+    // The defaults are the fastest measured on the H200 (16 channels per thread, streaming
+    // stores: docs/bench/2026-11-29-h200-kernels-9963b45.txt); `qvg kernel-bench --variants`
+    // times the others.
+    // 8-channel parts per thread: 1, 2 or 4 (must divide dim / 8); 0 = 2 where it divides
+    // dim / 8, else 1.
     int parts_per_thread = 0;
-    bool streaming_stores = false;
+    // Cache-streaming stores (st.global.cs: evict first; the decoded span is read once).
+    bool streaming_stores = true;
+    // A thread's parts lie dim / parts channels apart instead of side by side, so that each
+    // store (and centroid load) instruction of a warp covers whole 128-byte lines.
+    bool interleaved_parts = false;
+    // Each block copies its head's codebooks into shared memory once and then loops over many
+    // tokens: the centroid read that depends on the id load hits shared memory instead of
+    // L1/L2. Ignored (the plain grid runs) without stages or where the codebooks do not fit.
+    bool shared_centroids = false;
 };
 
 // Returns an empty string when the parameters are usable, else what is wrong.

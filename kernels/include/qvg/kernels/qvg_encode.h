@@ -10,8 +10,8 @@
 // 2. Fused residual + FP8-scaled group quantization + packing: r = bf16(x - c[id]) (or r = x
 //    without a stage), per group of G channels the FP8-E4M3 scale (saturating RNE of
 //    amax * fp32(1/qmax), floored at 1e-10), codes clamp(round_half_away(r / s)), the packed
-//    bytes, and per token the sums of r^2 and of (x - x_hat)^2 where x_hat is the BF16 decode
-//    of that token, for the error telemetry.
+//    bytes, and per token the sums of r^2, of (x - x_hat)^2 where x_hat is the BF16 decode
+//    of that token, and of x^2, for the error telemetry.
 
 #include <cstdint>
 
@@ -21,7 +21,8 @@ struct KMeansUpdateParams {
     const uint16_t* x = nullptr;    // BF16 [G, N, D]
     const uint8_t* ids = nullptr;   // [G, N] cluster of every token
     const uint16_t* old = nullptr;  // BF16 [G, C, D]
-    uint16_t* out = nullptr;        // BF16 [G, C, D]
+    uint16_t* out = nullptr;        // BF16 [G, C, D]; may be old itself (updated in place)
+    int32_t* counts = nullptr;      // [G, C] members of every cluster (may be null)
     int64_t groups = 0, tokens = 0, centroids = 0, dim = 0;
 };
 
@@ -39,6 +40,7 @@ struct ResidualQuantParams {
     uint8_t* zeros = nullptr;      // [G, N, D / group], asymmetric only
     float* residual_sq = nullptr;  // [G, N] sum over d of r^2 (may be null)
     float* error_sq = nullptr;     // [G, N] sum over d of (x - x_hat)^2 (may be null)
+    float* input_sq = nullptr;     // [G, N] sum over d of x^2 (may be null): ||X|| for free
 };
 
 // 3. Nearest centroid, distances on tensor cores with the argmin fused (no [N, C] matrix):
@@ -51,13 +53,40 @@ struct ResidualQuantParams {
 struct AssignParams {
     const uint16_t* x = nullptr;          // BF16 [G, N, D]
     const uint16_t* centroids = nullptr;  // BF16 [G, C, D]
-    int64_t* ids = nullptr;               // [G, N]
+    int64_t* ids = nullptr;               // [G, N], or
+    uint8_t* ids_u8 = nullptr;            // [G, N] (exactly one of the two is set)
     float* dist = nullptr;                // [G, N], or null
+    int64_t groups = 0, tokens = 0, num_centroids = 0, dim = 0;
+};
+
+// 4. k-means initialisation: the C centroids of group g are distinct tokens drawn with Floyd's
+//    algorithm from Xoshiro256(mix_seed(seed, g)) (qvg/kernels/rng.h), in draw order - exactly
+//    the draws of qvg::core::Rng::distinct(N, C) - copied from x. Replaces a host-side draw,
+//    an upload that synchronises and a gather.
+struct KMeansInitParams {
+    const uint16_t* x = nullptr;    // BF16 [G, N, D]
+    uint16_t* centroids = nullptr;  // BF16 [G, C, D]
+    int64_t groups = 0, tokens = 0, num_centroids = 0, dim = 0;
+    uint64_t seed = 0;
+};
+
+// 5. Empty clusters after an update take over the tokens farthest from their centroids: the
+//    k-th empty cluster of a group (ascending index) gets the k-th farthest token (squared
+//    distance descending, ties to the lower token index, as a stable sort orders them), as
+//    qvg::core::kmeans_reseed_empty does. In place; decided on the device (no host round trip);
+//    a group without empty clusters costs one read of its counts.
+struct KMeansReseedParams {
+    const uint16_t* x = nullptr;      // BF16 [G, N, D]
+    const int32_t* counts = nullptr;  // [G, C] members per cluster (KMeansUpdateParams::counts)
+    const float* dist = nullptr;      // [G, N] squared distance to the assigned centroid (>= 0)
+    uint16_t* centroids = nullptr;    // BF16 [G, C, D], rows of empty clusters replaced
     int64_t groups = 0, tokens = 0, num_centroids = 0, dim = 0;
 };
 
 void kmeans_update_reference(const KMeansUpdateParams& p);
 void assign_reference(const AssignParams& p);
 void residual_quant_reference(const ResidualQuantParams& p);
+void kmeans_init_reference(const KMeansInitParams& p);
+void kmeans_reseed_reference(const KMeansReseedParams& p);
 
 }  // namespace qvg::kernels

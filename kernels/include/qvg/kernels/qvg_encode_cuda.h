@@ -12,5 +12,9 @@ cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream);
 cudaError_t kmeans_assign(const AssignParams& p, cudaStream_t stream);
 // dim % 8 == 0, group in {16, 32, 64, 128} dividing dim, dim / 8 <= 32 threads per token row.
 cudaError_t residual_quant(const ResidualQuantParams& p, cudaStream_t stream);
+// dim % 8 == 0, 1 <= C <= min(256, N), 16-byte aligned x and centroids.
+cudaError_t kmeans_init(const KMeansInitParams& p, cudaStream_t stream);
+// dim % 8 == 0, C <= 256, N < 2^31, 16-byte aligned x and centroids.
+cudaError_t kmeans_reseed(const KMeansReseedParams& p, cudaStream_t stream);
 
 }  // namespace qvg::kernels
