@@ -171,6 +171,23 @@ void set_lr(torch::optim::AdamW& opt, double lr) {
     }
 }
 
+// Loads AdamW state and moves it to its parameters' devices: a run saved on one device (the
+// decoder phase of a CPU run) resumes on another.
+void load_optimizer(torch::optim::AdamW& opt, const fs::path& path) {
+    torch::load(opt, path.string());
+    for (auto& group : opt.param_groups()) {
+        for (const at::Tensor& p : group.params()) {
+            auto it = opt.state().find(p.unsafeGetTensorImpl());
+            if (it == opt.state().end()) continue;
+            auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+            st.exp_avg(st.exp_avg().to(p.device()));
+            st.exp_avg_sq(st.exp_avg_sq().to(p.device()));
+            if (st.max_exp_avg_sq().defined())
+                st.max_exp_avg_sq(st.max_exp_avg_sq().to(p.device()));
+        }
+    }
+}
+
 void save_optimizer(const torch::optim::AdamW& opt, const fs::path& path) {
     const fs::path tmp = path.string() + ".tmp";
     torch::save(opt, tmp.string());
@@ -452,7 +469,7 @@ bool Trainer::autoencoder_phase(core::WorldModel& model, at::Device device,
     const BatchKind kind = decoder ? BatchKind::kDecoder : BatchKind::kAutoencoder;
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(peak).weight_decay(0.0));
     const fs::path opt_path = out_ / opt_name;
-    if (o_.resume && done > 0 && fs::exists(opt_path)) torch::load(opt, opt_path.string());
+    if (o_.resume && done > 0 && fs::exists(opt_path)) load_optimizer(opt, opt_path);
     const bool pin = device.is_cuda();
     auto next = prepare(kind, done, 1, o_.ae_batch, pin);
     window_start_ = std::chrono::steady_clock::now();
@@ -613,7 +630,7 @@ int Trainer::run() {
             torch::optim::AdamWOptions(o_.lr).weight_decay(o_.weight_decay).betas({0.9, 0.99}));
         const fs::path opt_path = out_ / "optimizer_dit.pt";
         if (o_.resume && state_.dit_step > 0 && fs::exists(opt_path)) {
-            torch::load(opt, opt_path.string());
+            load_optimizer(opt, opt_path);
         }
         const bool autocast = o_.bf16 && device.is_cuda();
         if (o_.bf16 && !autocast) std::cout << "--bf16 applies to CUDA only; training in fp32\n";
