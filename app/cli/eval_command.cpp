@@ -62,6 +62,7 @@ struct EvalOptions {
     int loop_side = 4;       // latents per side of the square / out leg of out-and-back
     int64_t steps = 0;       // denoising steps per chunk; 0 = the model's
     std::vector<std::string> trajectories = default_eval_trajectories();
+    int walks = 1;  // walks per trajectory, each from its own start pose with its own noise
     std::vector<std::string> caches = default_eval_caches();
     std::vector<int64_t> windows = {16, 64, 128};  // BF16 windows for the revisit table
     int64_t span_frames = 8;
@@ -154,7 +155,9 @@ struct Run {
 };
 
 struct TrajectoryResult {
-    EvalTrajectory trajectory;
+    EvalTrajectory trajectory;  // its name carries "#<walk>" when --walks is above 1
+    std::string kind;           // the trajectory's name as given
+    int walk = 0;
     uint64_t noise_seed = 0;
     std::vector<world::Revisit> revisits;  // among the generated frames (clip frame indices)
     Scores copy;                           // the last context frame, copied
@@ -501,10 +504,12 @@ int run_eval(const EvalOptions& o) {
 
     std::vector<TrajectoryResult> results;
     int64_t total_chunks = 0;
-    for (size_t i = 0; i < o.trajectories.size(); ++i) {
+    for (size_t i = 0; i < o.trajectories.size() * static_cast<size_t>(o.walks); ++i) {
         TrajectoryResult t;
         EvalTrajectoryRequest request;
-        request.name = o.trajectories[i];
+        t.kind = o.trajectories[i % o.trajectories.size()];
+        t.walk = static_cast<int>(i / o.trajectories.size());
+        request.name = t.kind;
         request.seed = core::Rng::mix(o.walk_seed, i);
         request.context_latents = o.context;
         request.frames = o.frames;
@@ -513,6 +518,7 @@ int run_eval(const EvalOptions& o) {
         request.frames_per_latent = static_cast<int>(tl);
         request.chunk_latents = static_cast<int>(k);
         t.trajectory = make_eval_trajectory(world, request);
+        if (o.walks > 1) t.trajectory.name = fmt::format("{} #{}", t.kind, t.walk + 1);
         t.noise_seed = core::Rng::mix(o.seed, i);
         t.revisits = world::find_revisits(world, t.trajectory.clip.frame_poses, revisit_options,
                                           t.trajectory.context_frames());
@@ -637,6 +643,27 @@ int run_eval(const EvalOptions& o) {
              fixed(mean(t.autoencoder.psnr), 2),
              fixed(static_cast<double>(r.truth.psnr.size()) / (r.rollout_ms / 1000.0), 1)});
     }
+    // (a') with several walks per trajectory: their means, and the margins over copying.
+    Table per_kind({"trajectory", "walks", "PSNR", "copy PSNR", "margin", "1-ahead PSNR",
+                    "1-ahead copy PSNR", "1-ahead margin", "AE PSNR"});
+    for (const std::string& kind : o.trajectories) {
+        std::vector<double> psnr, copy, ahead, ahead_copy, ae;
+        for (const auto& t : results) {
+            if (t.kind != kind) continue;
+            const Run& r = t.runs.front();
+            psnr.push_back(mean(r.truth.psnr));
+            copy.push_back(mean(t.copy.psnr));
+            if (r.has_ahead) ahead.push_back(mean(r.ahead.psnr));
+            ahead_copy.push_back(mean(t.ahead_copy.psnr));
+            ae.push_back(mean(t.autoencoder.psnr));
+        }
+        const bool has_ahead = !ahead.empty();
+        per_kind.add({kind, std::to_string(psnr.size()), fixed(mean(psnr), 2), fixed(mean(copy), 2),
+                      fmt::format("{:+.2f}", mean(psnr) - mean(copy)),
+                      has_ahead ? fixed(mean(ahead), 2) : "-", fixed(mean(ahead_copy), 2),
+                      has_ahead ? fmt::format("{:+.2f}", mean(ahead) - mean(ahead_copy)) : "-",
+                      fixed(mean(ae), 2)});
+    }
     // (b) the quality / memory Pareto table over all trajectories.
     Table pareto({"cache", "KV", "BF16-equiv", "ratio", "PSNR", "SSIM", "PSNR vs BF16",
                   "1-ahead PSNR", "ms/chunk", "frames/s", "front"});
@@ -677,8 +704,15 @@ int run_eval(const EvalOptions& o) {
                      o.context, o.span_frames, o.centroids, world::kMaxPsnrDb)
               << "(a) trajectories, BF16 cache (copy: the last ground-truth frame the model saw; "
                  "AE: the ground truth through the autoencoder, the ceiling of a latent model)\n"
-              << per_trajectory.str() << "\n"
-              << "(b) quality / memory, all trajectories (KV: mean at the end of a rollout, as "
+              << per_trajectory.str() << "\n";
+    if (o.walks > 1) {
+        std::cout << fmt::format(
+                         "(a') means over {} walks per trajectory, each from its own start pose "
+                         "with its own sampler noise (margin: over copying)\n",
+                         o.walks)
+                  << per_kind.str() << "\n";
+    }
+    std::cout << "(b) quality / memory, all trajectories (KV: mean at the end of a rollout, as "
                  "held; * = Pareto front: no row with fewer or equal bytes has a higher PSNR)\n"
               << pareto.str();
     if (model.dit().dtype() != at::kBFloat16) {
@@ -716,6 +750,8 @@ int run_eval(const EvalOptions& o) {
             for (const auto& r : t.runs) runs.push_back(run_json(r));
             for (const auto& r : t.history_runs) history.push_back(run_json(r));
             trajectories.push_back({{"name", tr.name},
+                                    {"trajectory", t.kind},
+                                    {"walk", t.walk},
                                     {"context_latents", tr.context_latents},
                                     {"context_frames", tr.context_frames()},
                                     {"generated_latents", tr.generated_latents},
@@ -759,6 +795,7 @@ int run_eval(const EvalOptions& o) {
               {"map_size", o.map_size},
               {"seed", o.seed},
               {"walk_seed", o.walk_seed},
+              {"walks", o.walks},
               {"context_latents", o.context},
               {"frames", o.frames},
               {"loop_side", o.loop_side},
@@ -822,6 +859,10 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--trajectories", o->trajectories,
                     "straight, turn, square, out-and-back, random, back-and-forth")
         ->delimiter(',');
+    sub->add_option("--walks", o->walks,
+                    "walks per trajectory, each from its own start pose with its own sampler "
+                    "noise; tables (a') and (b) average over them")
+        ->check(CLI::Range(1, 64));
     sub->add_option("--caches", o->caches,
                     "cache configurations: <codec>[-int2|-int4][-g<G>][-s<S>][-c<C>] (codec bf16, "
                     "fp8, rtn, qvg, kivi, quarot), window[-N], sink-window[-N]")

@@ -9,6 +9,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -179,6 +180,33 @@ TEST(EvalCli, ReportsQualityMemoryAndRevisits) {
               straight.at("runs")[0].at("rollout").at("psnr"));
 }
 
+TEST(EvalCli, WalksRepeatEachTrajectoryFromItsOwnStartAndAverage) {
+    TempDir dir;
+    const fs::path model = save_tiny_model(dir.path());
+    const fs::path out = dir.path() / "walks.json";
+    const CommandResult r =
+        run_qvg(eval_args(model, out, "--trajectories straight --walks 3 --no-ahead"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const json report = read_json(out);
+    EXPECT_EQ(report.at("options").at("walks"), 3);
+    const json& t = report.at("trajectories");
+    ASSERT_EQ(t.size(), 3u);
+    std::vector<double> psnr;
+    for (int w = 0; w < 3; ++w) {
+        EXPECT_EQ(t[w].at("name"), "straight #" + std::to_string(w + 1));
+        EXPECT_EQ(t[w].at("trajectory"), "straight");
+        EXPECT_EQ(t[w].at("walk"), w);
+        psnr.push_back(t[w].at("runs")[0].at("rollout").at("mean_psnr").get<double>());
+    }
+    // Each walk starts elsewhere.
+    EXPECT_NE(t[0].at("start_pose"), t[1].at("start_pose"));
+    EXPECT_NE(t[1].at("start_pose"), t[2].at("start_pose"));
+    // (a') averages them: the printed mean is the mean of the three walks' BF16 PSNRs.
+    EXPECT_NE(r.output.find("(a') means over 3 walks"), std::string::npos) << r.output;
+    const double m = (psnr[0] + psnr[1] + psnr[2]) / 3.0;
+    EXPECT_NE(r.output.find(fmt::format("{:.2f}", m)), std::string::npos) << m << "\n" << r.output;
+}
+
 TEST(EvalCli, RejectsBadOptions) {
     TempDir dir;
     const fs::path model = save_tiny_model(dir.path());
@@ -196,6 +224,7 @@ TEST(EvalCli, RejectsBadOptions) {
         {base + " --caches bf16,qvg-int2-s1-c64 --span 8", "centroids"},
         {"eval --model '" + (dir.path() / "missing.safetensors").string() + "'", "no such file"},
         {"eval --frames 8", "--model"},
+        {base + " --walks 0", "--walks"},
         {base + " --out '" + (dir.path() / "no/such/dir/r.json").string() + "'", "does not exist"},
     };
     for (const Case& c : cases) {
