@@ -246,6 +246,9 @@ std::string label_of(const EvalCache& entry, const core::CachePolicy& p) {
         case EvalHistory::kFull:
             break;
     }
+    // Rows that differ only in the centroids given by -c<C> must be told apart.
+    if (entry.options.centroids)
+        return fmt::format("{} C{}", p.codec.describe(), *entry.options.centroids);
     return p.codec.describe();
 }
 
