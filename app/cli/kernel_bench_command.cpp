@@ -53,6 +53,21 @@ std::vector<std::pair<std::string, core::DecodeLaunch>> decode_launches(bool has
                     out.emplace_back(name, l);
                 }
     }
+    // The flat grid over all heads' rows (32 interleaved channels per thread, streaming
+    // stores), 1, 2 or 4 rows per thread, covering the rows or persistent (resident blocks).
+    for (bool persistent : {false, true})
+        for (int rows : {1, 2, 4}) {
+            core::DecodeLaunch l;
+            l.parts_per_thread = 4;
+            l.interleaved_parts = true;
+            l.rows_per_thread = rows;
+            l.persistent = persistent;
+            out.emplace_back(
+                fmt::format("32 channels/thread, interleaved, streaming stores, flat "
+                            "grid, {} row{}/thread{}",
+                            rows, rows > 1 ? "s" : "", persistent ? ", persistent" : ""),
+                l);
+        }
     return out;
 }
 
@@ -119,6 +134,17 @@ int run(const KernelBenchOptions& o) {
         add(variant, ms, bytes, b2b);
     };
     add("d2d copy 1 GiB", copy_ms, 2.0 * static_cast<double>(int64_t{1} << 30));
+    {
+        // A copy of the decode output's size ([1, N, H, D] BF16), launched like the decode: what
+        // the same bytes cost with this size's launch and tail overheads (its "% of copy" is
+        // against the 1 GiB copy above, as every row's).
+        at::Tensor a = at::empty({1, n, h, d}, x.options());
+        at::Tensor b = at::empty_like(a);
+        add_timed(
+            fmt::format("d2d copy {:.1f} MB (decode output size)",
+                        static_cast<double>(a.nbytes()) / 1e6),
+            [&] { b.copy_(a); }, 2.0 * static_cast<double>(a.nbytes()));
+    }
 
     // The pieces of one span's k-means (stage 1, 256 centroids).
     {
@@ -143,6 +169,26 @@ int run(const KernelBenchOptions& o) {
         const double warm_ms = core::median_ms(
             device, [&] { core::kmeans(xg, opt, km.centroids); }, std::max(5, o.reps / 5));
         add("k-means 2 iterations (warm start)", warm_ms, static_cast<double>(x.nbytes()));
+        if (device.is_cuda() && o.variants) {
+            // The previous kernels (same results), for old against new in one run.
+            core::set_kmeans_legacy_kernels(true);
+            add_timed(
+                "  legacy: k-means init (sequential Floyd check)",
+                [&] { core::kmeans_init(xg, opt.centroids, 1); }, 0.0);
+            add_timed(
+                "  legacy: k-means assign (block per 128 tokens)",
+                [&] { core::assign_nearest_with_distance(xg, km.centroids); },
+                static_cast<double>(x.nbytes()));
+            add_timed(
+                "  legacy: k-means update (warp per cluster, one row in flight)",
+                [&] { core::kmeans_update(xg, ids, km.centroids); },
+                static_cast<double>(xg.nbytes()));
+            const double legacy_ms = core::median_ms(
+                device, [&] { core::kmeans(xg, opt); }, std::max(5, o.reps / 5));
+            add("  legacy: k-means 2 iterations (cold start)", legacy_ms,
+                static_cast<double>(x.nbytes()));
+            core::set_kmeans_legacy_kernels(false);
+        }
     }
     for (int stages : {0, 1}) {
         core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
@@ -159,6 +205,19 @@ int run(const KernelBenchOptions& o) {
                  device, [&] { span = codec->encode(x); }, std::max(5, o.reps / 5), 1)) {
             add(fmt::format("  encode phase: {}", phase), ms, 0.0);
         }
+        if (device.is_cuda() && o.variants && stages > 0) {
+            core::set_kmeans_legacy_kernels(true);
+            const double legacy_ms = core::median_ms(
+                device, [&] { span = codec->encode(x); }, std::max(5, o.reps / 5), 2);
+            add(cfg.describe() + " encode (2 iters), legacy k-means kernels", legacy_ms,
+                static_cast<double>(x.nbytes()));
+            for (const auto& [phase, ms] : core::phase_median_ms(
+                     device, [&] { span = codec->encode(x); }, std::max(5, o.reps / 5), 1)) {
+                add(fmt::format("  legacy encode phase: {}", phase), ms, 0.0);
+            }
+            core::set_kmeans_legacy_kernels(false);
+            span = codec->encode(x);  // the decode rows below decode the current kernels' span
+        }
         at::Tensor out = at::empty({1, n, h, d}, x.options());
         const double bytes = static_cast<double>(span.bytes() + out.nbytes());
         add_timed(
@@ -174,13 +233,15 @@ int run(const KernelBenchOptions& o) {
             [&] { codec->decode_into(span, out, &angles); }, rope_bytes);
         if (device.is_cuda() && o.variants) {
             // The kernel's launch shapes side by side, plain and with RoPE (the default above
-            // is 16 channels/thread with streaming stores).
+            // is 32 interleaved channels/thread with streaming stores, 16 side by side with
+            // RoPE: kernels/qvg_decode.h).
             for (const auto& [name, launch] : decode_launches(stages > 0)) {
                 add_timed(
                     fmt::format("  decode, {}", name),
                     [&] { codec->decode_into(span, out, nullptr, &launch); }, bytes);
             }
             for (const auto& [name, launch] : decode_launches(stages > 0)) {
+                if (launch.rows_per_thread > 2) continue;  // with RoPE the kernel takes 2 at most
                 add_timed(
                     fmt::format("  decode + RoPE, {}", name),
                     [&] { codec->decode_into(span, out, &angles, &launch); }, rope_bytes);
@@ -210,7 +271,8 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--json", o->json, "also write the results here");
     sub->add_option("--commit", o->commit, "commit to record");
     sub->add_flag("--variants", o->variants,
-                  "also time each CUDA decode launch shape, plain and with RoPE");
+                  "also time each CUDA decode launch shape, plain and with RoPE, and the previous "
+                  "k-means kernels");
     on_selected(sub, [o] { return run(*o); });
 });
 

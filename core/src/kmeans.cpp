@@ -1,6 +1,7 @@
 #include "qvg/core/kmeans.h"
 
 #include <algorithm>
+#include <atomic>
 #include <tuple>
 
 #include <ATen/ATen.h>
@@ -17,7 +18,12 @@ namespace {
 // (~64 MiB at G=12, C=256).
 constexpr int64_t kAssignRows = 8192;
 
+std::atomic<bool> legacy_kernels{false};
+
 }  // namespace
+
+void set_kmeans_legacy_kernels(bool legacy) { legacy_kernels.store(legacy); }
+bool kmeans_legacy_kernels() { return legacy_kernels.load(); }
 
 at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed) {
 #ifdef QVG_HAVE_CUDA

@@ -5,8 +5,9 @@
 // of a token with one 16-byte store, after loading 2 (INT2) or 4 (INT4) code bytes, one scale
 // byte and one 16-byte slice of each stage's centroid row; a grid row per (b, h). Launch
 // variants (QvgDecodeParams::parts_per_thread, streaming_stores, interleaved_parts,
-// shared_centroids) are timed side by side by `qvg kernel-bench --variants`; the default is the
-// fastest measured (2 parts per thread, streaming stores). (A token-major layout, all heads of
+// shared_centroids, rows_per_thread, persistent) are timed side by side by `qvg kernel-bench
+// --variants`; the default is the fastest measured (qvg_decode.h: 4 interleaved parts per
+// thread with streaming stores, 2 side by side with RoPE). (A token-major layout, all heads of
 // a token side by side, measured 20% slower on the H200 and was dropped.)
 //
 // Why the variants: the bytes read are few (2-bit codes), so the kernel lives on its writes and
@@ -25,6 +26,7 @@
 #include <cuda_fp8.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "qvg/kernels/qvg_decode_cuda.h"
@@ -211,6 +213,124 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
                                                                   local % threads_per_row, nullptr);
 }
 
+// Flat grid: row index r over all heads' (b, h, n) rows (bh = r / tokens), 4 parts of 8
+// channels per thread, kRows rows per thread. A block's threads cover kThreads / (dim / 32)
+// consecutive rows at a time and kRows of those layers per step, so every load and store
+// instruction of a warp stays as coalesced as the per-head kernel's; all loads of the kRows
+// rows are issued before the first store. Grid-stride: one step per block when the grid covers
+// all rows, several when it is sized to the resident blocks (persistent).
+template <int kBits, bool kAsym, int kStages, bool kRope, int kRows, bool kStream>
+__global__ void __launch_bounds__(kThreads) decode_flat_kernel(QvgDecodeParams p) {
+    constexpr int kParts = 4;
+    const unsigned tpr = static_cast<unsigned>(p.dim / (kVec * kParts));  // divides kThreads
+    const unsigned layer = kThreads / tpr;
+    const unsigned t = threadIdx.x % tpr, r_in = threadIdx.x / tpr;
+    const unsigned tokens = static_cast<unsigned>(p.tokens);
+    const unsigned heads = static_cast<unsigned>(p.heads);
+    const int64_t total = p.batch * p.heads * p.tokens;  // < 2^31 (checked at launch)
+    const int64_t per_step = static_cast<int64_t>(layer) * kRows;
+    int64_t first, step;
+    part_layout<kParts>(p, t, first, step);
+    for (int64_t row0 = static_cast<int64_t>(blockIdx.x) * per_step; row0 < total;
+         row0 += static_cast<int64_t>(gridDim.x) * per_step) {
+        RowLoads<kStages> l[kRows][kParts];
+        unsigned bh[kRows], n[kRows];
+        bool valid[kRows];
+#pragma unroll
+        for (int j = 0; j < kRows; ++j) {
+            const int64_t row = row0 + j * static_cast<int64_t>(layer) + r_in;
+            valid[j] = row < total;
+            const unsigned r32 = valid[j] ? static_cast<unsigned>(row) : 0u;
+            bh[j] = r32 / tokens;
+            n[j] = r32 % tokens;
+            if (valid[j]) {
+#pragma unroll
+                for (int k = 0; k < kParts; ++k)
+                    load_row<kBits, kAsym, kStages, kRope>(p, bh[j], n[j], first + k * step,
+                                                           l[j][k]);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < kRows; ++j) {
+            if (!valid[j]) continue;
+            const int64_t b = bh[j] / heads, h = bh[j] % heads;
+            uint16_t* out = p.out + b * p.out_stride_b +
+                            static_cast<int64_t>(n[j]) * p.out_stride_n + h * p.out_stride_h +
+                            first;
+#pragma unroll
+            for (int k = 0; k < kParts; ++k)
+                store16<kStream>(out + k * step,
+                                 decode_row<kBits, kAsym, kStages, kRope>(p, l[j][k]));
+        }
+    }
+}
+
+// SMs x resident blocks of a kernel at kThreads threads, looked up once per kernel and device.
+template <typename Kernel>
+cudaError_t resident_blocks(Kernel kernel, int64_t& blocks) {
+    static int cached[16][2] = {};  // per device: blocks per SM, SMs (0: not looked up yet)
+    int device = 0;
+    cudaError_t err = cudaGetDevice(&device);
+    if (err != cudaSuccess) return err;
+    int per_sm = device < 16 ? cached[device][0] : 0, sms = device < 16 ? cached[device][1] : 0;
+    if (per_sm == 0 || sms == 0) {
+        if ((err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0)) !=
+                cudaSuccess ||
+            (err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) !=
+                cudaSuccess) {
+            return err;
+        }
+        if (device < 16) {
+            cached[device][0] = per_sm;
+            cached[device][1] = sms;
+        }
+    }
+    blocks = std::max<int64_t>(1, int64_t{per_sm} * sms);
+    return cudaSuccess;
+}
+
+template <int kBits, bool kAsym, int kStages, bool kRope, int kRows, bool kStream>
+cudaError_t launch_flat_rows(const QvgDecodeParams& p, cudaStream_t stream) {
+    auto kernel = decode_flat_kernel<kBits, kAsym, kStages, kRope, kRows, kStream>;
+    const int64_t total = p.batch * p.heads * p.tokens;
+    const int64_t per_step = kThreads / (p.dim / (kVec * 4)) * kRows;
+    int64_t blocks = (total + per_step - 1) / per_step;
+    if (p.persistent) {
+        int64_t resident = 0;
+        const cudaError_t err = resident_blocks(kernel, resident);
+        if (err != cudaSuccess) return err;
+        blocks = std::min(blocks, resident);
+    }
+    kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
+    return cudaGetLastError();
+}
+
+template <int kBits, bool kAsym, int kStages, bool kRope, int kRows>
+cudaError_t launch_flat_stream(const QvgDecodeParams& p, cudaStream_t stream) {
+    return p.streaming_stores
+               ? launch_flat_rows<kBits, kAsym, kStages, kRope, kRows, true>(p, stream)
+               : launch_flat_rows<kBits, kAsym, kStages, kRope, kRows, false>(p, stream);
+}
+
+// Rows per thread as asked, within what the registers hold: 4 only for one stage without
+// RoPE, 2 with RoPE, 1 with more than one stage.
+template <int kBits, bool kAsym, int kStages, bool kRope>
+cudaError_t launch_flat(const QvgDecodeParams& p, cudaStream_t stream) {
+    if constexpr (kStages > 1) {
+        return launch_flat_stream<kBits, kAsym, kStages, kRope, 1>(p, stream);
+    } else {
+        if (p.rows_per_thread <= 1)
+            return launch_flat_stream<kBits, kAsym, kStages, kRope, 1>(p, stream);
+        if constexpr (kRope) {
+            return launch_flat_stream<kBits, kAsym, kStages, kRope, 2>(p, stream);
+        } else {
+            if (p.rows_per_thread == 2)
+                return launch_flat_stream<kBits, kAsym, kStages, kRope, 2>(p, stream);
+            return launch_flat_stream<kBits, kAsym, kStages, kRope, 4>(p, stream);
+        }
+    }
+}
+
 // shared_centroids: grid.y = b * heads + h; the block stages this head's codebooks in shared
 // memory, then its rows of 256 / (dim / (8 * kParts)) threads stride over the head's tokens.
 template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream>
@@ -302,10 +422,19 @@ cudaError_t launch_parts(const QvgDecodeParams& p, cudaStream_t stream) {
 }
 
 template <int kBits, bool kAsym, int kStages, bool kRope>
-cudaError_t launch_decode(const QvgDecodeParams& p, cudaStream_t stream) {
-    const int64_t vecs = p.dim / kVec;
-    const int parts = p.parts_per_thread != 0 ? p.parts_per_thread : (vecs % 2 == 0 ? 2 : 1);
+cudaError_t launch_decode(const QvgDecodeParams& in, cudaStream_t stream) {
+    const int64_t vecs = in.dim / kVec;
+    QvgDecodeParams p = in;
+    int parts = p.parts_per_thread;
+    if (parts == 0) {  // the default layout (qvg_decode.h says why)
+        parts = !kRope && vecs % 4 == 0 ? 4 : vecs % 2 == 0 ? 2 : 1;
+        p.interleaved_parts = !kRope;
+    }
     if (vecs % parts != 0) return cudaErrorInvalidValue;
+    if (p.rows_per_thread > 0 && parts == 4 && kThreads % (vecs / 4) == 0 &&
+        p.batch * p.heads * p.tokens <= 0x7fffffffLL) {
+        return launch_flat<kBits, kAsym, kStages, kRope>(p, stream);
+    }
     switch (parts) {
         case 1:
             return launch_parts<kBits, kAsym, kStages, kRope, 1>(p, stream);

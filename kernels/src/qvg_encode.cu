@@ -1,12 +1,14 @@
 // QVG span encode kernels.
 //
-// kmeans_update: one warp per cluster scans the ids in token order and sums the members in fp32
+// kmeans_update: one warp per cluster lists its members in token order and sums them in fp32
 // - the CPU codec's index_add order - so the new centroids are bit-identical to the CPU's for
 // the same ids; no sort and no float atomics (the reference's atomics make its k-means
-// nondeterministic).
+// nondeterministic). See update_list_kernel (update_kernel: the previous form, for benchmarks).
 //
 // kmeans_assign: distances on tensor cores (mma.sync BF16 -> fp32) with the argmin fused; see
-// the comment above assign_kernel.
+// the comments above assign_kernel (previous form, for benchmarks) and assign_resident_kernel.
+//
+// kmeans_init: Floyd's draws replayed on the device; collisions checked in parallel.
 //
 // residual_quant: 8 channels per thread (16-byte loads of the centroid row), a group's G/8
 // threads reduce amax (or min/max) with xor shuffles, the first thread of a group stores the
@@ -19,6 +21,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -58,12 +61,55 @@ __device__ __forceinline__ float round_half_away(float v) {
 constexpr int kUpdateWarps = 8;
 constexpr int kUpdateChunk = 32768;  // ids staged per pass
 
+// A lane's D / 32 channels of one row, BF16.
+template <int D>
+using UpdateVec =
+    typename std::conditional<D / 32 == 2, uint32_t,
+                              typename std::conditional<D / 32 == 4, uint2, uint4>::type>::type;
+
+// Adds one member's slice to the lane's fp32 sums (one sequential chain per channel).
+template <int D>
+__device__ __forceinline__ void add_member(float (&sum)[D / 32], const UpdateVec<D>& v) {
+    const uint32_t* w = reinterpret_cast<const uint32_t*>(&v);
+#pragma unroll
+    for (int i = 0; i < D / 64; ++i) {
+        sum[2 * i] = __fadd_rn(sum[2 * i], __uint_as_float(w[i] << 16));
+        sum[2 * i + 1] = __fadd_rn(sum[2 * i + 1], __uint_as_float(w[i] & 0xffff0000u));
+    }
+}
+
+// The lane's slice of cluster c's new centroid (the members' mean rounded to BF16, the old
+// value when it has none) and, from lane 0, its member count.
+template <int D>
+__device__ __forceinline__ void store_centroid(const KMeansUpdateParams& p, int64_t g, int64_t c,
+                                               int lane, const float (&sum)[D / 32],
+                                               int64_t count) {
+    constexpr int kPer = D / 32;
+    using Vec = UpdateVec<D>;
+    if (p.counts != nullptr && lane == 0)
+        p.counts[g * p.centroids + c] = static_cast<int32_t>(count);
+    const int64_t slot = (g * p.centroids + c) * D + lane * kPer;
+    Vec out;
+    if (count == 0) {
+        out = *reinterpret_cast<const Vec*>(p.old + slot);
+    } else {
+        uint32_t* w = reinterpret_cast<uint32_t*>(&out);
+        const float n = static_cast<float>(count);
+#pragma unroll
+        for (int i = 0; i < kPer / 2; ++i) {
+            const __nv_bfloat162 mean =
+                __halves2bfloat162(__float2bfloat16_rn(__fdiv_rn(sum[2 * i], n)),
+                                   __float2bfloat16_rn(__fdiv_rn(sum[2 * i + 1], n)));
+            memcpy(&w[i], &mean, 4);
+        }
+    }
+    *reinterpret_cast<Vec*>(p.out + slot) = out;
+}
+
 template <int D>
 __global__ void __launch_bounds__(kUpdateWarps * 32) update_kernel(KMeansUpdateParams p) {
     constexpr int kPer = D / 32;  // channels per lane: 2, 4 or 8
-    using Vec =
-        typename std::conditional<kPer == 2, uint32_t,
-                                  typename std::conditional<kPer == 4, uint2, uint4>::type>::type;
+    using Vec = UpdateVec<D>;
     __shared__ uint8_t ids[kUpdateChunk];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t g = blockIdx.y;
@@ -73,14 +119,6 @@ __global__ void __launch_bounds__(kUpdateWarps * 32) update_kernel(KMeansUpdateP
     float sum[kPer];
 #pragma unroll
     for (int i = 0; i < kPer; ++i) sum[i] = 0.0f;
-    auto add = [&](const Vec& v) {
-        const uint32_t* w = reinterpret_cast<const uint32_t*>(&v);
-#pragma unroll
-        for (int i = 0; i < kPer / 2; ++i) {
-            sum[2 * i] = __fadd_rn(sum[2 * i], __uint_as_float(w[i] << 16));
-            sum[2 * i + 1] = __fadd_rn(sum[2 * i + 1], __uint_as_float(w[i] & 0xffff0000u));
-        }
-    };
     int64_t count = 0;
     for (int64_t base = 0; base < p.tokens; base += kUpdateChunk) {
         const int len = static_cast<int>(min(static_cast<int64_t>(kUpdateChunk), p.tokens - base));
@@ -111,30 +149,98 @@ __global__ void __launch_bounds__(kUpdateWarps * 32) update_kernel(KMeansUpdateP
                 }
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    if (j < k) add(v[j]);
+                    if (j < k) add_member<D>(sum, v[j]);
                 }
             }
         }
     }
-    if (!active) return;
-    if (p.counts != nullptr && lane == 0)
-        p.counts[g * p.centroids + c] = static_cast<int32_t>(count);
-    const int64_t slot = (g * p.centroids + c) * D + lane * kPer;
-    Vec out;
-    if (count == 0) {
-        out = *reinterpret_cast<const Vec*>(p.old + slot);
-    } else {
-        uint32_t* w = reinterpret_cast<uint32_t*>(&out);
-        const float n = static_cast<float>(count);
+    if (active) store_centroid<D>(p, g, c, lane, sum, count);
+}
+
+// The same sums in the same order, with many member rows in flight. The legacy kernel above
+// adds each member as soon as its ballot finds it: members of one cluster are ~1 in 256 tokens,
+// so a warp has about one 256-byte row load in flight and waits for it (0.28 ms on the H200 for
+// a [12, 37440, 128] span, ~8x the bandwidth bound). Here each warp first lists its members in
+// shared memory (ascending token order: 4 ids per lane per step, __vcmpeq4, a warp prefix sum
+// over the lanes' match counts), then sums the list kBatch rows at a time: all kBatch loads are
+// issued before the first add, and each channel is still one sequential fp32 chain in token
+// order - the bits of update_kernel and of the CPU reference.
+constexpr int kListWarps = 8;
+constexpr int kListChunk = 32768;  // ids staged per pass (multiple of 128)
+constexpr int kListCap = 512;      // member offsets a warp collects before it sums them
+
+template <int D>
+__global__ void __launch_bounds__(kListWarps * 32) update_list_kernel(KMeansUpdateParams p) {
+    constexpr int kPer = D / 32;  // channels per lane: 2, 4 or 8
+    constexpr int kBatch = D == 256 ? 8 : 16;
+    using Vec = UpdateVec<D>;
+    __shared__ __align__(16) uint8_t ids[kListChunk];
+    __shared__ uint16_t lists[kListWarps][kListCap];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t g = blockIdx.y;
+    const int64_t c = static_cast<int64_t>(blockIdx.x) * kListWarps + warp;
+    const bool active = c < p.centroids;
+    const Vec* x = reinterpret_cast<const Vec*>(p.x + g * p.tokens * D) + lane;
+    uint16_t* list = lists[warp];
+    float sum[kPer];
 #pragma unroll
-        for (int i = 0; i < kPer / 2; ++i) {
-            const __nv_bfloat162 mean =
-                __halves2bfloat162(__float2bfloat16_rn(__fdiv_rn(sum[2 * i], n)),
-                                   __float2bfloat16_rn(__fdiv_rn(sum[2 * i + 1], n)));
-            memcpy(&w[i], &mean, 4);
+    for (int i = 0; i < kPer; ++i) sum[i] = 0.0f;
+    int listed = 0;     // same in every lane
+    int64_t count = 0;  // same in every lane
+    // Adds the listed members (offsets from base) in list order, then empties the list.
+    auto flush = [&](int64_t base) {
+        __syncwarp();
+        for (int i = 0; i < listed; i += kBatch) {
+            Vec v[kBatch];
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j) {
+                if (i + j < listed) v[j] = __ldg(x + (base + list[i + j]) * (D / kPer));
+            }
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j) {
+                if (i + j < listed) add_member<D>(sum, v[j]);
+            }
         }
+        listed = 0;
+        __syncwarp();
+    };
+    const uint32_t pattern = static_cast<uint32_t>(c & 0xff) * 0x01010101u;
+    for (int64_t base = 0; base < p.tokens; base += kListChunk) {
+        const int len = static_cast<int>(min(static_cast<int64_t>(kListChunk), p.tokens - base));
+        __syncthreads();
+        const uint8_t* src = p.ids + g * p.tokens + base;
+        for (int i = threadIdx.x; i < len; i += kListWarps * 32) ids[i] = src[i];
+        __syncthreads();
+        if (!active) continue;
+        for (int t0 = 0; t0 < len; t0 += 128) {
+            if (listed > kListCap - 128) flush(base);
+            const int t = t0 + 4 * lane;
+            const int valid = min(max(len - t, 0), 4);
+            uint32_t m = 0;
+            if (valid > 0) {
+                m = __vcmpeq4(*reinterpret_cast<const uint32_t*>(ids + t), pattern);
+                if (valid < 4) m &= (1u << (8 * valid)) - 1u;  // byte b is token t + b
+            }
+            const int n = __popc(m) >> 3;
+            if (__ballot_sync(0xffffffffu, n != 0) == 0) continue;
+            int incl = n;
+#pragma unroll
+            for (int off = 1; off < 32; off <<= 1) {
+                const int o = __shfl_up_sync(0xffffffffu, incl, off);
+                if (lane >= off) incl += o;
+            }
+            int pos = listed + incl - n;
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+                if (m & (0xffu << (8 * b))) list[pos++] = static_cast<uint16_t>(t + b);
+            }
+            const int total = __shfl_sync(0xffffffffu, incl, 31);
+            listed += total;
+            count += total;
+        }
+        flush(base);
     }
-    *reinterpret_cast<Vec*>(p.out + slot) = out;
+    if (active) store_centroid<D>(p, g, c, lane, sum, count);
 }
 
 // ---- Nearest centroid on tensor cores ----------------------------------------------------------
@@ -330,6 +436,243 @@ cudaError_t launch_assign(const AssignParams& p, cudaStream_t stream) {
     return cudaGetLastError();
 }
 
+// ---- Nearest centroid, codebook resident --------------------------------------------------------
+//
+// The legacy assign_kernel above gives every 128 tokens a block that loads the group's whole
+// codebook (64 KiB at C 256, D 128) from L2, computes its 256 norms, and then streams its B
+// fragments with 32-bit shared loads: for a [12, 37440, 128] span that is 3.5k blocks moving
+// 225 MB of codebook for 115 MB of tokens, two blocks per SM and no overlap of loads with math
+// (0.36 ms on the H200, ~8x its bound). Here a group's blocks (one wave: SMs / groups of them)
+// load the codebook and its norms once and stay: each warp walks its share of the group's
+// tiles of kTok tokens, copying the next tile with cp.async into its own shared buffer while
+// it sweeps the current one. A tile's A fragments are read once (ldmatrix) into registers and
+// kept for the whole sweep of the codebook, whose B fragments come by ldmatrix.x4 (two n8 x
+// k16 fragments per instruction). The per-row arithmetic - mma.sync k16 steps in ascending k
+// into fp32, score = ||c||^2 + (-2 * dot), columns ascending with ties to the lower index, the
+// quad merge - is assign_kernel's, so both give the same ids and distances bit for bit.
+template <int D>
+struct ResidentShape {
+    static constexpr int kMT = D >= 256 ? 1 : 2;      // m16 tiles per warp
+    static constexpr int kWarps = D >= 256 ? 8 : 12;  // shared memory: codebook + kWarps tiles
+    static constexpr int kTok = 16 * kMT;             // tokens per warp tile
+    static constexpr int kStride = D + 8;             // padded row, elements
+};
+constexpr int kSweep = 32;  // centroids per sweep step (four n8 tiles)
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr)
+                 : "memory");
+}
+
+// 16 bytes global -> shared, bypassing L1; src_bytes 0 writes zeros (rows past the end).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(src_bytes)
+                 : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+template <int D>
+size_t resident_smem_bytes(int64_t centroids) {
+    using Sh = ResidentShape<D>;
+    const int64_t cpad = (centroids + kSweep - 1) / kSweep * kSweep;
+    return static_cast<size_t>(cpad * Sh::kStride * 2 + cpad * 4 +
+                               Sh::kWarps * Sh::kTok * Sh::kStride * 2);
+}
+
+template <int D>
+__global__ void __launch_bounds__(ResidentShape<D>::kWarps * 32, 1)
+    assign_resident_kernel(AssignParams p) {
+    using Sh = ResidentShape<D>;
+    constexpr int S = Sh::kStride, kMT = Sh::kMT, kTok = Sh::kTok, kK = D / 16;
+    constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    extern __shared__ __align__(16) unsigned char smem[];
+    const int cpad = static_cast<int>((p.num_centroids + kSweep - 1) / kSweep) * kSweep;
+    uint16_t* cs = reinterpret_cast<uint16_t*>(smem);     // [cpad][S]
+    float* cn = reinterpret_cast<float*>(cs + cpad * S);  // [cpad]
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+    uint16_t* xs = reinterpret_cast<uint16_t*>(cn + cpad) + warp * kTok * S;  // [kTok][S]
+
+    const int64_t g = blockIdx.y;
+    const int64_t tiles = (p.tokens + kTok - 1) / kTok;
+    const int64_t t_end = tiles * (blockIdx.x + 1) / gridDim.x;
+    int64_t tile = tiles * blockIdx.x / gridDim.x + warp;
+    const uint16_t* xg = p.x + g * p.tokens * D;
+    auto prefetch = [&](int64_t t) {
+        const int64_t row0 = t * kTok;
+        for (int i = lane; i < kTok * kChunks; i += 32) {
+            const int r = i / kChunks, k = i % kChunks;
+            const bool ok = row0 + r < p.tokens;
+            cp_async16(smem_u32(xs + r * S + k * 8), xg + (ok ? (row0 + r) * D + k * 8 : 0),
+                       ok ? 16 : 0);
+        }
+        cp_async_commit();
+    };
+    if (tile < t_end) prefetch(tile);  // in flight while the codebook loads
+
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    const uint4* csrc = reinterpret_cast<const uint4*>(p.centroids + g * p.num_centroids * D);
+    for (int i = threadIdx.x; i < cpad * kChunks; i += Sh::kWarps * 32) {
+        const int r = i / kChunks, k = i % kChunks;
+        *reinterpret_cast<uint4*>(cs + r * S + k * 8) =
+            r < p.num_centroids ? __ldg(csrc + static_cast<int64_t>(r) * kChunks + k) : zero;
+    }
+    __syncthreads();
+    for (int c = warp; c < cpad; c += Sh::kWarps) {
+        const float v = row_norm2_warp<D>(cs + c * S, lane);
+        if (lane == 0) cn[c] = c < p.num_centroids ? v : INFINITY;
+    }
+    __syncthreads();
+
+    for (; tile < t_end; tile += Sh::kWarps) {
+        cp_async_wait_all();
+        __syncwarp();
+        uint32_t a[kMT][kK][4];
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+            for (int kk = 0; kk < kK; ++kk) {
+                const int row = mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                ldmatrix_x4(a[mt][kk], smem_u32(xs + row * S + kk * 16 + (lane >> 4) * 8));
+            }
+        // ||x||^2 of row `lane` (only for the distances), in row_norm2_warp's order.
+        float my_xn = 0.0f;
+        if (p.dist != nullptr) {
+            for (int r = 0; r < kTok; ++r) {
+                const float v = row_norm2_warp<D>(xs + r * S, lane);
+                if (lane == r) my_xn = v;
+            }
+        }
+        __syncwarp();  // every lane is done with xs
+        const int64_t row0 = tile * kTok;
+        if (tile + Sh::kWarps < t_end) prefetch(tile + Sh::kWarps);
+
+        float best[kMT][2];
+        int idx[kMT][2];
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                best[mt][h] = INFINITY;
+                idx[mt][h] = 0x7fffffff;
+            }
+        for (int c0 = 0; c0 < cpad; c0 += kSweep) {
+            float acc[kMT][4][4];
+#pragma unroll
+            for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) acc[mt][nt][j] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < kK; ++kk) {
+                uint32_t b[4][2];
+#pragma unroll
+                for (int np = 0; np < 2; ++np) {
+                    uint32_t r[4];
+                    const int crow = c0 + np * 16 + (lane & 7) + (lane >> 4) * 8;
+                    ldmatrix_x4(r, smem_u32(cs + crow * S + kk * 16 + ((lane >> 3) & 1) * 8));
+                    b[2 * np][0] = r[0];
+                    b[2 * np][1] = r[1];
+                    b[2 * np + 1][0] = r[2];
+                    b[2 * np + 1][1] = r[3];
+                }
+#pragma unroll
+                for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+                    for (int mt = 0; mt < kMT; ++mt)
+                        mma_bf16(acc[mt][nt], a[mt][kk], b[nt][0], b[nt][1]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt) {
+                const float2 cnc = *reinterpret_cast<const float2*>(cn + c0 + nt * 8 + 2 * tq);
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    const int col = c0 + nt * 8 + 2 * tq + j;
+                    const float cj = j == 0 ? cnc.x : cnc.y;
+#pragma unroll
+                    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+                        for (int h = 0; h < 2; ++h) {
+                            const float score =
+                                __fadd_rn(cj, __fmul_rn(-2.0f, acc[mt][nt][2 * h + j]));
+                            if (score < best[mt][h]) {
+                                best[mt][h] = score;
+                                idx[mt][h] = col;
+                            }
+                        }
+                }
+            }
+        }
+#pragma unroll
+        for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float bv = best[mt][h];
+                int i = idx[mt][h];
+#pragma unroll
+                for (int off = 1; off < 4; off <<= 1) {
+                    const float ob = __shfl_xor_sync(0xffffffffu, bv, off);
+                    const int oi = __shfl_xor_sync(0xffffffffu, i, off);
+                    if (ob < bv || (ob == bv && oi < i)) {
+                        bv = ob;
+                        i = oi;
+                    }
+                }
+                if (i >= p.num_centroids) i = 0;  // every score NaN: as the CPU, centroid 0
+                const int r = mt * 16 + h * 8 + gq;
+                const float xr = __shfl_sync(0xffffffffu, my_xn, r);
+                if (tq == 0 && row0 + r < p.tokens) {
+                    const int64_t out = g * p.tokens + row0 + r;
+                    if (p.ids != nullptr) {
+                        p.ids[out] = i;
+                    } else {
+                        p.ids_u8[out] = static_cast<uint8_t>(i);
+                    }
+                    if (p.dist != nullptr) p.dist[out] = fmaxf(__fadd_rn(bv, xr), 0.0f);
+                }
+            }
+    }
+    cp_async_wait_all();  // nothing left in flight at exit
+}
+
+template <int D>
+cudaError_t launch_assign_resident(const AssignParams& p, cudaStream_t stream) {
+    using Sh = ResidentShape<D>;
+    const size_t smem = resident_smem_bytes<D>(p.num_centroids);
+    cudaError_t err =
+        cudaFuncSetAttribute(assign_resident_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+    int device = 0, sms = 0;
+    if ((err = cudaGetDevice(&device)) != cudaSuccess ||
+        (err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) !=
+            cudaSuccess) {
+        return err;
+    }
+    // One block per SM (the codebook takes most of its shared memory), one wave: a group gets
+    // SMs / groups blocks, never more than it has work for.
+    const int64_t tiles = (p.tokens + Sh::kTok - 1) / Sh::kTok;
+    const int64_t most = (tiles + Sh::kWarps - 1) / Sh::kWarps;
+    const int64_t per_group = std::max<int64_t>(1, std::min<int64_t>(most, sms / p.groups));
+    const dim3 grid(static_cast<unsigned>(per_group), static_cast<unsigned>(p.groups));
+    assign_resident_kernel<D><<<grid, Sh::kWarps * 32, smem, stream>>>(p);
+    return cudaGetLastError();
+}
+
 // ---- k-means initialisation -------------------------------------------------------------------
 //
 // One block per group. Warp 0 replays qvg::core::Rng::distinct: every lane runs the same
@@ -371,16 +714,50 @@ __global__ void __launch_bounds__(kInitThreads) init_kernel(KMeansInitParams p) 
             }
         }
         __syncwarp();
-        for (int k = 0; k < c_count; ++k) {
-            const int32_t t = static_cast<int32_t>(raw[k]);
-            bool hit = false;
-            for (int i = lane; i < k; i += 32) hit |= picks[i] == t;
-            const bool taken = __any_sync(0xffffffffu, hit);
-            if (lane == 0) picks[k] = taken ? static_cast<int32_t>(first + k) : t;
-            __syncwarp();
+        if (p.legacy) {
+            for (int k = 0; k < c_count; ++k) {
+                const int32_t t = static_cast<int32_t>(raw[k]);
+                bool hit = false;
+                for (int i = lane; i < k; i += 32) hit |= picks[i] == t;
+                const bool taken = __any_sync(0xffffffffu, hit);
+                if (lane == 0) picks[k] = taken ? static_cast<int32_t>(first + k) : t;
+                __syncwarp();
+            }
         }
     }
     __syncthreads();
+    if (!p.legacy) {
+        // Draw k is taken (replaced by first + k) when an earlier pick equals it. Picks are t_i
+        // or first + i, so a draw below `first` is taken exactly when an earlier draw has its
+        // value (the earliest of those was never taken itself): decided in parallel, one
+        // thread per draw. A draw >= first (rare when N >> C) depends on earlier decisions:
+        // warp 0 settles those in draw order afterwards, against the final earlier picks.
+        for (int k = threadIdx.x; k < c_count; k += kInitThreads) {
+            const uint64_t t = raw[k];
+            if (static_cast<int64_t>(t) >= first) {
+                picks[k] = -1;  // pending
+                continue;
+            }
+            bool dup = false;
+            for (int i = 0; i < k; ++i) dup |= raw[i] == t;
+            picks[k] = dup ? static_cast<int32_t>(first + k) : static_cast<int32_t>(t);
+        }
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            const int lane = threadIdx.x;
+            for (int k = 0; k < c_count; ++k) {
+                if (picks[k] >= 0) continue;  // the same in every lane
+                const int32_t t = static_cast<int32_t>(raw[k]);
+                bool hit = false;
+                for (int i = lane; i < k; i += 32) hit |= picks[i] == t;
+                const bool taken = __any_sync(0xffffffffu, hit);
+                __syncwarp();
+                if (lane == 0) picks[k] = taken ? static_cast<int32_t>(first + k) : t;
+                __syncwarp();
+            }
+        }
+        __syncthreads();
+    }
     const int chunks = static_cast<int>(p.dim / kVec);
     const uint4* src = reinterpret_cast<const uint4*>(p.x + g * p.tokens * p.dim);
     uint4* dst = reinterpret_cast<uint4*>(p.centroids + g * p.num_centroids * p.dim);
@@ -655,15 +1032,25 @@ cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream) {
     }
     const dim3 grid(static_cast<unsigned>((p.centroids + kUpdateWarps - 1) / kUpdateWarps),
                     static_cast<unsigned>(p.groups));
+    static_assert(kListWarps == kUpdateWarps, "one grid for both update kernels");
     switch (p.dim) {
         case 64:
-            update_kernel<64><<<grid, kUpdateWarps * 32, 0, stream>>>(p);
+            if (p.legacy)
+                update_kernel<64><<<grid, kUpdateWarps * 32, 0, stream>>>(p);
+            else
+                update_list_kernel<64><<<grid, kListWarps * 32, 0, stream>>>(p);
             break;
         case 128:
-            update_kernel<128><<<grid, kUpdateWarps * 32, 0, stream>>>(p);
+            if (p.legacy)
+                update_kernel<128><<<grid, kUpdateWarps * 32, 0, stream>>>(p);
+            else
+                update_list_kernel<128><<<grid, kListWarps * 32, 0, stream>>>(p);
             break;
         default:
-            update_kernel<256><<<grid, kUpdateWarps * 32, 0, stream>>>(p);
+            if (p.legacy)
+                update_kernel<256><<<grid, kUpdateWarps * 32, 0, stream>>>(p);
+            else
+                update_list_kernel<256><<<grid, kListWarps * 32, 0, stream>>>(p);
             break;
     }
     return cudaGetLastError();
@@ -679,11 +1066,13 @@ cudaError_t kmeans_assign(const AssignParams& p, cudaStream_t stream) {
     if (p.groups * p.tokens == 0) return cudaSuccess;
     switch (p.dim) {
         case 64:
-            return launch_assign<64>(p, stream);
+            return p.legacy ? launch_assign<64>(p, stream) : launch_assign_resident<64>(p, stream);
         case 128:
-            return launch_assign<128>(p, stream);
+            return p.legacy ? launch_assign<128>(p, stream)
+                            : launch_assign_resident<128>(p, stream);
         case 256:
-            return launch_assign<256>(p, stream);
+            return p.legacy ? launch_assign<256>(p, stream)
+                            : launch_assign_resident<256>(p, stream);
         default:
             return cudaErrorInvalidValue;
     }

@@ -79,6 +79,8 @@ kernels::QvgDecodeParams params(const Case& c, const Data& d, int64_t b, int64_t
 struct Launch {
     int parts;
     bool streaming, interleaved, shared;
+    int rows = 0;  // > 0: the flat grid, rows per thread
+    bool persistent = false;
 };
 
 std::vector<Launch> all_launches(int64_t dim) {
@@ -90,6 +92,15 @@ std::vector<Launch> all_launches(int64_t dim) {
                     if (parts > 0 && (dim / 8) % parts != 0) continue;
                     out.push_back({parts, streaming, interleaved, shared});
                 }
+    // The flat grid (1, 2, 4 rows per thread; covering or persistent).
+    for (int parts : {0, 4})
+        for (bool streaming : {false, true})
+            for (bool interleaved : {false, true})
+                for (int rows : {1, 2, 4})
+                    for (bool persistent : {false, true}) {
+                        if (parts > 0 && (dim / 8) % parts != 0) continue;
+                        out.push_back({parts, streaming, interleaved, false, rows, persistent});
+                    }
     return out;
 }
 
@@ -98,11 +109,15 @@ void apply(const Launch& l, kernels::QvgDecodeParams& p) {
     p.streaming_stores = l.streaming;
     p.interleaved_parts = l.interleaved;
     p.shared_centroids = l.shared;
+    p.rows_per_thread = l.rows;
+    p.persistent = l.persistent;
 }
 
 std::string describe(const Launch& l) {
     return "parts " + std::to_string(l.parts) + (l.streaming ? " streaming" : "") +
-           (l.interleaved ? " interleaved" : "") + (l.shared ? " shared" : "");
+           (l.interleaved ? " interleaved" : "") + (l.shared ? " shared" : "") +
+           (l.rows > 0 ? " flat rows " + std::to_string(l.rows) : "") +
+           (l.persistent ? " persistent" : "");
 }
 
 Data to_cuda(const Data& d) {
@@ -121,7 +136,7 @@ TEST(DecodeKernel, MatchesTheCpuReferenceBitForBitOverSweptShapes) {
         for (int group : {16, 64, 128})
             for (int stages : {0, 1, 2, 4})
                 for (int64_t dim : {128, 256})
-                    for (int64_t tokens : {1, 37, 1031})
+                    for (int64_t tokens : {1, 17, 37, 1031})
                         for (bool asym : {false, true})
                             cases.push_back({bits, group, stages, dim, tokens, asym});
     const int64_t b = 2, h = 3, centroids = 256;
@@ -206,7 +221,7 @@ namespace {
 
 TEST(DecodeKernel, FusedRopeMatchesTheReference) {
     for (int stages : {0, 1, 2}) {
-        for (int64_t tokens : {1, 37, 1031}) {
+        for (int64_t tokens : {1, 17, 37, 1031}) {
             const Case c{2, 64, stages, 128, tokens, false};
             at::manual_seed(static_cast<uint64_t>(tokens + stages));
             const int64_t b = 1, h = 12, centroids = 256;
@@ -231,6 +246,38 @@ TEST(DecodeKernel, FusedRopeMatchesTheReference) {
                 EXPECT_TRUE(at::equal(gpu_out.cpu().view(at::kShort), ref_out.view(at::kShort)))
                     << "stages " << stages << " tokens " << tokens << " " << describe(l);
             }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace qvg
+
+namespace qvg {
+namespace {
+
+// The benchmark's span ([1, 12, 37440, 128], INT2, G64, one stage of 256 centroids) and a few
+// awkward token counts, with every launch shape (the default and the flat/persistent grids
+// loop over many rows per block there), bit for bit against the reference.
+TEST(DecodeKernel, BenchmarkShapeAndAwkwardCountsMatchTheReference) {
+    for (int64_t tokens : {17, 1000, 37440}) {
+        const Case c{2, 64, 1, 128, tokens, false};
+        at::manual_seed(static_cast<uint64_t>(tokens));
+        const int64_t b = 1, h = 12, centroids = 256;
+        Data cpu = random_data(c, b, h, centroids);
+        Data gpu = to_cuda(cpu);
+        at::Tensor ref_out = at::zeros({b, tokens, h, 128}, at::kBFloat16);
+        auto pr = params(c, cpu, b, h, centroids, ref_out);
+        kernels::qvg_decode_reference(pr);
+        at::Tensor gpu_out = at::empty_like(ref_out).cuda();
+        for (const Launch& l : all_launches(c.dim)) {
+            gpu_out.fill_(7);  // every element must be written
+            auto pg = params(c, gpu, b, h, centroids, gpu_out);
+            apply(l, pg);
+            ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()), cudaSuccess)
+                << tokens << " " << describe(l);
+            EXPECT_TRUE(at::equal(gpu_out.cpu().view(at::kShort), ref_out.view(at::kShort)))
+                << "tokens " << tokens << " " << describe(l);
         }
     }
 }

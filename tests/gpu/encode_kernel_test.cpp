@@ -421,3 +421,155 @@ TEST(CudaCodec, DeviceKMeansEqualsTheCpuBitForBitOnExactData) {
 
 }  // namespace
 }  // namespace qvg
+
+namespace qvg {
+namespace {
+
+// The current k-means kernels against the previous ones (kept for benchmarks) and the CPU
+// reference, on awkward token counts up to the benchmark's span.
+
+// Update: bit for bit, including a cluster that holds most tokens (its member list fills and is
+// summed many times per chunk) and runs of empty clusters.
+TEST(EncodeKernel, KMeansUpdateListKernelMatchesLegacyAndReference) {
+    at::manual_seed(31);
+    for (int64_t dim : {64, 128, 256})
+        for (int64_t n : {17, 1000, 37440})
+            for (bool skewed : {false, true}) {
+                const int64_t g = 3, c = 256;
+                at::Tensor x = at::randn({g, n, dim}).to(at::kBFloat16);
+                at::Tensor ids = at::randint(0, 250, {g, n}).to(at::kByte);
+                if (skewed) {
+                    ids.masked_fill_(at::rand({g, n}).lt(0.9), 255);  // cluster 255: ~90%
+                }
+                at::Tensor old = at::randn({g, c, dim}).to(at::kBFloat16);
+                auto run = [&](int how) {  // 0 reference, 1 legacy kernel, 2 current kernel
+                    const at::Device dev = how == 0 ? at::kCPU : at::kCUDA;
+                    at::Tensor xx = x.to(dev), ii = ids.to(dev), ol = old.to(dev);
+                    at::Tensor out = at::empty_like(ol);
+                    at::Tensor counts = at::empty({g, c}, ii.options().dtype(at::kInt));
+                    kernels::KMeansUpdateParams p;
+                    p.x = bf16(xx);
+                    p.ids = ii.data_ptr<uint8_t>();
+                    p.old = bf16(ol);
+                    p.out = bf16(out);
+                    p.counts = counts.data_ptr<int32_t>();
+                    p.groups = g;
+                    p.tokens = n;
+                    p.centroids = c;
+                    p.dim = dim;
+                    p.legacy = how == 1;
+                    if (how == 0) {
+                        kernels::kmeans_update_reference(p);
+                    } else {
+                        EXPECT_EQ(kernels::kmeans_update(p, at::cuda::getCurrentCUDAStream()),
+                                  cudaSuccess);
+                    }
+                    return std::make_pair(out.cpu(), counts.cpu());
+                };
+                const auto ref = run(0), legacy = run(1), now = run(2);
+                const std::string what = "D" + std::to_string(dim) + " N" + std::to_string(n) +
+                                         (skewed ? " skewed" : "");
+                EXPECT_TRUE(at::equal(ref.first, now.first)) << what;
+                EXPECT_TRUE(at::equal(ref.second, now.second)) << what;
+                EXPECT_TRUE(at::equal(legacy.first, now.first)) << what;
+            }
+}
+
+// Assignment: the resident-codebook kernel does the legacy kernel's arithmetic in the same order,
+// so ids and distances agree bit for bit on real data too; on integer data both equal the
+// reference. Group counts below, at and above the SM count spread the tiles differently.
+TEST(EncodeKernel, AssignResidentKernelMatchesLegacyBitForBit) {
+    at::manual_seed(32);
+    for (int64_t dim : {64, 128, 256})
+        for (int64_t n : {17, 1000, 37440})
+            for (int64_t c : {1, 37, 256})
+                for (int64_t g : {1, 12, 200}) {
+                    if (g * n * dim > (int64_t{12} * 37440 * 128)) continue;
+                    at::Tensor x = at::randn({g, n, dim}).to(at::kBFloat16).cuda();
+                    at::Tensor cent = at::randn({g, c, dim}).to(at::kBFloat16).cuda();
+                    auto run = [&](bool legacy, bool u8, bool with_dist) {
+                        at::Tensor ids64 = at::full({g, n}, -1, x.options().dtype(at::kLong));
+                        at::Tensor ids8 = at::full({g, n}, 0xee, x.options().dtype(at::kByte));
+                        at::Tensor d = at::full({g, n}, -1.0f, x.options().dtype(at::kFloat));
+                        kernels::AssignParams p;
+                        p.x = bf16(x);
+                        p.centroids = bf16(cent);
+                        if (u8) {
+                            p.ids_u8 = ids8.data_ptr<uint8_t>();
+                        } else {
+                            p.ids = ids64.data_ptr<int64_t>();
+                        }
+                        p.dist = with_dist ? d.data_ptr<float>() : nullptr;
+                        p.groups = g;
+                        p.tokens = n;
+                        p.num_centroids = c;
+                        p.dim = dim;
+                        p.legacy = legacy;
+                        EXPECT_EQ(kernels::kmeans_assign(p, at::cuda::getCurrentCUDAStream()),
+                                  cudaSuccess);
+                        return std::make_pair((u8 ? ids8.to(at::kLong) : ids64).cpu(), d.cpu());
+                    };
+                    const std::string what = "D" + std::to_string(dim) + " N" + std::to_string(n) +
+                                             " C" + std::to_string(c) + " G" + std::to_string(g);
+                    const auto old = run(true, false, true), now = run(false, false, true);
+                    ASSERT_TRUE(at::equal(old.first, now.first)) << what;
+                    ASSERT_TRUE(at::equal(old.second, now.second)) << what;
+                    // uint8 ids and no distances (the final assignment's form).
+                    const auto now8 = run(false, true, false);
+                    ASSERT_TRUE(at::equal(old.first, now8.first)) << what;
+                }
+}
+
+TEST(EncodeKernel, AssignResidentKernelIsExactOnTheBenchmarkShape) {
+    at::manual_seed(33);
+    const int64_t g = 1, n = 37440, c = 256, dim = 128;
+    at::Tensor x = at::randint(-3, 4, {g, n, dim}).to(at::kBFloat16);
+    at::Tensor cent = at::randint(-3, 4, {g, c, dim}).to(at::kBFloat16);
+    cent.narrow(1, c - 1, 1).copy_(cent.narrow(1, 2, 1));  // ties
+    at::Tensor d1, d2;
+    at::Tensor i1 = run_assign(x, cent, false, &d1);
+    at::Tensor i2 = run_assign(x, cent, true, &d2);
+    EXPECT_TRUE(at::equal(i1, i2));
+    EXPECT_TRUE(at::equal(d1, d2));
+}
+
+// Initialisation: the parallel collision check picks the tokens of the sequential one, also
+// where most draws land at or above N - C (N close to C: the pending path).
+TEST(EncodeKernel, KMeansInitParallelCheckMatchesLegacy) {
+    at::manual_seed(34);
+    for (int64_t n : {17, 256, 300, 1000, 37440})
+        for (int64_t c : {1, 17, 256}) {
+            if (c > n) continue;
+            const int64_t g = 7, dim = 64;
+            at::Tensor x = at::randn({g, n, dim}).to(at::kBFloat16);
+            for (uint64_t seed : {uint64_t{1}, uint64_t{99}, uint64_t{12345}}) {
+                auto run = [&](int how) {
+                    const at::Device dev = how == 0 ? at::kCPU : at::kCUDA;
+                    at::Tensor xx = x.to(dev);
+                    at::Tensor out = at::empty({g, c, dim}, xx.options());
+                    kernels::KMeansInitParams p;
+                    p.x = bf16(xx);
+                    p.centroids = bf16(out);
+                    p.groups = g;
+                    p.tokens = n;
+                    p.num_centroids = c;
+                    p.dim = dim;
+                    p.seed = seed;
+                    p.legacy = how == 1;
+                    if (how == 0) {
+                        kernels::kmeans_init_reference(p);
+                    } else {
+                        EXPECT_EQ(kernels::kmeans_init(p, at::cuda::getCurrentCUDAStream()),
+                                  cudaSuccess);
+                    }
+                    return out.cpu();
+                };
+                const at::Tensor ref = run(0);
+                EXPECT_TRUE(at::equal(ref, run(1))) << "N" << n << " C" << c << " seed " << seed;
+                EXPECT_TRUE(at::equal(ref, run(2))) << "N" << n << " C" << c << " seed " << seed;
+            }
+        }
+}
+
+}  // namespace
+}  // namespace qvg

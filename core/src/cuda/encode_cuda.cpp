@@ -36,6 +36,7 @@ at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const 
     p.tokens = n;
     p.centroids = c;
     p.dim = dim;
+    p.legacy = kmeans_legacy_kernels();
     check(kernels::kmeans_update(p, at::cuda::getCurrentCUDAStream()), "k-means update");
     return out;
 }
@@ -55,6 +56,7 @@ at::Tensor kmeans_init_cuda(const at::Tensor& xb, int64_t centroids, uint64_t se
     p.num_centroids = centroids;
     p.dim = xb.size(2);
     p.seed = seed;
+    p.legacy = kmeans_legacy_kernels();
     const cudaError_t err = kernels::kmeans_init(p, at::cuda::getCurrentCUDAStream());
     if (err == cudaErrorInvalidValue) {
         (void)cudaGetLastError();
@@ -82,6 +84,7 @@ std::pair<at::Tensor, at::Tensor> assign_cuda(const at::Tensor& x, const at::Ten
     p.tokens = n;
     p.num_centroids = c;
     p.dim = dim;
+    p.legacy = kmeans_legacy_kernels();
     check(kernels::kmeans_assign(p, at::cuda::getCurrentCUDAStream()), "k-means assignment");
     return {ids, dist};
 }

@@ -50,6 +50,7 @@ void assign(const Buffers& b, const at::Tensor& cent, const at::Tensor& ids, flo
     p.tokens = b.tokens;
     p.num_centroids = cent.size(1);
     p.dim = b.dim;
+    p.legacy = kmeans_legacy_kernels();
     check(kernels::kmeans_assign(p, b.stream), "k-means assignment");
 }
 
@@ -65,6 +66,7 @@ void update_and_reseed(const Buffers& b, const at::Tensor& cent) {
     u.tokens = b.tokens;
     u.centroids = cent.size(1);
     u.dim = b.dim;
+    u.legacy = kmeans_legacy_kernels();
     check(kernels::kmeans_update(u, b.stream), "k-means update");
     kernels::KMeansReseedParams r;
     r.x = bf16_in(b.x);

@@ -55,6 +55,8 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
         p.streaming_stores = launch->streaming_stores;
         p.interleaved_parts = launch->interleaved_parts;
         p.shared_centroids = launch->shared_centroids;
+        p.rows_per_thread = launch->rows_per_thread;
+        p.persistent = launch->persistent;
     }
     const c10::cuda::CUDAGuard guard(out.device());
     const cudaError_t err = kernels::qvg_decode_bf16(p, at::cuda::getCurrentCUDAStream());

@@ -76,10 +76,12 @@ struct EncodedSpan {
 // Launch shape of the fused CUDA decode (results are bit-identical for every choice; the
 // defaults are the fastest measured, see kernels/qvg_decode.h).
 struct DecodeLaunch {
-    int parts_per_thread = 0;        // 8-channel parts per thread: 1, 2 or 4; 0 = default (2)
+    int parts_per_thread = 0;        // 8-channel parts per thread: 1, 2 or 4; 0 = default layout
     bool streaming_stores = true;    // evict-first stores (the span is read once)
     bool interleaved_parts = false;  // a thread's parts dim / parts apart (whole-line stores)
     bool shared_centroids = false;   // codebooks staged in shared memory, blocks loop over tokens
+    int rows_per_thread = 0;         // > 0: flat grid over all heads' rows, this many per thread
+    bool persistent = false;         // flat grid sized to the resident blocks, grid-stride loop
 };
 
 struct EncodeContext {

@@ -62,4 +62,10 @@ at::Tensor kmeans_reseed_empty(const at::Tensor& x, const at::Tensor& ids, const
 // Sum of squared distances to the assigned centroids (the k-means objective), in double.
 double kmeans_inertia(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids);
 
+// Benchmarks only: the CUDA k-means (initialisation, assignment, update) runs the previous
+// kernels while set (qvg kernel-bench times old against new in one run). Same results either
+// way; process-wide, off by default.
+void set_kmeans_legacy_kernels(bool legacy);
+bool kmeans_legacy_kernels();
+
 }  // namespace qvg::core

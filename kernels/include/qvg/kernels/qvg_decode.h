@@ -37,17 +37,28 @@ struct QvgDecodeParams {
     uint16_t* out = nullptr;
     int64_t out_stride_b = 0, out_stride_n = 0, out_stride_h = 0;
     // CUDA launch shape (the CPU reference ignores it; the bits are the same for every choice).
-    // The defaults are the fastest measured on the H200 (16 channels per thread, streaming
-    // stores: docs/bench/2026-11-29-h200-kernels-9963b45.txt); `qvg kernel-bench --variants`
-    // times the others.
-    // 8-channel parts per thread: 1, 2 or 4 (must divide dim / 8); 0 = 2 where it divides
-    // dim / 8, else 1.
+    // `qvg kernel-bench --variants` times them side by side.
+    // 8-channel parts per thread: 1, 2 or 4 (must divide dim / 8); 0 = the default layout, the
+    // fastest measured on the H200 (docs/bench/2026-11-29-h200-kernels-10686c9.txt): without
+    // RoPE 4 parts, interleaved (32 channels per thread, 62.3% of the copy bandwidth against
+    // 55.2% for 2 parts), with RoPE 2 parts side by side (47.6% against 45.3%); where dim / 8
+    // does not divide, 2 then 1 part. interleaved_parts is ignored for the default.
     int parts_per_thread = 0;
     // Cache-streaming stores (st.global.cs: evict first; the decoded span is read once).
     bool streaming_stores = true;
     // A thread's parts lie dim / parts channels apart instead of side by side, so that each
     // store (and centroid load) instruction of a warp covers whole 128-byte lines.
     bool interleaved_parts = false;
+    // Flat grid (rows_per_thread > 0): the (b, h, n) rows of all heads in one index, so no head
+    // leaves a partial block; each thread decodes rows_per_thread rows (1, 2 or 4; 4 only
+    // without RoPE, else 2), issuing every load of all its rows before the first store (more
+    // bytes in flight per thread). Needs 4 parts per row (dim % 32 == 0, dim / 32 dividing 256;
+    // parts_per_thread 4, or 0 without RoPE) and fewer than 2^31 rows; else the per-head grid
+    // runs. Ignores shared_centroids. 0 = the per-head grid.
+    int rows_per_thread = 0;
+    // Flat grid only: as many blocks as are resident at once (SMs x occupancy), looping over
+    // the rows (grid-stride): no tail wave and no block launch per 256 rows.
+    bool persistent = false;
     // Each block copies its head's codebooks into shared memory once and then loops over many
     // tokens: the centroid read that depends on the id load hits shared memory instead of
     // L1/L2. Ignored (the plain grid runs) without stages or where the codebooks do not fit.

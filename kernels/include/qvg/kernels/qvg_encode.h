@@ -24,6 +24,9 @@ struct KMeansUpdateParams {
     uint16_t* out = nullptr;        // BF16 [G, C, D]; may be old itself (updated in place)
     int32_t* counts = nullptr;      // [G, C] members of every cluster (may be null)
     int64_t groups = 0, tokens = 0, centroids = 0, dim = 0;
+    // CUDA only (same bits either way): the previous kernel, one warp per cluster adding each
+    // member as its ballot finds it (about one row load in flight per warp), for benchmarks.
+    bool legacy = false;
 };
 
 struct ResidualQuantParams {
@@ -57,6 +60,9 @@ struct AssignParams {
     uint8_t* ids_u8 = nullptr;            // [G, N] (exactly one of the two is set)
     float* dist = nullptr;                // [G, N], or null
     int64_t groups = 0, tokens = 0, num_centroids = 0, dim = 0;
+    // CUDA only (same bits either way): the previous kernel, one block per 128 tokens that loads
+    // and normalises the whole codebook for them, for benchmarks.
+    bool legacy = false;
 };
 
 // 4. k-means initialisation: the C centroids of group g are distinct tokens drawn with Floyd's
@@ -68,6 +74,9 @@ struct KMeansInitParams {
     uint16_t* centroids = nullptr;  // BF16 [G, C, D]
     int64_t groups = 0, tokens = 0, num_centroids = 0, dim = 0;
     uint64_t seed = 0;
+    // CUDA only (same tokens either way): the previous, fully sequential collision check of
+    // Floyd's draws, for benchmarks.
+    bool legacy = false;
 };
 
 // 5. Empty clusters after an update take over the tokens farthest from their centroids: the
