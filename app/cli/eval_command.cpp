@@ -65,7 +65,9 @@ struct EvalOptions {
     int walks = 1;  // walks per trajectory, each from its own start pose with its own noise
     std::vector<std::string> caches = default_eval_caches();
     std::vector<int64_t> windows = {16, 64, 128};  // BF16 windows for the revisit table
-    int64_t span_frames = 8;
+    // Spans of 16 latents: with the built-in model's 64 tokens per latent, a span of 8 spent a
+    // third of QVG's bytes on its codebook (model card, 256-frame tables).
+    int64_t span_frames = 16;
     int centroids = 32;
     bool ahead = true;
     double revisit_distance_m = 4.0;

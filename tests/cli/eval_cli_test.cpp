@@ -32,7 +32,7 @@ fs::path save_tiny_model(const fs::path& dir) { return save_tiny_world_model(dir
 std::string eval_args(const fs::path& model, const fs::path& out,
                       const std::string& rest = "--trajectories straight,square --seed 3") {
     return "eval --model '" + model.string() + "' --out '" + out.string() +
-           "' --device cpu --threads 1 --map-size 256 --frames 8 --loop-side 1 "
+           "' --device cpu --threads 1 --map-size 256 --frames 8 --loop-side 1 --span 8 "
            "--caches bf16,qvg-int2-s1,rtn-int2,window,sink-window --windows 8 --centroids 4 " +
            rest;
 }
