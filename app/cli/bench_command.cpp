@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "json_file.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
 #include "qvg/core/kv_cache.h"
@@ -220,9 +221,7 @@ int run_bench(const BenchOptions& o) {
         nlohmann::json j = {{"date", date},       {"gpu", gpu},       {"commit", o.commit},
                             {"preset", o.preset}, {"dtype", o.dtype}, {"height", o.height},
                             {"width", o.width},   {"runs", rows}};
-        std::ofstream out(o.json);
-        out << j.dump(2) << "\n";
-        QVG_CHECK(out.good(), "cannot write {}", o.json);
+        write_json_file(o.json, j, "--json");
     }
     return 0;
 }

@@ -33,6 +33,7 @@
 #include "commands.h"
 #include "eval_caches.h"
 #include "eval_trajectories.h"
+#include "json_file.h"
 #include "progress.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
@@ -832,9 +833,7 @@ int run_eval(const EvalOptions& o) {
             {"budget_reference", kBudgetReference},
             {"summary", rows},
             {"trajectories", trajectories}};
-        std::ofstream out(o.out);
-        out << report_json.dump(2) << "\n";
-        QVG_CHECK(out.good(), "--out {}: cannot write the report", o.out);
+        write_json_file(o.out, report_json, "--out");
         std::cout << "\nwrote " << o.out << "\n";
     }
     return 0;

@@ -23,6 +23,7 @@
 #include "default_model.h"
 #include "generate_inputs.h"
 #include "generate_world.h"
+#include "json_file.h"
 #include "progress.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
@@ -344,9 +345,7 @@ int run_generate(const GenerateOptions& o) {
             {"latent_fps", static_cast<double>(o.latent_frames) / run_s},
             {"output", o.output},
             {"dump", o.dump}};
-        std::ofstream out(o.report);
-        out << report.dump(2) << "\n";
-        QVG_CHECK(out.good(), "--report {}: cannot write the file", o.report);
+        write_json_file(o.report, report, "--report");
     }
 
     std::cout << fmt::format(

@@ -15,6 +15,7 @@
 
 #include <qvg/world/image_metrics.h>
 
+#include "json_file.h"
 #include "progress.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
@@ -230,9 +231,7 @@ int run_generate_world(const WorldGenerateOptions& o) {
                                        {"psnr", psnr},
                                        {"blocks", blocks},
                                        {"output", o.output}};
-        std::ofstream out(o.report);
-        out << report.dump(2) << "\n";
-        QVG_CHECK(out.good(), "--report {}: cannot write the file", o.report);
+        write_json_file(o.report, report, "--report");
     }
     std::cout << fmt::format(
         "generated {} video frames ({} latent frames) in {:.2f} s: {:.1f} frames/s on {}; PSNR "
