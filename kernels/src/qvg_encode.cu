@@ -1024,6 +1024,8 @@ cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream) {
     if (p.dim != 64 && p.dim != 128 && p.dim != 256) return cudaErrorInvalidValue;
     if (p.groups == 0 || p.centroids == 0) return cudaSuccess;
     if (p.groups > 65535 || p.centroids > 256) return cudaErrorInvalidValue;
+    if (p.x == nullptr || p.ids == nullptr || p.old == nullptr || p.out == nullptr)
+        return cudaErrorInvalidValue;
     const uintptr_t align = static_cast<uintptr_t>(p.dim / 32 * 2);  // one lane's vector
     if ((reinterpret_cast<uintptr_t>(p.x) % align) ||
         (reinterpret_cast<uintptr_t>(p.old) % align) ||
@@ -1058,7 +1060,8 @@ cudaError_t kmeans_update(const KMeansUpdateParams& p, cudaStream_t stream) {
 
 cudaError_t kmeans_assign(const AssignParams& p, cudaStream_t stream) {
     if (p.num_centroids < 1 || p.num_centroids > 256 || p.groups > 65535 ||
-        p.tokens > 0x7fffffffLL || (p.ids == nullptr) == (p.ids_u8 == nullptr)) {
+        p.tokens > 0x7fffffffLL || (p.ids == nullptr) == (p.ids_u8 == nullptr) || p.x == nullptr ||
+        p.centroids == nullptr) {
         return cudaErrorInvalidValue;
     }
     if ((reinterpret_cast<uintptr_t>(p.x) & 15) || (reinterpret_cast<uintptr_t>(p.centroids) & 15))
@@ -1111,7 +1114,8 @@ cudaError_t residual_quant(const ResidualQuantParams& p, cudaStream_t stream) {
 
 cudaError_t kmeans_init(const KMeansInitParams& p, cudaStream_t stream) {
     if (p.dim <= 0 || p.dim % kVec != 0 || p.num_centroids < 1 || p.num_centroids > kMaxCentroids ||
-        p.num_centroids > p.tokens || p.tokens > 0x7fffffffLL || p.groups > 0x7fffffffLL) {
+        p.num_centroids > p.tokens || p.tokens > 0x7fffffffLL || p.groups > 0x7fffffffLL ||
+        p.x == nullptr || p.centroids == nullptr) {
         return cudaErrorInvalidValue;
     }
     if ((reinterpret_cast<uintptr_t>(p.x) & 15) || (reinterpret_cast<uintptr_t>(p.centroids) & 15))
@@ -1123,7 +1127,8 @@ cudaError_t kmeans_init(const KMeansInitParams& p, cudaStream_t stream) {
 
 cudaError_t kmeans_reseed(const KMeansReseedParams& p, cudaStream_t stream) {
     if (p.dim <= 0 || p.dim % kVec != 0 || p.num_centroids < 1 || p.num_centroids > kMaxCentroids ||
-        p.tokens > 0x7fffffffLL || p.groups > 0x7fffffffLL) {
+        p.tokens > 0x7fffffffLL || p.groups > 0x7fffffffLL || p.x == nullptr ||
+        p.counts == nullptr || p.dist == nullptr || p.centroids == nullptr) {
         return cudaErrorInvalidValue;
     }
     if ((reinterpret_cast<uintptr_t>(p.x) & 15) || (reinterpret_cast<uintptr_t>(p.centroids) & 15))

@@ -57,6 +57,7 @@ void assign(const Buffers& b, const at::Tensor& cent, const at::Tensor& ids, flo
 // Update in place, then reseed the clusters it left empty.
 void update_and_reseed(const Buffers& b, const at::Tensor& cent) {
     kernels::KMeansUpdateParams u;
+    u.x = bf16_in(b.x);
     u.ids = b.ids.data_ptr<uint8_t>();
     u.old = bf16_in(cent);
     u.out = bf16_out(cent);
