@@ -30,6 +30,7 @@ core::CachePolicy make_cache_policy(const CacheOptions& o, int64_t head_dim,
     if (o.stages) p.codec.stages = *o.stages;
     if (o.centroids) p.codec.centroids = *o.centroids;
     if (o.iterations) p.codec.iterations = *o.iterations;
+    if (o.asymmetric) p.codec.asymmetric = true;
     p.codec.seed = o.seed;
     p.span_frames = o.span_frames;
     p.lag_frames = o.lag_frames;
@@ -59,6 +60,7 @@ nlohmann::json policy_json(const core::CachePolicy& p) {
             {"stages", c.stages},
             {"centroids", c.centroids},
             {"iterations", c.iterations},
+            {"asymmetric", c.asymmetric},
             {"span_frames", p.span_frames},
             {"lag_frames", p.lag_frames},
             {"sink_frames", p.sink_frames},

@@ -16,6 +16,8 @@ struct CacheOptions {
     std::string codec = "bf16";  // bf16, fp8, rtn, qvg, kivi or quarot
     // Unset: the method's default (default_codec_config), its group capped at the head size.
     std::optional<int> bits, group, stages, centroids, iterations;
+    // Scale and zero point per group (4 INT2 levels instead of 3); KIVI always is.
+    bool asymmetric = false;
     int64_t span_frames = 24;
     int64_t lag_frames = 0;
     int64_t window_frames = 0;

@@ -10,8 +10,9 @@ namespace qvg::cli {
 namespace {
 
 constexpr const char* kGrammar =
-    "expected <codec>[-int2|-int4][-g<group>][-s<stages>][-c<centroids>] with codec bf16, fp8, "
-    "rtn, qvg, kivi or quarot, or window[-<latents>] or sink-window[-<latents>]";
+    "expected <codec>[-int2|-int4][-g<group>][-s<stages>][-c<centroids>][-i<iterations>][-asym] "
+    "with codec bf16, fp8, rtn, qvg, kivi or quarot (stages, centroids and iterations: qvg), or "
+    "window[-<latents>] or sink-window[-<latents>]";
 
 std::vector<std::string> split(const std::string& s, char sep) {
     std::vector<std::string> out;
@@ -37,7 +38,8 @@ int number(const std::string& entry, const std::string& token, size_t prefix) {
 bool EvalCache::is_budget_reference() const {
     return history == EvalHistory::kFull && options.codec == "qvg" &&
            options.bits.value_or(2) == 2 && options.group.value_or(64) == 64 &&
-           options.stages.value_or(1) == 1 && !options.centroids;
+           options.stages.value_or(1) == 1 && !options.centroids && !options.iterations &&
+           !options.asymmetric;
 }
 
 bool EvalCache::is_bf16_full() const {
@@ -88,6 +90,10 @@ EvalCache parse_eval_cache(const std::string& name) {
             c.options.stages = number(name, t, 1);
         } else if (t.size() > 1 && t[0] == 'c' && tokens[0] == "qvg") {
             c.options.centroids = number(name, t, 1);
+        } else if (t.size() > 1 && t[0] == 'i' && t != "int2" && tokens[0] == "qvg") {
+            c.options.iterations = number(name, t, 1);
+        } else if (t == "asym") {
+            c.options.asymmetric = true;
         } else {
             core::fail("cache '{}': unexpected '{}' ({})", name, t, kGrammar);
         }

@@ -1,8 +1,9 @@
 #pragma once
 // The cache configurations `qvg eval` compares, named on the command line:
 //
-//   <codec>[-int2|-int4][-g<group>][-s<stages>][-c<centroids>]
-//       codec bf16, fp8, rtn, qvg, kivi or quarot; unset fields take the method's default
+//   <codec>[-int2|-int4][-g<group>][-s<stages>][-c<centroids>][-i<iterations>][-asym]
+//       codec bf16, fp8, rtn, qvg, kivi or quarot (stages, centroids and k-means iterations for
+//       qvg only; asym: a scale and a zero point per group); unset fields take the method's default
 //       (default_codec_config: QVG INT2 G64 S1, RTN/QuaRot INT2 G16, KIVI INT2 G32), the group
 //       capped at the model's head size, QVG centroids from --centroids. The whole history is kept.
 //   window[-<N>]         BF16 codec, only the newest N latent frames kept

@@ -249,10 +249,11 @@ std::string label_of(const EvalCache& entry, const core::CachePolicy& p) {
         case EvalHistory::kFull:
             break;
     }
-    // Rows that differ only in the centroids given by -c<C> must be told apart.
-    if (entry.options.centroids)
-        return fmt::format("{} C{}", p.codec.describe(), *entry.options.centroids);
-    return p.codec.describe();
+    // Rows that differ only in the centroids (-c<C>) or iterations (-i<N>) must be told apart.
+    std::string label = p.codec.describe();
+    if (entry.options.centroids) label += fmt::format(" C{}", *entry.options.centroids);
+    if (entry.options.iterations) label += fmt::format(" I{}", *entry.options.iterations);
+    return label;
 }
 
 // The generated part of a trajectory's ground truth through the autoencoder, scored against

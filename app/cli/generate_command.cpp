@@ -418,6 +418,8 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--stages", c.stages, "PRQ stages (qvg)");
     sub->add_option("--centroids", c.centroids, "k-means centroids per stage (qvg)");
     sub->add_option("--iters", c.iterations, "k-means iterations (qvg)");
+    sub->add_flag("--asymmetric", c.asymmetric,
+                  "scale and zero point per group (rtn, qvg, quarot)");
     sub->add_option("--span", c.span_frames, "latent frames per quantized span");
     sub->add_option("--lag", c.lag_frames, "newest latent frames kept BF16 beyond whole spans");
     sub->add_option("--window", c.window_frames,

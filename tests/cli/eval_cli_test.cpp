@@ -207,6 +207,36 @@ TEST(EvalCli, WalksRepeatEachTrajectoryFromItsOwnStartAndAverage) {
     EXPECT_NE(r.output.find(fmt::format("{:.2f}", m)), std::string::npos) << m << "\n" << r.output;
 }
 
+// -asym stores a zero point beside each scale (more bytes, 4 INT2 levels instead of 3) and -i<N>
+// sets the k-means iterations; both show in the row's label and policy.
+TEST(EvalCli, AsymmetricAndIterationSuffixesReachTheCodec) {
+    TempDir dir;
+    const fs::path model = save_tiny_model(dir.path());
+    const fs::path out = dir.path() / "report.json";
+    const CommandResult r =
+        run_qvg(eval_args(model, out, "--trajectories square --no-ahead --seed 3") +
+                " --caches bf16,qvg-int2-s1,qvg-int2-s1-asym,qvg-int2-s1-i6,rtn-int2-asym");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const json t = read_json(out).at("trajectories").at(0);
+    const json& sym = run_of(t, "qvg-int2-s1");
+    const json& asym = run_of(t, "qvg-int2-s1-asym");
+    const json& iters = run_of(t, "qvg-int2-s1-i6");
+    const json& rtn = run_of(t, "rtn-int2-asym");
+    EXPECT_EQ(asym.at("label"), "QVG INT2 G16 S1 asym");
+    EXPECT_EQ(iters.at("label"), "QVG INT2 G16 S1 I6");
+    EXPECT_EQ(rtn.at("label"), "RTN INT2 G16 asym");
+    EXPECT_EQ(sym.at("policy").at("asymmetric"), false);
+    EXPECT_EQ(asym.at("policy").at("asymmetric"), true);
+    EXPECT_EQ(rtn.at("policy").at("asymmetric"), true);
+    EXPECT_EQ(sym.at("policy").at("iterations"), 2);
+    EXPECT_EQ(iters.at("policy").at("iterations"), 6);
+    // One FP8 zero point per group of 16 channels more than the symmetric codec, in every span.
+    EXPECT_GT(asym.at("kv_bytes").get<int64_t>(), sym.at("kv_bytes").get<int64_t>());
+    EXPECT_EQ(iters.at("kv_bytes"), sym.at("kv_bytes"));
+    // Different codecs, different outputs.
+    EXPECT_NE(asym.at("psnr_vs_bf16"), sym.at("psnr_vs_bf16"));
+}
+
 TEST(EvalCli, RejectsBadOptions) {
     TempDir dir;
     const fs::path model = save_tiny_model(dir.path());
@@ -222,6 +252,9 @@ TEST(EvalCli, RejectsBadOptions) {
         {base + " --frames 7", "--frames 7 is not a multiple of the model's chunk"},
         {base + " --trajectories straight,circle", "unknown trajectory 'circle'"},
         {base + " --caches bf16,qvg-int2-s1-c64 --span 8", "centroids"},
+        {base + " --caches bf16,qvg-int2-s1-i0", "'0' is not a positive whole number"},
+        {base + " --caches bf16,kivi-int2-i3", "unexpected 'i3'"},
+        {base + " --caches bf16,fp8-asym", "fp8 takes no bits"},
         {"eval --model '" + (dir.path() / "missing.safetensors").string() + "'", "no such file"},
         {"eval --frames 8", "--model"},
         {base + " --walks 0", "--walks"},
