@@ -96,6 +96,7 @@ TEST(EvalCli, ReportsQualityMemoryAndRevisits) {
             EXPECT_EQ(run.at("chunk_ms").size(), frames / 2);
             EXPECT_EQ(run.at("ahead").at("psnr").size(), frames);
             EXPECT_EQ(run.at("ahead").at("ssim").size(), frames);
+            EXPECT_EQ(run.at("ahead").at("psnr_vs_bf16").size(), frames);
             for (double p : run.at("rollout").at("psnr")) {
                 EXPECT_GT(p, 0.0);
                 EXPECT_LT(p, cap);  // the model does not draw the truth exactly
@@ -111,6 +112,8 @@ TEST(EvalCli, ReportsQualityMemoryAndRevisits) {
         const json& bf16 = run_of(t, "bf16");
         for (double p : bf16.at("psnr_vs_bf16")) EXPECT_EQ(p, cap);
         EXPECT_EQ(bf16.at("video_psnr_vs_bf16"), cap);
+        for (double p : bf16.at("ahead").at("psnr_vs_bf16")) EXPECT_EQ(p, cap);
+        EXPECT_EQ(bf16.at("ahead").at("video_psnr_vs_bf16"), cap);
         // The context alone is in the cache until a span of 8 latents is full: only the square
         // is long enough for the quantized caches to differ from BF16.
         const json& qvg = run_of(t, "qvg-int2-s1");
@@ -127,6 +130,11 @@ TEST(EvalCli, ReportsQualityMemoryAndRevisits) {
     EXPECT_EQ(sq_qvg.at("kv_frames_held"), 125);
     EXPECT_LT(sq_qvg.at("video_psnr_vs_bf16").get<double>(), cap);
     EXPECT_GT(sq_qvg.at("video_psnr_vs_bf16").get<double>(), 10.0);
+    // One chunk ahead the history is the ground truth for every cache: the quantized history
+    // alone moves the prediction away from BF16's.
+    const double ahead_vs = sq_qvg.at("ahead").at("video_psnr_vs_bf16").get<double>();
+    EXPECT_LT(ahead_vs, cap);
+    EXPECT_GT(ahead_vs, 10.0);
 
     // Revisits: the square ends facing its start, the straight walk never comes back.
     EXPECT_TRUE(straight.at("revisit_frames").empty());
@@ -153,6 +161,7 @@ TEST(EvalCli, ReportsQualityMemoryAndRevisits) {
     ASSERT_EQ(summary.size(), 5u);
     EXPECT_EQ(summary[0].at("cache"), "bf16");
     EXPECT_EQ(summary[0].at("psnr_vs_bf16"), cap);
+    EXPECT_EQ(summary[0].at("ahead_psnr_vs_bf16"), cap);
     for (const json& row : summary) {
         bool dominated = false;
         for (const json& other : summary) {
