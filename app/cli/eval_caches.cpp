@@ -47,8 +47,9 @@ bool EvalCache::is_bf16_full() const {
 }
 
 std::vector<std::string> default_eval_caches() {
-    return {"bf16",     "qvg-int2-s1", "qvg-int2-s2", "qvg-int2-s3", "qvg-int2-s4", "qvg-int4-s1",
-            "rtn-int2", "kivi-int2",   "quarot-int2", "fp8",         "window",      "sink-window"};
+    return {"bf16",        "qvg-int2-s1", "qvg-int2-s1-asym", "qvg-int2-s2", "qvg-int2-s3",
+            "qvg-int2-s4", "qvg-int4-s1", "rtn-int2",         "kivi-int2",   "quarot-int2",
+            "fp8",         "window",      "sink-window"};
 }
 
 EvalCache parse_eval_cache(const std::string& name) {

@@ -36,8 +36,8 @@ struct EvalCache {
     bool is_bf16_full() const;
 };
 
-// bf16, qvg-int2-s1 .. s4, qvg-int4-s1, rtn-int2, kivi-int2, quarot-int2, fp8, window,
-// sink-window.
+// bf16, qvg-int2-s1, qvg-int2-s1-asym, qvg-int2-s2 .. s4, qvg-int4-s1, rtn-int2, kivi-int2,
+// quarot-int2, fp8, window, sink-window.
 std::vector<std::string> default_eval_caches();
 
 // Throws core::Error naming the entry and the grammar.

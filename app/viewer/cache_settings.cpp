@@ -61,10 +61,13 @@ CacheSettings parse_cache_spec(const std::string& spec) {
             s.centroids = v;
         } else if (key == "iterations") {
             s.iterations = v;
+        } else if (key == "asym") {
+            if (v != 0 && v != 1) throw std::invalid_argument("--cache: asym wants 0 or 1");
+            s.asymmetric = v == 1;
         } else {
-            throw std::invalid_argument(
-                "--cache: unknown key '" + key +
-                "' (expected bits, group, stages, span, sink, window, centroids, iterations)");
+            throw std::invalid_argument("--cache: unknown key '" + key +
+                                        "' (expected bits, group, stages, span, sink, window, "
+                                        "centroids, iterations, asym)");
         }
     }
     if (s.span_frames < 1) throw std::invalid_argument("--cache: span must be at least 1");
@@ -86,6 +89,7 @@ std::string cache_spec(const CacheSettings& s) {
     if (s.method == core::CodecMethod::kQvg) {
         out << ",stages=" << s.stages << ",centroids=" << s.centroids;
     }
+    if (s.asymmetric) out << ",asym=1";
     out << ",span=" << s.span_frames << ",sink=" << s.sink_frames << ",window=" << s.window_frames;
     return out.str();
 }
@@ -96,6 +100,7 @@ core::CachePolicy cache_policy(const CacheSettings& s, std::uint64_t seed) {
     if (s.method != core::CodecMethod::kBf16 && s.method != core::CodecMethod::kFp8) {
         p.codec.bits = s.bits;
         p.codec.group = s.group;
+        if (s.asymmetric) p.codec.asymmetric = true;
     }
     if (s.method == core::CodecMethod::kQvg) {
         p.codec.stages = s.stages;

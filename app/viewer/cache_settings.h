@@ -1,7 +1,7 @@
 #pragma once
 // The KV cache the viewer runs with, as the --cache option and the controls panel describe it.
 //
-//   --cache qvg,bits=2,group=32,stages=1,span=24,sink=3,window=144,centroids=32
+//   --cache qvg,bits=2,group=32,stages=1,span=24,sink=3,window=144,centroids=32,asym=1
 //   --cache bf16,sink=3,window=144
 //
 // The first item is the codec (qvg, bf16, fp8, rtn, kivi, quarot); the others are optional.
@@ -26,6 +26,9 @@ struct CacheSettings {
     // 256 codebook entries would cost more than they save.
     int centroids = 32;
     int iterations = 2;
+    // A zero point beside each scale (rtn, qvg, quarot; KIVI always has one): 4 INT2 levels
+    // instead of 3, for one more FP8 byte per group.
+    bool asymmetric = false;
 
     bool operator==(const CacheSettings&) const = default;
 };
