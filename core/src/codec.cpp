@@ -200,6 +200,12 @@ void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out, const Ro
     }
 }
 
+#ifndef QVG_HAVE_CUDA
+void write_decode_ceiling(const at::Tensor& /*out*/, DecodeWriteCeiling /*kind*/) {
+    fail("write_decode_ceiling: qvg was built without CUDA");
+}
+#endif
+
 void Codec::drop_stages(EncodedSpan& span, int keep) const {
     QVG_CHECK(span.config.method == CodecMethod::kQvg, "only QVG spans have stages to drop ({})",
               span.config.describe());

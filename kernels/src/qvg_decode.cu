@@ -5,7 +5,8 @@
 // of a token with one 16-byte store, after loading 2 (INT2) or 4 (INT4) code bytes, one scale
 // byte and one 16-byte slice of each stage's centroid row; a grid row per (b, h). Launch
 // variants (QvgDecodeParams::parts_per_thread, streaming_stores, interleaved_parts,
-// shared_centroids, rows_per_thread, persistent) are timed side by side by `qvg kernel-bench
+// shared_centroids, rows_per_thread, persistent, lean_math, pipelined, bulk_stores) are timed side
+// by side by `qvg kernel-bench
 // --variants`; the default is the fastest measured (qvg_decode.h: 4 interleaved parts per
 // thread with streaming stores, 2 side by side with RoPE). (A token-major layout, all heads of
 // a token side by side, measured 20% slower on the H200 and was dropped.)
@@ -18,6 +19,14 @@
 // row needs two dependent loads (id, then its centroid row from L1/L2); with shared_centroids
 // the second is a shared-memory read, at the price of one copy of the head's codebooks (64 KiB
 // at S1, D 128) per block, amortised by blocks that loop over ~1000 tokens each.
+// (3) lean_math: per 8 channels the default spends 8 I2F and 8 F2F.BF16 conversions, which
+// issue at a fraction of the FP32 rate; the 2^23 magic number and cvt.rn.bf16x2.f32 give the
+// same bits on the FP32 pipe and with half the roundings. (4) pipelined: the id of a row is
+// loaded one or two rows before its centroids are needed, so no row waits for id and centroid
+// one after the other. (5) bulk_stores: Hopper's bulk copy engine writes whole 16 KiB tiles
+// assembled in shared memory (cp.async.bulk, one instruction per contiguous run instead of
+// 1024 16-byte stores). qvg_decode_write_ceiling writes the same bytes without decoding: the
+// bound any of these can approach. The newer variants are unmeasured on the GPU so far.
 // Arithmetic mirrors the CPU codec operation for operation (__fmul_rn/__fadd_rn: no FMA
 // contraction), so results are bit-identical. Offsets are 64-bit.
 
@@ -56,13 +65,10 @@ struct RowLoads {
     float4 cos, sin;
 };
 
-// table: the head's codebooks in shared memory ([stage][C][D]), or null to read them from
-// global memory.
-template <int kBits, bool kAsym, int kStages, bool kRope>
-__device__ __forceinline__ void load_row(const QvgDecodeParams& p, int64_t bh, int64_t n,
-                                         int64_t d0, RowLoads<kStages>& l,
-                                         const uint16_t* table = nullptr) {
-    const int64_t row = bh * p.tokens + n;
+// The loads of one part that do not depend on a stage id: codes, scale (and zero point).
+template <int kBits, bool kAsym, int kStages>
+__device__ __forceinline__ void load_codes(const QvgDecodeParams& p, int64_t row, int64_t d0,
+                                           RowLoads<kStages>& l) {
     if constexpr (kBits == 2) {
         l.codes = __ldg(reinterpret_cast<const uint16_t*>(p.codes + row * (p.dim / 4) + d0 / 4));
     } else {
@@ -71,27 +77,77 @@ __device__ __forceinline__ void load_row(const QvgDecodeParams& p, int64_t bh, i
     const int64_t g = row * (p.dim / p.group) + d0 / p.group;
     l.scale = __ldg(p.scales + g);
     if constexpr (kAsym) l.zero = __ldg(p.zeros + g);
+}
+
+// Stage st's centroid slice of one part, given the row's id. table: the head's codebooks in
+// shared memory ([stage][C][D]), or null to read them from global memory.
+template <int kStages>
+__device__ __forceinline__ void load_centroid(const QvgDecodeParams& p, int64_t bh, int st, int id,
+                                              int64_t d0, RowLoads<kStages>& l,
+                                              const uint16_t* table) {
+    if (table != nullptr) {
+        l.cent[st] =
+            *reinterpret_cast<const uint4*>(table + (st * p.num_centroids + id) * p.dim + d0);
+    } else {
+        l.cent[st] = __ldg(reinterpret_cast<const uint4*>(
+            p.centroids[st] + (bh * p.num_centroids + id) * p.dim + d0));
+    }
+}
+
+template <int kStages>
+__device__ __forceinline__ void load_rope(const QvgDecodeParams& p, int64_t n, int64_t d0,
+                                          RowLoads<kStages>& l) {
+    l.cos = __ldg(reinterpret_cast<const float4*>(p.rope_cos + n * (p.dim / 2) + d0 / 2));
+    l.sin = __ldg(reinterpret_cast<const float4*>(p.rope_sin + n * (p.dim / 2) + d0 / 2));
+}
+
+// Everything one part of row (bh, n) needs, the id of each stage and then its centroid slice.
+template <int kBits, bool kAsym, int kStages, bool kRope>
+__device__ __forceinline__ void load_row(const QvgDecodeParams& p, int64_t bh, int64_t n,
+                                         int64_t d0, RowLoads<kStages>& l,
+                                         const uint16_t* table = nullptr) {
+    const int64_t row = bh * p.tokens + n;
+    load_codes<kBits, kAsym>(p, row, d0, l);
 #pragma unroll
     for (int st = 0; st < kStages; ++st) {
-        if (st < p.num_stages) {
-            const int id = __ldg(p.ids[st] + row);
-            if (table != nullptr) {
-                l.cent[st] = *reinterpret_cast<const uint4*>(
-                    table + (st * p.num_centroids + id) * p.dim + d0);
-            } else {
-                l.cent[st] = __ldg(reinterpret_cast<const uint4*>(
-                    p.centroids[st] + (bh * p.num_centroids + id) * p.dim + d0));
-            }
-        }
+        if (st < p.num_stages) load_centroid(p, bh, st, __ldg(p.ids[st] + row), d0, l, table);
     }
-    if constexpr (kRope) {
-        l.cos = __ldg(reinterpret_cast<const float4*>(p.rope_cos + n * (p.dim / 2) + d0 / 2));
-        l.sin = __ldg(reinterpret_cast<const float4*>(p.rope_sin + n * (p.dim / 2) + d0 / 2));
+    if constexpr (kRope) load_rope(p, n, d0, l);
+}
+
+// Stored code u minus the offset as a float, exactly. Lean: 2^23 + u built by its bits and
+// 2^23 + offset subtracted (exact: both are integers below 2^24), on the FP32 pipe.
+template <bool kLean, int kOffset>
+__device__ __forceinline__ float code_value(int u) {
+    if constexpr (kLean) {
+        constexpr float kBias = 8388608.0f + static_cast<float>(kOffset);  // 2^23 + offset
+        return __fsub_rn(__uint_as_float(0x4b000000u | static_cast<uint32_t>(u)), kBias);
+    } else {
+        return static_cast<float>(u - kOffset);
+    }
+}
+
+// Two channels rounded to BF16 and packed (first channel in the low half). Lean: one
+// cvt.rn.bf16x2.f32 for both.
+template <bool kLean>
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo_value, float hi_value) {
+    if constexpr (kLean) {
+        const __nv_bfloat162 v = __floats2bfloat162_rn(lo_value, hi_value);
+        uint32_t bits;
+        memcpy(&bits, &v, 4);
+        return bits;
+    } else {
+        const __nv_bfloat16 lo = __float2bfloat16_rn(lo_value);
+        const __nv_bfloat16 hi = __float2bfloat16_rn(hi_value);
+        uint16_t lo_bits, hi_bits;
+        memcpy(&lo_bits, &lo, 2);
+        memcpy(&hi_bits, &hi, 2);
+        return static_cast<uint32_t>(lo_bits) | (static_cast<uint32_t>(hi_bits) << 16);
     }
 }
 
 // 8 BF16 channels, packed, from one row's loads.
-template <int kBits, bool kAsym, int kStages, bool kRope>
+template <int kBits, bool kAsym, int kStages, bool kRope, bool kLean = false>
 __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowLoads<kStages>& l) {
     // Codes of channels d0 .. d0+7: stored values u (offset, unsigned).
     int u[kVec];
@@ -115,12 +171,13 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
     if constexpr (kAsym) {
         const float z = fp8_e4m3_to_float(l.zero);
 #pragma unroll
-        for (int i = 0; i < kVec; ++i) y[i] = __fadd_rn(__fmul_rn(static_cast<float>(u[i]), s), z);
+        for (int i = 0; i < kVec; ++i)
+            y[i] = __fadd_rn(__fmul_rn(code_value<kLean, 0>(u[i]), s), z);
     } else {
         constexpr int kQmax = (1 << (kBits - 1)) - 1;
 #pragma unroll
         for (int i = 0; i < kVec; ++i) {
-            y[i] = __fadd_rn(__fmul_rn(static_cast<float>(u[i] - kQmax), s), 0.0f);
+            y[i] = __fadd_rn(__fmul_rn(code_value<kLean, kQmax>(u[i]), s), 0.0f);
         }
     }
 #pragma unroll
@@ -148,14 +205,7 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
     }
     uint32_t packed[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const __nv_bfloat16 lo = __float2bfloat16_rn(y[2 * i]);
-        const __nv_bfloat16 hi = __float2bfloat16_rn(y[2 * i + 1]);
-        uint16_t lo_bits, hi_bits;
-        memcpy(&lo_bits, &lo, 2);
-        memcpy(&hi_bits, &hi, 2);
-        packed[i] = static_cast<uint32_t>(lo_bits) | (static_cast<uint32_t>(hi_bits) << 16);
-    }
+    for (int i = 0; i < 4; ++i) packed[i] = pack_bf16x2<kLean>(y[2 * i], y[2 * i + 1]);
     return make_uint4(packed[0], packed[1], packed[2], packed[3]);
 }
 
@@ -183,7 +233,8 @@ __device__ __forceinline__ void part_layout(const QvgDecodeParams& p, unsigned t
 }
 
 // One row: all loads first (independent requests in flight), then arithmetic and stores.
-template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream>
+template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream,
+          bool kLean = false>
 __device__ __forceinline__ void decode_one_row(const QvgDecodeParams& p, int64_t bh, int64_t n,
                                                unsigned t, const uint16_t* table) {
     const unsigned heads = static_cast<unsigned>(p.heads);  // < 65536 (checked at launch)
@@ -197,20 +248,21 @@ __device__ __forceinline__ void decode_one_row(const QvgDecodeParams& p, int64_t
     uint16_t* out = p.out + b * p.out_stride_b + n * p.out_stride_n + h * p.out_stride_h + first;
 #pragma unroll
     for (int j = 0; j < kParts; ++j)
-        store16<kStream>(out + j * step, decode_row<kBits, kAsym, kStages, kRope>(p, l[j]));
+        store16<kStream>(out + j * step, decode_row<kBits, kAsym, kStages, kRope, kLean>(p, l[j]));
 }
 
 // grid.y = b * heads + h, grid.x covers this head's tokens x (dim / (8 * kParts)) threads; with
 // kStream the stores bypass the caches (st.global.cs: the decoded span is read once, by the
 // attention, after much more data went through L2).
-template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream>
+template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream,
+          bool kLean = false>
 __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
     const unsigned threads_per_row = static_cast<unsigned>(p.dim / (kVec * kParts));
     const unsigned local = blockIdx.x * kThreads + threadIdx.x;
     const unsigned n32 = local / threads_per_row;
     if (n32 >= p.tokens) return;
-    decode_one_row<kBits, kAsym, kStages, kRope, kParts, kStream>(p, blockIdx.y, n32,
-                                                                  local % threads_per_row, nullptr);
+    decode_one_row<kBits, kAsym, kStages, kRope, kParts, kStream, kLean>(
+        p, blockIdx.y, n32, local % threads_per_row, nullptr);
 }
 
 // Flat grid: row index r over all heads' (b, h, n) rows (bh = r / tokens), 4 parts of 8
@@ -265,17 +317,18 @@ __global__ void __launch_bounds__(kThreads) decode_flat_kernel(QvgDecodeParams p
     }
 }
 
-// SMs x resident blocks of a kernel at kThreads threads, looked up once per kernel and device.
-template <typename Kernel>
-cudaError_t resident_blocks(Kernel kernel, int64_t& blocks) {
+// SMs x resident blocks of kKernel at kThreads threads and smem bytes of dynamic shared memory,
+// looked up once per kernel and device (a cache per kernel: occupancies differ).
+template <auto kKernel>
+cudaError_t resident_blocks(int64_t& blocks, size_t smem = 0) {
     static int cached[16][2] = {};  // per device: blocks per SM, SMs (0: not looked up yet)
     int device = 0;
     cudaError_t err = cudaGetDevice(&device);
     if (err != cudaSuccess) return err;
     int per_sm = device < 16 ? cached[device][0] : 0, sms = device < 16 ? cached[device][1] : 0;
     if (per_sm == 0 || sms == 0) {
-        if ((err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0)) !=
-                cudaSuccess ||
+        if ((err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, kThreads,
+                                                                 smem)) != cudaSuccess ||
             (err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) !=
                 cudaSuccess) {
             return err;
@@ -291,13 +344,13 @@ cudaError_t resident_blocks(Kernel kernel, int64_t& blocks) {
 
 template <int kBits, bool kAsym, int kStages, bool kRope, int kRows, bool kStream>
 cudaError_t launch_flat_rows(const QvgDecodeParams& p, cudaStream_t stream) {
-    auto kernel = decode_flat_kernel<kBits, kAsym, kStages, kRope, kRows, kStream>;
+    constexpr auto kernel = decode_flat_kernel<kBits, kAsym, kStages, kRope, kRows, kStream>;
     const int64_t total = p.batch * p.heads * p.tokens;
     const int64_t per_step = kThreads / (p.dim / (kVec * 4)) * kRows;
     int64_t blocks = (total + per_step - 1) / per_step;
     if (p.persistent) {
         int64_t resident = 0;
-        const cudaError_t err = resident_blocks(kernel, resident);
+        const cudaError_t err = resident_blocks<kernel>(resident);
         if (err != cudaSuccess) return err;
         blocks = std::min(blocks, resident);
     }
@@ -413,6 +466,13 @@ cudaError_t launch_parts(const QvgDecodeParams& p, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
                     static_cast<unsigned>(p.batch * p.heads));
     if (p.streaming_stores) {
+        if constexpr (kParts > 1) {
+            if (p.lean_math) {
+                decode_kernel<kBits, kAsym, kStages, kRope, kParts, true, true>
+                    <<<grid, kThreads, 0, stream>>>(p);
+                return cudaGetLastError();
+            }
+        }
         decode_kernel<kBits, kAsym, kStages, kRope, kParts, true><<<grid, kThreads, 0, stream>>>(p);
     } else {
         decode_kernel<kBits, kAsym, kStages, kRope, kParts, false>
@@ -421,10 +481,349 @@ cudaError_t launch_parts(const QvgDecodeParams& p, cudaStream_t stream) {
     return cudaGetLastError();
 }
 
+// ---- Software-pipelined flat grid (QvgDecodeParams::pipelined) ----------------------------------
+
+// A thread's loads for one row of the pipelined kernel: 4 interleaved parts and the row's ids.
+template <int kStages>
+struct PipeSlot {
+    RowLoads<kStages> l[4];
+    int id[kStages];
+};
+
+// The loads of row `row` that need no id: its ids, codes, scales (zeros, RoPE tables).
+template <int kBits, bool kAsym, int kStages, bool kRope>
+__device__ __forceinline__ void issue_direct(const QvgDecodeParams& p, unsigned row,
+                                             unsigned tokens, int64_t first, int64_t step,
+                                             PipeSlot<kStages>& s) {
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) {
+        if (st < p.num_stages) s.id[st] = __ldg(p.ids[st] + row);
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        load_codes<kBits, kAsym>(p, row, first + j * step, s.l[j]);
+        if constexpr (kRope) load_rope(p, row % tokens, first + j * step, s.l[j]);
+    }
+}
+
+// The centroid slices of row `row`, once its ids are in.
+template <int kStages>
+__device__ __forceinline__ void issue_centroids(const QvgDecodeParams& p, unsigned row,
+                                                unsigned tokens, int64_t first, int64_t step,
+                                                PipeSlot<kStages>& s) {
+    const int64_t bh = row / tokens;
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) {
+        if (st < p.num_stages) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                load_centroid(p, bh, st, s.id[st], first + j * step, s.l[j], nullptr);
+        }
+    }
+}
+
+// Persistent flat grid over the (b, h, n) rows, dim / 32 threads per row with 4 interleaved
+// parts each, rows gridDim.x * (kThreads / (dim / 32)) apart per thread, loads issued ahead of
+// the row that uses them (software pipelining):
+//   kDepth 1: the ids, codes and scales of row k + 1 are loaded while row k is computed and
+//     stored; row k + 1's centroid loads go out right after (its ids have long arrived), so
+//     only the centroid's L1/L2 latency is left to the row, never id then centroid in a row.
+//   kDepth 2: while row k is computed and stored, the centroid loads of row k + 1 and the id,
+//     code and scale loads of row k + 2 are in flight: every load has at least a whole
+//     iteration to arrive.
+// Registers (ptxas, sm_90, INT2 S1 without RoPE): about 99 at depth 1 and 128 at depth 2, so
+// two blocks of 256 per SM against five for the default launch (48); capping depth 1 at 80
+// (three blocks) spilled. Fewer threads, each with two or three rows in flight.
+template <int kBits, bool kAsym, int kStages, bool kRope, bool kLean, int kDepth>
+__global__ void __launch_bounds__(kThreads) decode_pipelined_kernel(QvgDecodeParams p) {
+    const unsigned tpr = static_cast<unsigned>(p.dim / (kVec * 4));  // divides kThreads
+    const unsigned layer = kThreads / tpr;
+    const unsigned t = threadIdx.x % tpr;
+    const unsigned tokens = static_cast<unsigned>(p.tokens);
+    const unsigned heads = static_cast<unsigned>(p.heads);
+    const int64_t total = p.batch * p.heads * p.tokens;  // < 2^31 (checked at launch)
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * layer;
+    int64_t first, step;
+    part_layout<4>(p, t, first, step);  // interleaved (set at launch)
+    int64_t row = static_cast<int64_t>(blockIdx.x) * layer + threadIdx.x / tpr;
+    if (row >= total) return;
+    auto direct = [&](int64_t r, PipeSlot<kStages>& s) {
+        issue_direct<kBits, kAsym, kStages, kRope>(p, static_cast<unsigned>(r), tokens, first, step,
+                                                   s);
+    };
+    auto centroids = [&](int64_t r, PipeSlot<kStages>& s) {
+        issue_centroids(p, static_cast<unsigned>(r), tokens, first, step, s);
+    };
+    auto store_row = [&](const PipeSlot<kStages>& x) {
+        const unsigned r32 = static_cast<unsigned>(row);
+        const unsigned bh = r32 / tokens, n = r32 % tokens;
+        uint16_t* out = p.out + static_cast<int64_t>(bh / heads) * p.out_stride_b +
+                        static_cast<int64_t>(n) * p.out_stride_n +
+                        static_cast<int64_t>(bh % heads) * p.out_stride_h + first;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            store16<true>(out + j * step,
+                          decode_row<kBits, kAsym, kStages, kRope, kLean>(p, x.l[j]));
+        }
+    };
+    // The loop is unrolled by hand so that the slots trade roles instead of being copied (a
+    // copy of a register a load is still filling would wait for the load).
+    if constexpr (kDepth == 1) {
+        PipeSlot<kStages> a, b;
+        direct(row, a);
+        centroids(row, a);
+        if (row + stride < total) direct(row + stride, b);
+        // x: this row (all loads issued), y: the next row (direct loads issued).
+        auto step_row = [&](PipeSlot<kStages>& x, PipeSlot<kStages>& y) {
+            store_row(x);
+            if (row + stride >= total) return false;
+            centroids(row + stride, y);
+            if (row + 2 * stride < total) direct(row + 2 * stride, x);
+            row += stride;
+            return true;
+        };
+        while (step_row(a, b) && step_row(b, a)) {
+        }
+    } else {
+        PipeSlot<kStages> a, b, c;
+        direct(row, a);
+        centroids(row, a);
+        if (row + stride < total) direct(row + stride, b);
+        // x: this row (all loads issued), y: the next (direct loads issued), z: free.
+        auto step_row = [&](PipeSlot<kStages>& x, PipeSlot<kStages>& y, PipeSlot<kStages>& z) {
+            if (row + stride < total) centroids(row + stride, y);
+            if (row + 2 * stride < total) direct(row + 2 * stride, z);
+            store_row(x);
+            row += stride;
+            return row < total;
+        };
+        while (step_row(a, b, c) && step_row(b, c, a) && step_row(c, a, b)) {
+        }
+    }
+}
+
+// Launched where the layout fits (4 parts of 8 channels, dim / 32 dividing kThreads, rows
+// indexable in 31 bits); launched = false otherwise.
+template <int kBits, bool kAsym, int kStages, bool kRope, bool kLean, int kDepth>
+cudaError_t launch_pipelined_depth(const QvgDecodeParams& in, cudaStream_t stream, bool& launched) {
+    constexpr auto kernel = decode_pipelined_kernel<kBits, kAsym, kStages, kRope, kLean, kDepth>;
+    launched = false;
+    const int64_t total = in.batch * in.heads * in.tokens;
+    if (in.dim % (kVec * 4) != 0 || kThreads % (in.dim / (kVec * 4)) != 0 || total > 0x7fffffffLL) {
+        return cudaSuccess;
+    }
+    QvgDecodeParams p = in;
+    p.interleaved_parts = true;
+    const int64_t layer = kThreads / (p.dim / (kVec * 4));
+    int64_t blocks = 0;
+    const cudaError_t err = resident_blocks<kernel>(blocks);
+    if (err != cudaSuccess) return err;
+    blocks = std::min(blocks, (total + layer - 1) / layer);
+    kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
+    launched = true;
+    return cudaGetLastError();
+}
+
+template <int kBits, bool kAsym, int kStages, bool kRope, bool kLean>
+cudaError_t launch_pipelined_lean(const QvgDecodeParams& p, cudaStream_t stream, bool& launched) {
+    return p.pipelined >= 2
+               ? launch_pipelined_depth<kBits, kAsym, kStages, kRope, kLean, 2>(p, stream, launched)
+               : launch_pipelined_depth<kBits, kAsym, kStages, kRope, kLean, 1>(p, stream,
+                                                                                launched);
+}
+
+template <int kBits, bool kAsym, int kStages, bool kRope>
+cudaError_t launch_pipelined(const QvgDecodeParams& p, cudaStream_t stream, bool& launched) {
+    return p.lean_math
+               ? launch_pipelined_lean<kBits, kAsym, kStages, kRope, true>(p, stream, launched)
+               : launch_pipelined_lean<kBits, kAsym, kStages, kRope, false>(p, stream, launched);
+}
+
+// ---- Bulk (TMA) stores from shared memory (QvgDecodeParams::bulk_stores) -----------------------
+
+constexpr int kBulkChunks = 4;                           // 16-byte chunks per thread and tile
+constexpr int kTileBytes = kThreads * kBulkChunks * 16;  // one tile: 16 KiB of output
+
+// How the output rows are walked: in the order they lie in memory, as far as the strides allow.
+struct BulkLayout {
+    bool token_major = true;  // rows ordered (b, n, h), else (b, h, n)
+    unsigned run_rows = 1;    // rows [k * run_rows, (k + 1) * run_rows) are contiguous in memory
+    unsigned tile_rows = 0;   // rows per tile (kTileBytes / row bytes)
+};
+
+// Row q of the walk as the (b, h, n) of the decode, and its output element offset.
+__device__ __forceinline__ void bulk_row(const QvgDecodeParams& p, const BulkLayout& lay,
+                                         unsigned q, unsigned& bh, unsigned& n, int64_t& out) {
+    const unsigned heads = static_cast<unsigned>(p.heads), tokens = static_cast<unsigned>(p.tokens);
+    const unsigned per_b = heads * tokens;
+    const unsigned b = q / per_b, rem = q % per_b;
+    unsigned h;
+    if (lay.token_major) {
+        n = rem / heads;
+        h = rem % heads;
+    } else {
+        h = rem / tokens;
+        n = rem % tokens;
+    }
+    bh = b * heads + h;
+    out = static_cast<int64_t>(b) * p.out_stride_b + static_cast<int64_t>(n) * p.out_stride_n +
+          static_cast<int64_t>(h) * p.out_stride_h;
+}
+
+// Shared-memory writes of this thread made visible to the async proxy (the bulk copy engine);
+// every writer fences, then the block synchronises, then one thread issues the copies.
+__device__ __forceinline__ void fence_proxy_async_shared() {
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+// bytes (a multiple of 16) from shared memory address src (16-byte aligned) to global dst
+// (16-byte aligned), in the current bulk group; with a cache policy when evict_first.
+__device__ __forceinline__ void bulk_store(void* dst, uint32_t src, uint32_t bytes,
+                                           bool evict_first, uint64_t policy) {
+    if (evict_first) {
+        asm volatile(
+            "cp.async.bulk.global.shared::cta.bulk_group.L2::cache_hint [%0], [%1], %2, %3;" ::"l"(
+                dst),
+            "r"(src), "r"(bytes), "l"(policy)
+            : "memory");
+    } else {
+        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst),
+                     "r"(src), "r"(bytes)
+                     : "memory");
+    }
+}
+
+// Persistent blocks walk tiles of tile_rows consecutive output rows (BulkLayout order), two
+// shared-memory buffers alternating: thread c of the block decodes 16-byte chunks c, c + 256,
+// ... of the tile (consecutive threads on consecutive bytes: no bank conflicts, and every warp
+// load and store covers whole lines) into the buffer; after a fence and a barrier, thread 0
+// copies the tile's contiguous runs with cp.async.bulk and commits them as one group. Before a
+// buffer is refilled, thread 0 waits until the group that read it two tiles ago has finished
+// reading (wait_group.read 1) and the barrier passes that on; at the end it waits for all
+// groups to complete, so shared memory outlives the copies.
+template <int kBits, bool kAsym, int kStages, bool kRope, bool kLean>
+__global__ void __launch_bounds__(kThreads) decode_bulk_kernel(QvgDecodeParams p, BulkLayout lay) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    const unsigned cpr = static_cast<unsigned>(p.dim / kVec);  // 16-byte chunks per row
+    const unsigned row_bytes = cpr * 16;
+    const unsigned total = static_cast<unsigned>(p.batch * p.heads * p.tokens);  // < 2^31
+    const unsigned tiles = (total + lay.tile_rows - 1) / lay.tile_rows;
+    uint64_t policy = 0;
+    if (p.streaming_stores && threadIdx.x == 0)
+        asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+    unsigned buf = 0;
+    for (unsigned tile = blockIdx.x; tile < tiles; tile += gridDim.x, buf ^= 1) {
+        uint4* tile_smem = reinterpret_cast<uint4*>(smem + buf * kTileBytes);
+        if (threadIdx.x == 0) asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
+        __syncthreads();
+        const unsigned q0 = tile * lay.tile_rows;
+        const unsigned rows = min(lay.tile_rows, total - q0);
+        const unsigned chunks = rows * cpr;
+        RowLoads<kStages> l[kBulkChunks];
+#pragma unroll
+        for (int j = 0; j < kBulkChunks; ++j) {
+            const unsigned c = threadIdx.x + j * kThreads;
+            if (c < chunks) {
+                unsigned bh, n;
+                int64_t out;
+                bulk_row(p, lay, q0 + c / cpr, bh, n, out);
+                load_row<kBits, kAsym, kStages, kRope>(p, bh, n, (c % cpr) * kVec, l[j]);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < kBulkChunks; ++j) {
+            const unsigned c = threadIdx.x + j * kThreads;
+            if (c < chunks) tile_smem[c] = decode_row<kBits, kAsym, kStages, kRope, kLean>(p, l[j]);
+        }
+        fence_proxy_async_shared();
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(tile_smem));
+            const unsigned end = q0 + rows;
+            for (unsigned q = q0; q < end;) {
+                const unsigned run_end = min(end, (q / lay.run_rows + 1) * lay.run_rows);
+                unsigned bh, n;
+                int64_t out;
+                bulk_row(p, lay, q, bh, n, out);
+                bulk_store(p.out + out, base + (q - q0) * row_bytes, (run_end - q) * row_bytes,
+                           p.streaming_stores, policy);
+                q = run_end;
+            }
+            asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+        }
+    }
+    if (threadIdx.x == 0) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+}
+
+// Size 1 or the packed stride: the rows along this dimension follow each other in memory.
+bool packed_dim(int64_t size, int64_t stride, int64_t expect) {
+    return size <= 1 || stride == expect;
+}
+
+// Rows contiguous from one on, walking (b, outer, inner) with inner rows side by side (stride
+// dim): the inner rows of one outer index, or all of a batch entry's, or all rows.
+unsigned run_rows(int64_t dim, int64_t inner, int64_t outer, int64_t outer_stride, int64_t batch,
+                  int64_t batch_stride) {
+    if (!packed_dim(outer, outer_stride, inner * dim)) return static_cast<unsigned>(inner);
+    const int64_t rows = outer * inner;
+    return static_cast<unsigned>(packed_dim(batch, batch_stride, rows * dim) ? batch * rows : rows);
+}
+
+BulkLayout bulk_layout(const QvgDecodeParams& p) {
+    BulkLayout lay;
+    const int64_t d = p.dim, h = p.heads, n = p.tokens, b = p.batch;
+    if (packed_dim(h, p.out_stride_h, d)) {  // heads of a token side by side ([B, N, H, D])
+        lay.token_major = true;
+        lay.run_rows = run_rows(d, h, n, p.out_stride_n, b, p.out_stride_b);
+    } else if (packed_dim(n, p.out_stride_n, d)) {  // tokens of a head side by side
+        lay.token_major = false;
+        lay.run_rows = run_rows(d, n, h, p.out_stride_h, b, p.out_stride_b);
+    } else {  // every row on its own
+        lay.token_major = true;
+        lay.run_rows = 1;
+    }
+    lay.tile_rows = static_cast<unsigned>(kTileBytes / (d * 2));
+    return lay;
+}
+
+template <int kBits, bool kAsym, int kStages, bool kRope, bool kLean>
+cudaError_t launch_bulk_lean(const QvgDecodeParams& p, cudaStream_t stream, bool& launched) {
+    constexpr auto kernel = decode_bulk_kernel<kBits, kAsym, kStages, kRope, kLean>;
+    constexpr size_t kSmem = 2 * kTileBytes;
+    launched = false;
+    const int64_t total = p.batch * p.heads * p.tokens;
+    const BulkLayout lay = bulk_layout(p);
+    if (total > 0x7fffffffLL || lay.tile_rows == 0) return cudaSuccess;
+    int64_t blocks = 0;
+    const cudaError_t err = resident_blocks<kernel>(blocks, kSmem);
+    if (err != cudaSuccess) return err;
+    blocks = std::min(blocks, (total + lay.tile_rows - 1) / lay.tile_rows);
+    kernel<<<static_cast<unsigned>(blocks), kThreads, kSmem, stream>>>(p, lay);
+    launched = true;
+    return cudaGetLastError();
+}
+
+template <int kBits, bool kAsym, int kStages, bool kRope>
+cudaError_t launch_bulk(const QvgDecodeParams& p, cudaStream_t stream, bool& launched) {
+    return p.lean_math ? launch_bulk_lean<kBits, kAsym, kStages, kRope, true>(p, stream, launched)
+                       : launch_bulk_lean<kBits, kAsym, kStages, kRope, false>(p, stream, launched);
+}
+
 template <int kBits, bool kAsym, int kStages, bool kRope>
 cudaError_t launch_decode(const QvgDecodeParams& in, cudaStream_t stream) {
     const int64_t vecs = in.dim / kVec;
     QvgDecodeParams p = in;
+    if (p.bulk_stores || p.pipelined > 0) {
+        bool launched = false;
+        const cudaError_t err =
+            p.bulk_stores ? launch_bulk<kBits, kAsym, kStages, kRope>(p, stream, launched)
+                          : launch_pipelined<kBits, kAsym, kStages, kRope>(p, stream, launched);
+        if (err != cudaSuccess || launched) return err;
+        // The layout does not fit: the default launch.
+        p.parts_per_thread = 0;
+        p.rows_per_thread = 0;
+        p.shared_centroids = false;
+    }
     int parts = p.parts_per_thread;
     if (parts == 0) {  // the default layout (qvg_decode.h says why)
         parts = !kRope && vecs % 4 == 0 ? 4 : vecs % 2 == 0 ? 2 : 1;
@@ -462,7 +861,76 @@ cudaError_t launch_stages(const QvgDecodeParams& p, cudaStream_t stream) {
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
 
+// kDefaultLayout: decode_kernel's grid and stores, nothing loaded or computed.
+template <int kParts>
+__global__ void __launch_bounds__(kThreads) write_default_layout_kernel(QvgDecodeParams p) {
+    const unsigned threads_per_row = static_cast<unsigned>(p.dim / (kVec * kParts));
+    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
+    const unsigned n = local / threads_per_row;
+    if (n >= p.tokens) return;
+    const unsigned heads = static_cast<unsigned>(p.heads);
+    const int64_t b = blockIdx.y / heads, h = blockIdx.y % heads;
+    int64_t first, step;
+    part_layout<kParts>(p, local % threads_per_row, first, step);
+    uint16_t* out = p.out + b * p.out_stride_b + n * p.out_stride_n + h * p.out_stride_h + first;
+#pragma unroll
+    for (int j = 0; j < kParts; ++j) store16<true>(out + j * step, make_uint4(0, 0, 0, 0));
+}
+
+// kLinear: chunk c of a block's 1024 (16 bytes each) at c = threadIdx.x + j * kThreads.
+__global__ void __launch_bounds__(kThreads) write_linear_kernel(uint4* out, int64_t chunks) {
+    const int64_t base = static_cast<int64_t>(blockIdx.x) * kThreads * 4 + threadIdx.x;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        if (base + j * kThreads < chunks) __stcs(out + base + j * kThreads, make_uint4(0, 0, 0, 0));
+    }
+}
+
 }  // namespace
+
+cudaError_t qvg_decode_write_ceiling(const QvgDecodeParams& in, QvgWriteCeiling kind,
+                                     cudaStream_t stream) {
+    if (in.out == nullptr || in.dim <= 0 || in.dim % kVec != 0 || !aligned16(in.out) ||
+        in.out_stride_b % kVec || in.out_stride_n % kVec || in.out_stride_h % kVec ||
+        in.batch < 0 || in.heads < 0 || in.tokens < 0 || in.batch * in.heads > 65535) {
+        return cudaErrorInvalidValue;
+    }
+    const int64_t elems = in.batch * in.heads * in.tokens * in.dim;
+    if (elems == 0) return cudaSuccess;
+    const bool packed = packed_dim(in.heads, in.out_stride_h, in.dim) &&
+                        packed_dim(in.tokens, in.out_stride_n, in.heads * in.dim) &&
+                        packed_dim(in.batch, in.out_stride_b, in.tokens * in.heads * in.dim);
+    if (kind == QvgWriteCeiling::kMemset) {
+        if (!packed) return cudaErrorInvalidValue;
+        return cudaMemsetAsync(in.out, 0, static_cast<size_t>(elems) * 2, stream);
+    }
+    if (kind == QvgWriteCeiling::kLinear) {
+        if (!packed) return cudaErrorInvalidValue;
+        const int64_t chunks = elems / kVec;
+        const int64_t blocks = (chunks + kThreads * 4 - 1) / (kThreads * 4);
+        if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
+        write_linear_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+            reinterpret_cast<uint4*>(in.out), chunks);
+        return cudaGetLastError();
+    }
+    // The default launch's parts (launch_decode without RoPE).
+    QvgDecodeParams p = in;
+    const int64_t vecs = p.dim / kVec;
+    const int parts = vecs % 4 == 0 ? 4 : vecs % 2 == 0 ? 2 : 1;
+    p.interleaved_parts = true;
+    const int64_t per_head = p.tokens * (vecs / parts);
+    if (per_head > 0xffffffffLL - kThreads) return cudaErrorInvalidValue;
+    const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
+                    static_cast<unsigned>(p.batch * p.heads));
+    if (parts == 4) {
+        write_default_layout_kernel<4><<<grid, kThreads, 0, stream>>>(p);
+    } else if (parts == 2) {
+        write_default_layout_kernel<2><<<grid, kThreads, 0, stream>>>(p);
+    } else {
+        write_default_layout_kernel<1><<<grid, kThreads, 0, stream>>>(p);
+    }
+    return cudaGetLastError();
+}
 
 cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream) {
     if (validate(p)[0] != '\0') return cudaErrorInvalidValue;

@@ -1,5 +1,7 @@
 // The fused decode kernel against its CPU reference and against the codec, bit for bit.
 
+#include <functional>
+
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <gtest/gtest.h>
@@ -81,6 +83,9 @@ struct Launch {
     bool streaming, interleaved, shared;
     int rows = 0;  // > 0: the flat grid, rows per thread
     bool persistent = false;
+    bool lean = false;
+    int pipelined = 0;
+    bool bulk = false;
 };
 
 std::vector<Launch> all_launches(int64_t dim) {
@@ -101,6 +106,18 @@ std::vector<Launch> all_launches(int64_t dim) {
                         if (parts > 0 && (dim / 8) % parts != 0) continue;
                         out.push_back({parts, streaming, interleaved, false, rows, persistent});
                     }
+    // Fewer conversion instructions (per-head grid with 2 or 4 parts and streaming stores; the
+    // other shapes ignore it), pipelined rows and bulk stores (with and without evict-first).
+    for (int parts : {0, 1, 2, 4})
+        for (bool interleaved : {false, true}) {
+            if (parts > 0 && (dim / 8) % parts != 0) continue;
+            out.push_back({parts, true, interleaved, false, 0, false, true});
+        }
+    for (bool lean : {false, true}) {
+        for (int depth : {1, 2}) out.push_back({0, true, true, false, 0, false, lean, depth});
+        for (bool streaming : {false, true})
+            out.push_back({0, streaming, false, false, 0, false, lean, false, true});
+    }
     return out;
 }
 
@@ -111,13 +128,18 @@ void apply(const Launch& l, kernels::QvgDecodeParams& p) {
     p.shared_centroids = l.shared;
     p.rows_per_thread = l.rows;
     p.persistent = l.persistent;
+    p.lean_math = l.lean;
+    p.pipelined = l.pipelined;
+    p.bulk_stores = l.bulk;
 }
 
 std::string describe(const Launch& l) {
     return "parts " + std::to_string(l.parts) + (l.streaming ? " streaming" : "") +
            (l.interleaved ? " interleaved" : "") + (l.shared ? " shared" : "") +
            (l.rows > 0 ? " flat rows " + std::to_string(l.rows) : "") +
-           (l.persistent ? " persistent" : "");
+           (l.persistent ? " persistent" : "") + (l.lean ? " lean" : "") +
+           (l.pipelined > 0 ? " pipelined " + std::to_string(l.pipelined) : "") +
+           (l.bulk ? " bulk" : "");
 }
 
 Data to_cuda(const Data& d) {
@@ -280,6 +302,66 @@ TEST(DecodeKernel, BenchmarkShapeAndAwkwardCountsMatchTheReference) {
                 << "tokens " << tokens << " " << describe(l);
         }
     }
+}
+
+}  // namespace
+}  // namespace qvg
+
+namespace qvg {
+namespace {
+
+// Bulk stores copy contiguous runs of the output (the whole span, a head's tokens, or single
+// rows, as the strides allow) and the pipelined grid computes addresses row by row: every
+// output layout, with the padding around the view left alone.
+TEST(DecodeKernel, BulkStoresAndPipelinedRowsOnEveryOutputLayout) {
+    const int64_t b = 2, h = 3, centroids = 256;
+    for (int64_t dim : {64, 128, 256})
+        for (int64_t tokens : {1, 17, 1031}) {
+            const Case c{2, 64, 1, dim, tokens, false};
+            at::manual_seed(static_cast<uint64_t>(tokens * 7 + dim));
+            Data cpu = random_data(c, b, h, centroids);
+            Data gpu = to_cuda(cpu);
+            // Buffers and the [B, N, H, D] view of each layout.
+            struct Layout {
+                const char* name;
+                std::vector<int64_t> buffer;
+                std::function<at::Tensor(const at::Tensor&)> view;
+            };
+            const std::vector<Layout> layouts = {
+                {"[B, N, H, D] packed", {b, tokens, h, dim}, [](const at::Tensor& t) { return t; }},
+                {"[B, H, N, D] packed",
+                 {b, h, tokens, dim},
+                 [](const at::Tensor& t) { return t.transpose(1, 2); }},
+                {"[B, H, N + 3, D] slice",
+                 {b, h, tokens + 3, dim},
+                 [&](const at::Tensor& t) { return t.narrow(2, 2, tokens).transpose(1, 2); }},
+                {"[B, N, H, D + 16] slice (rows apart)",
+                 {b, tokens, h, dim + 16},
+                 [&](const at::Tensor& t) { return t.narrow(3, 8, dim); }},
+                {"[B, N + 2, H, D] slice",
+                 {b, tokens + 2, h, dim},
+                 [&](const at::Tensor& t) { return t.narrow(1, 1, tokens); }},
+            };
+            for (const Layout& lay : layouts) {
+                at::Tensor ref_buf = at::full(lay.buffer, 7, at::kBFloat16);
+                at::Tensor ref_out = lay.view(ref_buf);
+                auto pr = params(c, cpu, b, h, centroids, ref_out);
+                kernels::qvg_decode_reference(pr);
+                for (const Launch& l : all_launches(dim)) {
+                    if (!l.bulk && l.pipelined == 0 && l.parts != 0) continue;
+                    at::Tensor gpu_buf = at::full(
+                        lay.buffer, 7, at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
+                    at::Tensor gpu_out = lay.view(gpu_buf);
+                    auto pg = params(c, gpu, b, h, centroids, gpu_out);
+                    apply(l, pg);
+                    ASSERT_EQ(kernels::qvg_decode_bf16(pg, at::cuda::getCurrentCUDAStream()),
+                              cudaSuccess)
+                        << lay.name << " " << name(c) << " " << describe(l);
+                    EXPECT_TRUE(at::equal(gpu_buf.cpu().view(at::kShort), ref_buf.view(at::kShort)))
+                        << lay.name << " " << name(c) << " " << describe(l);
+                }
+            }
+        }
 }
 
 }  // namespace

@@ -57,6 +57,9 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
         p.shared_centroids = launch->shared_centroids;
         p.rows_per_thread = launch->rows_per_thread;
         p.persistent = launch->persistent;
+        p.lean_math = launch->lean_math;
+        p.pipelined = launch->pipelined;
+        p.bulk_stores = launch->bulk_stores;
     }
     const c10::cuda::CUDAGuard guard(out.device());
     const cudaError_t err = kernels::qvg_decode_bf16(p, at::cuda::getCurrentCUDAStream());
@@ -69,3 +72,30 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
 }
 
 }  // namespace qvg::core::detail
+
+namespace qvg::core {
+
+void write_decode_ceiling(const at::Tensor& out, DecodeWriteCeiling kind) {
+    QVG_CHECK(
+        out.dim() == 4 && out.is_cuda() && out.scalar_type() == at::kBFloat16 && out.stride(3) == 1,
+        "write_decode_ceiling: out must be a [B, N, H, D] BF16 CUDA view");
+    kernels::QvgDecodeParams p;
+    p.batch = out.size(0);
+    p.tokens = out.size(1);
+    p.heads = out.size(2);
+    p.dim = out.size(3);
+    p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    p.out_stride_b = out.stride(0);
+    p.out_stride_n = out.stride(1);
+    p.out_stride_h = out.stride(2);
+    const kernels::QvgWriteCeiling k =
+        kind == DecodeWriteCeiling::kMemset         ? kernels::QvgWriteCeiling::kMemset
+        : kind == DecodeWriteCeiling::kLinearStores ? kernels::QvgWriteCeiling::kLinear
+                                                    : kernels::QvgWriteCeiling::kDefaultLayout;
+    const c10::cuda::CUDAGuard guard(out.device());
+    const cudaError_t err =
+        kernels::qvg_decode_write_ceiling(p, k, at::cuda::getCurrentCUDAStream());
+    QVG_CHECK(err == cudaSuccess, "write_decode_ceiling: {}", cudaGetErrorString(err));
+}
+
+}  // namespace qvg::core

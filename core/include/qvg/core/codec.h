@@ -82,7 +82,17 @@ struct DecodeLaunch {
     bool shared_centroids = false;   // codebooks staged in shared memory, blocks loop over tokens
     int rows_per_thread = 0;         // > 0: flat grid over all heads' rows, this many per thread
     bool persistent = false;         // flat grid sized to the resident blocks, grid-stride loop
+    bool lean_math = false;          // fewer conversion instructions (same bits)
+    int pipelined = 0;               // > 0: software-pipelined rows, loads 1 or 2 rows ahead
+    bool bulk_stores = false;        // tiles in shared memory, stored by cp.async.bulk (sm_90)
 };
+
+// Ceilings of the fused decode for benchmarks: out ([B, N, H, D] BF16 on a CUDA device) filled
+// with zeros, nothing read or decoded. kStreamingStores: the default launch's grid and 16-byte
+// streaming stores; kLinearStores: 16-byte streaming stores in memory order; kMemset:
+// cudaMemsetAsync. The last two need a contiguous out. Throws where CUDA is not built in.
+enum class DecodeWriteCeiling { kStreamingStores, kLinearStores, kMemset };
+void write_decode_ceiling(const at::Tensor& out, DecodeWriteCeiling kind);
 
 struct EncodeContext {
     KVRole role = KVRole::kKey;

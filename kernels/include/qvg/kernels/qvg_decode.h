@@ -63,6 +63,28 @@ struct QvgDecodeParams {
     // tokens: the centroid read that depends on the id load hits shared memory instead of
     // L1/L2. Ignored (the plain grid runs) without stages or where the codebooks do not fit.
     bool shared_centroids = false;
+    // Conversions in fewer instructions, same bits: codes to float by the 2^23 magic number
+    // (an OR and an add on the FP32 pipe instead of an I2F each) and two channels per BF16
+    // rounding (cvt.rn.bf16x2.f32). Honoured by the per-head grid with 2 or 4 parts and
+    // streaming stores, and by the pipelined and bulk-store kernels; ignored elsewhere.
+    bool lean_math = false;
+    // Software-pipelined flat grid (pipelined > 0): persistent blocks, 32 interleaved channels
+    // per thread, streaming stores, a thread's rows loaded ahead of their computation so that
+    // the id -> centroid dependence is not waited for row by row. 1: ids, codes and scales one
+    // row ahead (the centroid loads go out as the previous row is stored); 2: centroids one row
+    // ahead and ids, codes and scales two rows ahead (more registers, fewer resident blocks).
+    // Needs dim % 32 == 0, dim / 32 dividing 256 and fewer than 2^31 rows; else the default
+    // launch runs. Ignores the other layout fields. 0 = off.
+    int pipelined = 0;
+    // Hopper bulk stores (sm_90): a persistent block decodes a tile of consecutive output rows
+    // (16 KiB; rows ordered as the output is laid out, all heads of a token side by side for
+    // [B, N, H, D]) into shared memory, and one thread copies each contiguous run of the tile
+    // to global memory with cp.async.bulk (one copy per tile when the output is packed; per
+    // head or per row for other strides); two tiles alternate so the copy of one overlaps the
+    // decode of the next. With streaming_stores the copies carry an L2 evict-first policy.
+    // Takes precedence over pipelined and the layout fields; needs fewer than 2^31 rows and
+    // dim <= 8192, else the default launch runs.
+    bool bulk_stores = false;
 };
 
 // Returns an empty string when the parameters are usable, else what is wrong.
