@@ -36,7 +36,8 @@ namespace fs = std::filesystem;
 
 constexpr int kVideoFps = 16;  // the world's clips: 4 frames per 250 ms latent
 
-// Nearest-neighbour enlargement of one RGB frame.
+#ifdef QVG_HAVE_FFMPEG
+// Nearest-neighbour enlargement of one RGB frame (for the MP4).
 std::vector<uint8_t> enlarge(const uint8_t* rgb, int64_t size, int scale) {
     const int64_t out = size * scale;
     std::vector<uint8_t> big(static_cast<size_t>(out * out * 3));
@@ -48,6 +49,7 @@ std::vector<uint8_t> enlarge(const uint8_t* rgb, int64_t size, int scale) {
     }
     return big;
 }
+#endif
 
 void check(const WorldGenerateOptions& o) {
     QVG_CHECK(o.latent_frames > 0, "--latent-frames {} must be positive", o.latent_frames);

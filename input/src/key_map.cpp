@@ -116,7 +116,10 @@ std::optional<std::string> canonical_key_name(std::string_view name) {
         if (iequals(name, k)) return std::string(k);
     }
     for (int f = 1; f <= 12; ++f) {
-        const std::string fname = "F" + std::to_string(f);
+        // Appended rather than "F" + to_string(f): GCC 12 -O3 flags that with a false
+        // -Wrestrict.
+        std::string fname = "F";
+        fname += std::to_string(f);
         if (iequals(name, fname)) return fname;
     }
     return std::nullopt;
