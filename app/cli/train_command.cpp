@@ -55,10 +55,11 @@ struct TrainOptions {
     int64_t ae_steps = 3000;    // autoencoder steps in total
     int64_t decoder_steps = 0;  // decoder fine-tuning steps in total, after the DiT
     double decoder_lr = 5e-4;
-    int64_t batch = 32;     // clips per DiT step
-    int64_t ae_batch = 32;  // latent frames (of 1-latent clips) per autoencoder step
-    int clip_latents = 0;   // latent frames per DiT training clip; 0 = the run's (new: 16)
-    int reuse = 0;          // DiT steps each rendered clip serves; 0 = the run's (new: 1)
+    int64_t decoder_width = 0;  // a new decoder of this width (0: keep the run's)
+    int64_t batch = 32;         // clips per DiT step
+    int64_t ae_batch = 32;      // latent frames (of 1-latent clips) per autoencoder step
+    int clip_latents = 0;       // latent frames per DiT training clip; 0 = the run's (new: 16)
+    int reuse = 0;              // DiT steps each rendered clip serves; 0 = the run's (new: 1)
     double lr = 3e-4;
     double ae_lr = 1e-3;
     int64_t warmup = 200;
@@ -282,6 +283,10 @@ class Trainer {
     // The autoencoder (kBoth) or its decoder under the frozen encoder (kDecoder), from the
     // run's step of that phase to its total. Returns true when this invocation stops first.
     bool autoencoder_phase(core::WorldModel& model, at::Device device, core::AutoencoderPart part);
+    // --decoder-width: a freshly initialised decoder of that width takes the place of the run's
+    // (the encoder, the latent statistics and the DiT stay), and decoder fine-tuning starts
+    // again from step 0 with a new optimizer.
+    void replace_decoder(std::unique_ptr<core::WorldModel>& model, at::Device device);
 
     TrainOptions o_;
     std::chrono::steady_clock::time_point start_;
@@ -457,6 +462,29 @@ double Trainer::flush() {
     return step_ms_;
 }
 
+void Trainer::replace_decoder(std::unique_ptr<core::WorldModel>& model, at::Device device) {
+    QVG_CHECK(o_.decoder_steps > 0,
+              "--decoder-width {} replaces the decoder by an untrained one: give --decoder-steps",
+              o_.decoder_width);
+    core::WorldModelConfig next = config_;
+    next.decoder_width = o_.decoder_width;
+    core::TensorMap weights = model->weights();
+    for (auto& [name, t] : core::init_world_model_weights(next, state_.seed + 1)) {
+        if (name.rfind("ae.dec.", 0) == 0) weights[name] = t;
+    }
+    model.reset();
+    model = std::make_unique<core::WorldModel>(next, weights, device, core::WanMode::kTraining);
+    std::cout << fmt::format(
+                     "decoder width {} -> {}: a new decoder, fine-tuned from step 0 (was "
+                     "{})",
+                     config_.decoder_channels(), next.decoder_channels(), state_.decoder_step)
+              << std::endl;
+    config_ = next;
+    state_.config = config_.to_json();
+    state_.decoder_step = 0;
+    fs::remove(out_ / "optimizer_decoder.pt");
+}
+
 bool Trainer::autoencoder_phase(core::WorldModel& model, at::Device device,
                                 core::AutoencoderPart part) {
     const bool decoder = part == core::AutoencoderPart::kDecoder;
@@ -554,6 +582,9 @@ int Trainer::run() {
         model = std::make_unique<core::WorldModel>(config_,
                                                    core::init_world_model_weights(config_, o_.seed),
                                                    device, core::WanMode::kTraining);
+    }
+    if (o_.decoder_width != 0 && o_.decoder_width != config_.decoder_channels()) {
+        replace_decoder(model, device);
     }
     if (o_.clip_latents != 0 && o_.clip_latents != state_.clip_latents) {
         // Longer clips later in a run teach the model longer histories (context extension).
@@ -716,6 +747,11 @@ const Registrar kRegister([](CLI::App& app) {
                     "space and the DiT stay as they are)")
         ->check(CLI::NonNegativeNumber);
     sub->add_option("--decoder-lr", o->decoder_lr, "decoder fine-tuning peak learning rate");
+    sub->add_option("--decoder-width", o->decoder_width,
+                    "replace the decoder by a freshly initialised one of this width (channels at "
+                    "full resolution, twice that below) and fine-tune it from step 0 (needs "
+                    "--decoder-steps)")
+        ->check(CLI::NonNegativeNumber);
     sub->add_option("--batch", o->batch, "clips per DiT step")->check(CLI::PositiveNumber);
     sub->add_option("--ae-batch", o->ae_batch, "latent frames per autoencoder step")
         ->check(CLI::PositiveNumber);

@@ -23,6 +23,7 @@ constexpr const char* kDitPrefix = "dit.";
 // Autoencoder tensors: name -> shape. Res blocks are pre-activation (x + conv(silu(conv(silu x)))).
 std::map<std::string, std::vector<int64_t>> autoencoder_shapes(const WorldModelConfig& c) {
     const int64_t w = c.ae_width, w2 = 2 * c.ae_width, ch = c.latent_channels;
+    const int64_t dw = c.decoder_channels(), dw2 = 2 * dw;
     const int64_t io = 3 * c.frames_per_latent;
     std::map<std::string, std::vector<int64_t>> s;
     auto conv = [&](const std::string& name, int64_t out, int64_t in, int64_t k) {
@@ -37,14 +38,14 @@ std::map<std::string, std::vector<int64_t>> autoencoder_shapes(const WorldModelC
     conv("enc.res2.conv1", w2, w2, 3);
     conv("enc.res2.conv2", w2, w2, 3);
     conv("enc.conv_out", ch, w2, 3);
-    conv("dec.conv_in", w2, ch, 3);
-    conv("dec.res1.conv1", w2, w2, 3);
-    conv("dec.res1.conv2", w2, w2, 3);
-    conv("dec.up1", w2, w2, 3);
-    conv("dec.res2.conv1", w2, w2, 3);
-    conv("dec.res2.conv2", w2, w2, 3);
-    conv("dec.up2", w, w2, 3);
-    conv("dec.conv_out", io, w, 3);
+    conv("dec.conv_in", dw2, ch, 3);
+    conv("dec.res1.conv1", dw2, dw2, 3);
+    conv("dec.res1.conv2", dw2, dw2, 3);
+    conv("dec.up1", dw2, dw2, 3);
+    conv("dec.res2.conv1", dw2, dw2, 3);
+    conv("dec.res2.conv2", dw2, dw2, 3);
+    conv("dec.up2", dw, dw2, 3);
+    conv("dec.conv_out", io, dw, 3);
     return s;
 }
 
@@ -120,6 +121,8 @@ void WorldModelConfig::validate() const {
               "world model: frames per latent ({}), latent channels ({}) and autoencoder width "
               "({}) must be positive",
               frames_per_latent, latent_channels, ae_width);
+    QVG_CHECK(decoder_width >= 0, "world model: decoder width {} must not be negative",
+              decoder_width);
     QVG_CHECK(dit.in_dim == latent_channels && dit.out_dim == latent_channels,
               "world model: the DiT's in/out channels ({}, {}) must equal the latent channels {}",
               dit.in_dim, dit.out_dim, latent_channels);
@@ -141,6 +144,7 @@ std::string WorldModelConfig::to_json() const {
     j["frames_per_latent"] = frames_per_latent;
     j["latent_channels"] = latent_channels;
     j["ae_width"] = ae_width;
+    if (decoder_width > 0) j["decoder_width"] = decoder_width;  // older readers: same file shape
     j["chunk_latents"] = chunk_latents;
     j["sample_steps"] = sample_steps;
     j["shift"] = shift;
@@ -171,6 +175,7 @@ WorldModelConfig WorldModelConfig::from_json(const std::string& text) {
         c.frames_per_latent = j.at("frames_per_latent").get<int64_t>();
         c.latent_channels = j.at("latent_channels").get<int64_t>();
         c.ae_width = j.at("ae_width").get<int64_t>();
+        c.decoder_width = j.value("decoder_width", int64_t{0});  // absent: as the encoder
         c.chunk_latents = j.at("chunk_latents").get<int64_t>();
         c.sample_steps = j.at("sample_steps").get<int64_t>();
         c.shift = j.at("shift").get<double>();

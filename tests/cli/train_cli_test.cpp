@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <qvg/core/safetensors.h>
+#include <qvg/core/world_model.h>
 
 #include "cli/cli_util.h"
 
@@ -190,6 +191,42 @@ TEST(TrainCli, DecoderFineTuningTouchesOnlyTheDecoderAndResumes) {
     ASSERT_EQ(b.exit_code, 0) << b.output;
     EXPECT_EQ(losses(cut, "decoder"), losses(whole, "decoder"));
     for (const auto& d : {base, whole, cut}) fs::remove_all(d);
+}
+
+// --decoder-width on a resumed run: a new decoder of that width is trained from step 0 under the
+// frozen encoder; everything else stays, and the file loads as a world model of that width.
+TEST(TrainCli, ANewDecoderOfAnotherWidthIsTrainedAndTheModelLoads) {
+    const fs::path base = fresh_dir("width_base"), wide = fresh_dir("width_wide");
+    const std::string args = " --ae-steps 1 --steps 2";
+    ASSERT_EQ(run_qvg(common_args(base) + args + " --decoder-steps 2").exit_code, 0);
+    fs::copy(base, wide, fs::copy_options::recursive);
+    CommandResult untrained = run_qvg(common_args(wide) + args + " --resume --decoder-width 12");
+    EXPECT_NE(untrained.exit_code, 0);
+    EXPECT_NE(untrained.output.find("give --decoder-steps"), std::string::npos) << untrained.output;
+    CommandResult r =
+        run_qvg(common_args(wide) + args + " --resume --decoder-steps 3 --decoder-width 12");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("decoder width 8 -> 12"), std::string::npos) << r.output;
+    EXPECT_EQ(losses(wide, "decoder").size(), 2u + 3u);  // the old decoder's rows stay
+    const auto before = core::SafetensorsFile::open(base / "world_model.safetensors");
+    const auto after = core::SafetensorsFile::open(wide / "world_model.safetensors");
+    EXPECT_EQ(after->metadata().at("qvg.train_decoder_step"), "3");
+    for (const core::TensorInfo& info : before->tensors()) {
+        if (info.name.rfind("ae.dec.", 0) == 0) continue;
+        EXPECT_TRUE(at::equal(before->tensor(info.name), after->tensor(info.name))) << info.name;
+    }
+    EXPECT_EQ(after->tensor("ae.dec.conv_in.weight").size(0), 24);  // 2 x 12 below full size
+    EXPECT_EQ(after->tensor("ae.dec.conv_out.weight").size(1), 12);
+    EXPECT_EQ(after->tensor("ae.enc.conv_in.weight").size(0), 8);
+    const core::WorldModel model =
+        core::WorldModel::load(wide / "world_model.safetensors", at::Device(at::kCPU));
+    EXPECT_EQ(model.config().decoder_channels(), 12);
+    EXPECT_EQ(model.config().ae_width, 8);
+    const core::WorldModelConfig& c = model.config();
+    const at::Tensor frames =
+        model.decode(at::zeros({1, c.latent_channels, c.latent_size(), c.latent_size()}));
+    EXPECT_EQ(frames.size(1), 3 * c.frames_per_latent);
+    for (const auto& d : {base, wide}) fs::remove_all(d);
 }
 
 TEST(TrainCli, RefusesToOverwriteOrResumeNothing) {

@@ -40,6 +40,7 @@ struct WorldModelConfig {
     int64_t frames_per_latent = 4;   // video frames stacked into one latent frame
     int64_t latent_channels = 16;    // C
     int64_t ae_width = 32;           // encoder/decoder channels at full resolution (2x below)
+    int64_t decoder_width = 0;       // the decoder's own width; 0: ae_width
     int64_t chunk_latents = 1;       // latent frames per generated block
     int64_t sample_steps = 4;        // denoising steps per block
     double shift = 3.0;              // flow shift: sigma = shift*u / (1 + (shift-1)*u)
@@ -47,6 +48,7 @@ struct WorldModelConfig {
     WanConfig dit;                   // in_dim = out_dim = latent_channels
 
     int64_t latent_size() const { return image_size / 4; }
+    int64_t decoder_channels() const { return decoder_width > 0 ? decoder_width : ae_width; }
     int64_t tokens_per_latent() const {
         return (latent_size() / dit.patch_size[1]) * (latent_size() / dit.patch_size[2]);
     }
