@@ -91,7 +91,7 @@ EvalCache parse_eval_cache(const std::string& name) {
             c.options.stages = number(name, t, 1);
         } else if (t.size() > 1 && t[0] == 'c' && tokens[0] == "qvg") {
             c.options.centroids = number(name, t, 1);
-        } else if (t.size() > 1 && t[0] == 'i' && t != "int2" && tokens[0] == "qvg") {
+        } else if (t.size() > 1 && t[0] == 'i' && tokens[0] == "qvg") {
             c.options.iterations = number(name, t, 1);
         } else if (t == "asym") {
             c.options.asymmetric = true;

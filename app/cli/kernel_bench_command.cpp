@@ -179,41 +179,34 @@ int run(const KernelBenchOptions& o) {
         core::KMeansOptions opt;
         opt.iterations = 2;
         const core::KMeansResult km = core::kmeans(xg, opt);
-        add_timed(
-            "k-means init (draw 256 tokens, copy rows)",
-            [&] { core::kmeans_init(xg, opt.centroids, 1); }, 0.0);
-        add_timed(
-            "k-means assign (1 pass, 256 centroids)",
-            [&] { core::assign_nearest_with_distance(xg, km.centroids); },
-            static_cast<double>(x.nbytes()));
+        // init, one assignment, one update and a cold 2-iteration k-means, under `prefix`.
         const at::Tensor ids = km.ids.to(at::kLong);
-        add_timed(
-            "k-means update (1 pass)", [&] { core::kmeans_update(xg, ids, km.centroids); },
-            static_cast<double>(xg.nbytes()));
-        const double kmeans_ms = core::median_ms(
-            device, [&] { core::kmeans(xg, opt); }, std::max(5, o.reps / 5));
-        add("k-means 2 iterations (cold start)", kmeans_ms, static_cast<double>(x.nbytes()));
+        auto pieces = [&](const std::string& prefix, const std::string& init,
+                          const std::string& assign, const std::string& update) {
+            add_timed(
+                prefix + "k-means init (" + init + ")",
+                [&] { core::kmeans_init(xg, opt.centroids, 1); }, 0.0);
+            add_timed(
+                prefix + "k-means assign (" + assign + ")",
+                [&] { core::assign_nearest_with_distance(xg, km.centroids); },
+                static_cast<double>(x.nbytes()));
+            add_timed(
+                prefix + "k-means update (" + update + ")",
+                [&] { core::kmeans_update(xg, ids, km.centroids); },
+                static_cast<double>(xg.nbytes()));
+            const double ms = core::median_ms(
+                device, [&] { core::kmeans(xg, opt); }, std::max(5, o.reps / 5));
+            add(prefix + "k-means 2 iterations (cold start)", ms, static_cast<double>(x.nbytes()));
+        };
+        pieces("", "draw 256 tokens, copy rows", "1 pass, 256 centroids", "1 pass");
         const double warm_ms = core::median_ms(
             device, [&] { core::kmeans(xg, opt, km.centroids); }, std::max(5, o.reps / 5));
         add("k-means 2 iterations (warm start)", warm_ms, static_cast<double>(x.nbytes()));
         if (device.is_cuda() && o.variants) {
             // The previous kernels (same results), for old against new in one run.
             core::set_kmeans_legacy_kernels(true);
-            add_timed(
-                "  legacy: k-means init (sequential Floyd check)",
-                [&] { core::kmeans_init(xg, opt.centroids, 1); }, 0.0);
-            add_timed(
-                "  legacy: k-means assign (block per 128 tokens)",
-                [&] { core::assign_nearest_with_distance(xg, km.centroids); },
-                static_cast<double>(x.nbytes()));
-            add_timed(
-                "  legacy: k-means update (warp per cluster, one row in flight)",
-                [&] { core::kmeans_update(xg, ids, km.centroids); },
-                static_cast<double>(xg.nbytes()));
-            const double legacy_ms = core::median_ms(
-                device, [&] { core::kmeans(xg, opt); }, std::max(5, o.reps / 5));
-            add("  legacy: k-means 2 iterations (cold start)", legacy_ms,
-                static_cast<double>(x.nbytes()));
+            pieces("  legacy: ", "sequential Floyd check", "block per 128 tokens",
+                   "warp per cluster, one row in flight");
             core::set_kmeans_legacy_kernels(false);
         }
     }
