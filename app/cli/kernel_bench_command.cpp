@@ -29,6 +29,7 @@ struct KernelBenchOptions {
     std::string json;
     std::string commit = QVG_GIT_COMMIT;
     bool variants = false;
+    std::vector<int> stages = {0, 1};  // codecs timed: 0 = INT2 G16 S0, 1 = INT2 G64 S1
 };
 
 // The fused decode's launch shapes (kernels/qvg_decode.cu says why each might win): the
@@ -51,6 +52,12 @@ std::vector<std::pair<std::string, core::DecodeLaunch>> decode_launches() {
         if (!lean) add("16 channels/thread, interleaved, streaming stores", 2, true);
         add("32 channels/thread, interleaved, streaming stores" + suffix, 4, true).lean_math = lean;
     }
+    for (int blocks : {6, 8})
+        add(fmt::format("32 channels/thread, interleaved, streaming stores, registers for {} "
+                        "blocks/SM",
+                        blocks),
+            4, true)
+            .blocks_per_sm = blocks;
     core::DecodeLaunch& flat = add(
         "32 channels/thread, interleaved, streaming stores, flat grid, 1 row/thread, persistent", 4,
         true);
@@ -210,7 +217,7 @@ int run(const KernelBenchOptions& o) {
             core::set_kmeans_legacy_kernels(false);
         }
     }
-    for (int stages : {0, 1}) {
+    for (int stages : o.stages) {
         core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
         cfg.stages = stages;
         cfg.group = stages == 0 ? 16 : 64;
@@ -289,6 +296,10 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--reps", o->reps, "timed repetitions")->check(CLI::Range(1, 10000));
     sub->add_option("--json", o->json, "also write the results here");
     sub->add_option("--commit", o->commit, "commit to record");
+    sub->add_option("--stages", o->stages,
+                    "codecs to time: 0 (QVG INT2 G16 S0) and/or 1 (QVG INT2 G64 S1); a profiler's "
+                    "first decode launch is then the one wanted")
+        ->check(CLI::Range(0, 1));
     sub->add_flag("--variants", o->variants,
                   "also time each CUDA decode launch shape, plain and with RoPE, and the previous "
                   "k-means kernels");

@@ -23,12 +23,13 @@
 // issue at a fraction of the FP32 rate; the 2^23 magic number and cvt.rn.bf16x2.f32 give the
 // same bits on the FP32 pipe and with half the roundings. (4) pipelined: the id of a row is
 // loaded one or two rows before its centroids are needed, so no row waits for id and centroid
-// one after the other. (5) bulk_stores: Hopper's bulk copy engine writes whole 16 KiB tiles
-// assembled in shared memory (cp.async.bulk, one instruction per contiguous run instead of
-// 1024 16-byte stores). qvg_decode_write_ceiling writes the same bytes without decoding: the
-// bound any of these can approach. The newer variants are unmeasured on the GPU so far.
-// Arithmetic mirrors the CPU codec operation for operation (__fmul_rn/__fadd_rn: no FMA
-// contraction), so results are bit-identical. Offsets are 64-bit.
+// one after the other; blocks_per_sm instead caps the registers of the default launch so
+// that more rows are in flight per SM (6 or 8 blocks of 256 against 5). (5) bulk_stores: Hopper's
+// bulk copy engine writes whole 16 KiB tiles assembled in shared memory (cp.async.bulk, one
+// instruction per contiguous run instead of 1024 16-byte stores). qvg_decode_write_ceiling writes
+// the same bytes without decoding: the bound any of these can approach. The newer variants are
+// unmeasured on the GPU so far. Arithmetic mirrors the CPU codec operation for operation
+// (__fmul_rn/__fadd_rn: no FMA contraction), so results are bit-identical. Offsets are 64-bit.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -265,6 +266,20 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
         p, blockIdx.y, n32, local % threads_per_row, nullptr);
 }
 
+// decode_kernel with 4 parts and streaming stores, registers capped by the launch bounds so
+// that kMinBlocks blocks of kThreads fit on an SM (QvgDecodeParams::blocks_per_sm): more rows
+// in flight per SM when the time goes to waiting for loads (48 registers, 5 blocks, uncapped).
+template <int kBits, bool kAsym, int kStages, bool kRope, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) decode_capped_kernel(QvgDecodeParams p) {
+    constexpr int kParts = 4;
+    const unsigned threads_per_row = static_cast<unsigned>(p.dim / (kVec * kParts));
+    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
+    const unsigned n32 = local / threads_per_row;
+    if (n32 >= p.tokens) return;
+    decode_one_row<kBits, kAsym, kStages, kRope, kParts, true>(p, blockIdx.y, n32,
+                                                               local % threads_per_row, nullptr);
+}
+
 // Flat grid: row index r over all heads' (b, h, n) rows (bh = r / tokens), 4 parts of 8
 // channels per thread, kRows rows per thread. A block's threads cover kThreads / (dim / 32)
 // consecutive rows at a time and kRows of those layers per step, so every load and store
@@ -466,6 +481,18 @@ cudaError_t launch_parts(const QvgDecodeParams& p, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
                     static_cast<unsigned>(p.batch * p.heads));
     if (p.streaming_stores) {
+        if constexpr (kParts == 4) {
+            if (p.blocks_per_sm == 6) {
+                decode_capped_kernel<kBits, kAsym, kStages, kRope, 6>
+                    <<<grid, kThreads, 0, stream>>>(p);
+                return cudaGetLastError();
+            }
+            if (p.blocks_per_sm == 8) {
+                decode_capped_kernel<kBits, kAsym, kStages, kRope, 8>
+                    <<<grid, kThreads, 0, stream>>>(p);
+                return cudaGetLastError();
+            }
+        }
         if constexpr (kParts > 1) {
             if (p.lean_math) {
                 decode_kernel<kBits, kAsym, kStages, kRope, kParts, true, true>

@@ -86,6 +86,7 @@ struct Launch {
     bool lean = false;
     int pipelined = 0;
     bool bulk = false;
+    int blocks_per_sm = 0;
 };
 
 std::vector<Launch> all_launches(int64_t dim) {
@@ -113,6 +114,12 @@ std::vector<Launch> all_launches(int64_t dim) {
             if (parts > 0 && (dim / 8) % parts != 0) continue;
             out.push_back({parts, true, interleaved, false, 0, false, true});
         }
+    // Registers capped for 6 or 8 resident blocks (4 parts, streaming stores).
+    for (int parts : {0, 4})
+        for (int blocks : {6, 8}) {
+            if (parts > 0 && (dim / 8) % parts != 0) continue;
+            out.push_back({parts, true, true, false, 0, false, false, 0, false, blocks});
+        }
     for (bool lean : {false, true}) {
         for (int depth : {1, 2}) out.push_back({0, true, true, false, 0, false, lean, depth});
         for (bool streaming : {false, true})
@@ -131,6 +138,7 @@ void apply(const Launch& l, kernels::QvgDecodeParams& p) {
     p.lean_math = l.lean;
     p.pipelined = l.pipelined;
     p.bulk_stores = l.bulk;
+    p.blocks_per_sm = l.blocks_per_sm;
 }
 
 std::string describe(const Launch& l) {
@@ -139,7 +147,8 @@ std::string describe(const Launch& l) {
            (l.rows > 0 ? " flat rows " + std::to_string(l.rows) : "") +
            (l.persistent ? " persistent" : "") + (l.lean ? " lean" : "") +
            (l.pipelined > 0 ? " pipelined " + std::to_string(l.pipelined) : "") +
-           (l.bulk ? " bulk" : "");
+           (l.bulk ? " bulk" : "") +
+           (l.blocks_per_sm > 0 ? " blocks/SM " + std::to_string(l.blocks_per_sm) : "");
 }
 
 Data to_cuda(const Data& d) {

@@ -58,6 +58,7 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
         p.rows_per_thread = launch->rows_per_thread;
         p.persistent = launch->persistent;
         p.lean_math = launch->lean_math;
+        p.blocks_per_sm = launch->blocks_per_sm;
         p.pipelined = launch->pipelined;
         p.bulk_stores = launch->bulk_stores;
     }

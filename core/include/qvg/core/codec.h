@@ -83,6 +83,7 @@ struct DecodeLaunch {
     int rows_per_thread = 0;         // > 0: flat grid over all heads' rows, this many per thread
     bool persistent = false;         // flat grid sized to the resident blocks, grid-stride loop
     bool lean_math = false;          // fewer conversion instructions (same bits)
+    int blocks_per_sm = 0;           // 6 or 8: registers capped for that occupancy; 0 = uncapped
     int pipelined = 0;               // > 0: software-pipelined rows, loads 1 or 2 rows ahead
     bool bulk_stores = false;        // tiles in shared memory, stored by cp.async.bulk (sm_90)
 };

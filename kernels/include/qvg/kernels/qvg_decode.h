@@ -68,6 +68,11 @@ struct QvgDecodeParams {
     // rounding (cvt.rn.bf16x2.f32). Honoured by the per-head grid with 2 or 4 parts and
     // streaming stores, and by the pipelined and bulk-store kernels; ignored elsewhere.
     bool lean_math = false;
+    // Registers of the per-head grid with 4 parts and streaming stores capped (launch bounds)
+    // so that this many blocks of 256 threads are resident per SM: 6 or 8 (uncapped: 48
+    // registers, 5 blocks at INT2 S1). More rows in flight, possibly spilled registers.
+    // Ignored by other shapes and values. 0 = uncapped.
+    int blocks_per_sm = 0;
     // Software-pipelined flat grid (pipelined > 0): persistent blocks, 32 interleaved channels
     // per thread, streaming stores, a thread's rows loaded ahead of their computation so that
     // the id -> centroid dependence is not waited for row by row. 1: ids, codes and scales one
