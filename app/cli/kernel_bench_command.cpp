@@ -52,6 +52,9 @@ std::vector<std::pair<std::string, core::DecodeLaunch>> decode_launches() {
         if (!lean) add("16 channels/thread, interleaved, streaming stores", 2, true);
         add("32 channels/thread, interleaved, streaming stores" + suffix, 4, true).lean_math = lean;
     }
+    add("32 channels/thread, interleaved, streaming stores, 32-bit offsets, fused multiply-add", 0,
+        false)
+        .compact_index = true;
     for (int blocks : {6, 8})
         add(fmt::format("32 channels/thread, interleaved, streaming stores, registers for {} "
                         "blocks/SM",

@@ -56,6 +56,15 @@ __device__ __forceinline__ float bf16_bits_to_float(uint32_t bits16) {
     return __uint_as_float(bits16 << 16);
 }
 
+// x / d and x % d for a divisor d that is the same in every thread: a shift and a mask when d
+// is a power of two (every group and every dim / 32 the codec uses), else a division. A 32-bit
+// division costs about 20 instructions (64-bit ones a call); the decode is bound by instruction
+// issue (Nsight Compute at 4db12a9: 0.76 warp instructions per cycle and scheduler, DRAM 45%),
+// so the divisions a thread made per part were a large share of its work.
+__device__ __forceinline__ unsigned uniform_div(unsigned x, unsigned d) {
+    return (d & (d - 1)) == 0 ? x >> (__ffs(static_cast<int>(d)) - 1) : x / d;
+}
+
 // What one thread needs from memory for 8 channels of one (b, h, n) row, for spans of at most
 // kStages stages (registers are sized by it: 1 covers RTN and S1, the common case).
 template <int kStages>
@@ -71,11 +80,15 @@ template <int kBits, bool kAsym, int kStages>
 __device__ __forceinline__ void load_codes(const QvgDecodeParams& p, int64_t row, int64_t d0,
                                            RowLoads<kStages>& l) {
     if constexpr (kBits == 2) {
-        l.codes = __ldg(reinterpret_cast<const uint16_t*>(p.codes + row * (p.dim / 4) + d0 / 4));
+        l.codes =
+            __ldg(reinterpret_cast<const uint16_t*>(p.codes + row * (p.dim >> 2) + (d0 >> 2)));
     } else {
-        l.codes = __ldg(reinterpret_cast<const uint32_t*>(p.codes + row * (p.dim / 2) + d0 / 2));
+        l.codes =
+            __ldg(reinterpret_cast<const uint32_t*>(p.codes + row * (p.dim >> 1) + (d0 >> 1)));
     }
-    const int64_t g = row * (p.dim / p.group) + d0 / p.group;
+    const unsigned group = static_cast<unsigned>(p.group);  // divides dim
+    const int64_t g = row * uniform_div(static_cast<unsigned>(p.dim), group) +
+                      uniform_div(static_cast<unsigned>(d0), group);
     l.scale = __ldg(p.scales + g);
     if constexpr (kAsym) l.zero = __ldg(p.zeros + g);
 }
@@ -210,6 +223,61 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
     return make_uint4(packed[0], packed[1], packed[2], packed[3]);
 }
 
+// decode_row's bits with fewer instructions (no RoPE), per channel a conversion, a fused
+// multiply-add and one add per stage instead of a conversion, a multiply and two adds. Let u be
+// the stored code, s and z the FP8 scale and zero point (4 significant bits), k the symmetric
+// offset (1 for INT2, 7 for INT4). u * s and k * s are exact in FP32 (u, k < 16: at most 8
+// significant bits), so are (u - k) * s and their sum, and fma(u, s, -(k * s)) rounds
+// nothing: it is (u - k) * s, an exact zero coming out +0 as (q * s) + 0 does in the CPU
+// codec. Asymmetric: fma(u, s, z) rounds u * s + z once, as the separate multiply (exact) and
+// add do. The stage additions and the rounding to BF16 follow as in decode_row.
+template <int kBits, bool kAsym, int kStages>
+__device__ __forceinline__ uint4 decode_row_fused(const QvgDecodeParams& p,
+                                                  const RowLoads<kStages>& l) {
+    uint32_t u[kVec];
+    if constexpr (kBits == 2) {
+        const uint32_t b0 = l.codes & 0xff, b1 = (l.codes >> 8) & 0xff;  // first byte low
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            u[i] = (b0 >> (6 - 2 * i)) & 3;
+            u[4 + i] = (b1 >> (6 - 2 * i)) & 3;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const uint32_t byte = (l.codes >> (8 * i)) & 0xff;
+            u[2 * i] = byte >> 4;
+            u[2 * i + 1] = byte & 15;
+        }
+    }
+    const float s = fp8_e4m3_to_float(l.scale);
+    float offset;
+    if constexpr (kAsym) {
+        offset = fp8_e4m3_to_float(l.zero);
+    } else {
+        constexpr float kQmax = static_cast<float>((1 << (kBits - 1)) - 1);
+        offset = -__fmul_rn(kQmax, s);
+    }
+    float y[kVec];
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) y[i] = __fmaf_rn(static_cast<float>(u[i]), s, offset);
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) {
+        if (st < p.num_stages) {
+            const uint32_t w[4] = {l.cent[st].x, l.cent[st].y, l.cent[st].z, l.cent[st].w};
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                y[2 * i] = __fadd_rn(y[2 * i], bf16_bits_to_float(w[i] & 0xffff));
+                y[2 * i + 1] = __fadd_rn(y[2 * i + 1], bf16_bits_to_float(w[i] >> 16));
+            }
+        }
+    }
+    uint32_t packed[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) packed[i] = pack_bf16x2<true>(y[2 * i], y[2 * i + 1]);
+    return make_uint4(packed[0], packed[1], packed[2], packed[3]);
+}
+
 template <bool kStream>
 __device__ __forceinline__ void store16(uint16_t* out, const uint4& v) {
     if constexpr (kStream) {
@@ -226,7 +294,7 @@ __device__ __forceinline__ void part_layout(const QvgDecodeParams& p, unsigned t
                                             int64_t& step) {
     if (kParts > 1 && p.interleaved_parts) {
         first = static_cast<int64_t>(t) * kVec;
-        step = p.dim / kParts;
+        step = p.dim >> (kParts == 4 ? 2 : 1);  // dim / kParts (dim > 0)
     } else {
         first = static_cast<int64_t>(t) * kVec * kParts;
         step = kVec;
@@ -236,10 +304,9 @@ __device__ __forceinline__ void part_layout(const QvgDecodeParams& p, unsigned t
 // One row: all loads first (independent requests in flight), then arithmetic and stores.
 template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream,
           bool kLean = false>
-__device__ __forceinline__ void decode_one_row(const QvgDecodeParams& p, int64_t bh, int64_t n,
-                                               unsigned t, const uint16_t* table) {
-    const unsigned heads = static_cast<unsigned>(p.heads);  // < 65536 (checked at launch)
-    const int64_t b = static_cast<unsigned>(bh) / heads, h = static_cast<unsigned>(bh) % heads;
+__device__ __forceinline__ void decode_one_row(const QvgDecodeParams& p, int64_t b, int64_t h,
+                                               int64_t n, unsigned t, const uint16_t* table) {
+    const int64_t bh = b * p.heads + h;
     int64_t first, step;
     part_layout<kParts>(p, t, first, step);
     RowLoads<kStages> l[kParts];
@@ -252,18 +319,24 @@ __device__ __forceinline__ void decode_one_row(const QvgDecodeParams& p, int64_t
         store16<kStream>(out + j * step, decode_row<kBits, kAsym, kStages, kRope, kLean>(p, l[j]));
 }
 
-// grid.y = b * heads + h, grid.x covers this head's tokens x (dim / (8 * kParts)) threads; with
-// kStream the stores bypass the caches (st.global.cs: the decoded span is read once, by the
-// attention, after much more data went through L2).
+// The per-head grid: grid (x, heads, batch), grid.x covering a head's tokens x (dim / (8 *
+// kParts)) threads; this thread's row and part.
+template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream, bool kLean>
+__device__ __forceinline__ void decode_grid_row(const QvgDecodeParams& p) {
+    const unsigned threads_per_row = static_cast<unsigned>(p.dim) / (kVec * kParts);
+    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
+    const unsigned n32 = uniform_div(local, threads_per_row);
+    if (n32 >= p.tokens) return;
+    decode_one_row<kBits, kAsym, kStages, kRope, kParts, kStream, kLean>(
+        p, blockIdx.z, blockIdx.y, n32, local - n32 * threads_per_row, nullptr);
+}
+
+// The per-head grid; with kStream the stores bypass the caches (st.global.cs: the decoded
+// span is read once, by the attention, after much more data went through L2).
 template <int kBits, bool kAsym, int kStages, bool kRope, int kParts, bool kStream,
           bool kLean = false>
 __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
-    const unsigned threads_per_row = static_cast<unsigned>(p.dim / (kVec * kParts));
-    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
-    const unsigned n32 = local / threads_per_row;
-    if (n32 >= p.tokens) return;
-    decode_one_row<kBits, kAsym, kStages, kRope, kParts, kStream, kLean>(
-        p, blockIdx.y, n32, local % threads_per_row, nullptr);
+    decode_grid_row<kBits, kAsym, kStages, kRope, kParts, kStream, kLean>(p);
 }
 
 // decode_kernel with 4 parts and streaming stores, registers capped by the launch bounds so
@@ -271,13 +344,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(QvgDecodeParams p) {
 // in flight per SM when the time goes to waiting for loads (48 registers, 5 blocks, uncapped).
 template <int kBits, bool kAsym, int kStages, bool kRope, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_capped_kernel(QvgDecodeParams p) {
-    constexpr int kParts = 4;
-    const unsigned threads_per_row = static_cast<unsigned>(p.dim / (kVec * kParts));
-    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
-    const unsigned n32 = local / threads_per_row;
-    if (n32 >= p.tokens) return;
-    decode_one_row<kBits, kAsym, kStages, kRope, kParts, true>(p, blockIdx.y, n32,
-                                                               local % threads_per_row, nullptr);
+    decode_grid_row<kBits, kAsym, kStages, kRope, 4, true, false>(p);
 }
 
 // Flat grid: row index r over all heads' (b, h, n) rows (bh = r / tokens), 4 parts of 8
@@ -406,6 +473,7 @@ __global__ void __launch_bounds__(kThreads) decode_shared_kernel(QvgDecodeParams
     extern __shared__ __align__(16) unsigned char smem[];
     uint16_t* table = reinterpret_cast<uint16_t*>(smem);
     const int64_t bh = blockIdx.y;
+    const int64_t b = blockIdx.y / static_cast<unsigned>(p.heads), h = bh - b * p.heads;
     const int64_t chunks = p.num_centroids * p.dim / kVec;  // 16-byte chunks per stage
     for (int st = 0; st < p.num_stages; ++st) {
         const uint4* src =
@@ -421,7 +489,7 @@ __global__ void __launch_bounds__(kThreads) decode_shared_kernel(QvgDecodeParams
     const unsigned t = threadIdx.x % threads_per_row;
     for (int64_t n = static_cast<int64_t>(blockIdx.x) * rows + r; n < p.tokens;
          n += static_cast<int64_t>(gridDim.x) * rows) {
-        decode_one_row<kBits, kAsym, kStages, kRope, kParts, kStream>(p, bh, n, t, table);
+        decode_one_row<kBits, kAsym, kStages, kRope, kParts, kStream>(p, b, h, n, t, table);
     }
 }
 
@@ -479,7 +547,7 @@ cudaError_t launch_parts(const QvgDecodeParams& p, cudaStream_t stream) {
     const int64_t per_head = p.tokens * (p.dim / (kVec * kParts));
     if (per_head > 0xffffffffLL - kThreads) return cudaErrorInvalidValue;
     const dim3 grid(static_cast<unsigned>((per_head + kThreads - 1) / kThreads),
-                    static_cast<unsigned>(p.batch * p.heads));
+                    static_cast<unsigned>(p.heads), static_cast<unsigned>(p.batch));
     if (p.streaming_stores) {
         if constexpr (kParts == 4) {
             if (p.blocks_per_sm == 6) {
@@ -836,10 +904,113 @@ cudaError_t launch_bulk(const QvgDecodeParams& p, cudaStream_t stream, bool& lau
                        : launch_bulk_lean<kBits, kAsym, kStages, kRope, false>(p, stream, launched);
 }
 
+// ---- Compact indexing (QvgDecodeParams::compact_index) -----------------------------------------
+
+// The default layout (grid (x, heads, batch), 4 interleaved parts of 8 channels per thread,
+// streaming stores) for dim kDim with 32-bit offsets, the group as a shift and the layout fixed
+// at compile time. Nsight Compute at 4db12a9 found the generic kernel bound by instruction
+// issue (0.76 warp instructions per cycle and scheduler, DRAM 45% busy), most of the
+// instructions 64-bit offsets, layout selects made at run time and divisions. The loads and
+// the stores are those of the default launch, the arithmetic decode_row_fused (same bits). With
+// element e = row * kDim + d0 of the (b, h, n, d) input: the INT2 codes of d0..d0+7 are the 16-bit
+// word e / 8, the INT4 codes the 32-bit word e / 8, the scale byte e >> log2(group).
+template <int kBits, bool kAsym, int kStages, int kDim>
+__global__ void __launch_bounds__(kThreads) decode_compact_kernel(QvgDecodeParams p) {
+    constexpr unsigned kThreadsPerRow = kDim / (kVec * 4);  // 4 or 8
+    constexpr unsigned kStep = kDim / 4;                    // channels between a thread's parts
+    const unsigned local = blockIdx.x * kThreads + threadIdx.x;
+    const unsigned n = local / kThreadsPerRow;
+    const unsigned tokens = static_cast<unsigned>(p.tokens);
+    if (n >= tokens) return;
+    const unsigned first = (local % kThreadsPerRow) * kVec;
+    const unsigned h = blockIdx.y, b = blockIdx.z;
+    const unsigned bh = b * static_cast<unsigned>(p.heads) + h;
+    const unsigned row = bh * tokens + n;
+    const unsigned group_shift = static_cast<unsigned>(__ffs(p.group) - 1);  // a power of two
+    unsigned id[kStages];
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) {
+        if (st < p.num_stages) id[st] = __ldg(p.ids[st] + row);
+    }
+    RowLoads<kStages> l[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const unsigned e = row * kDim + first + j * kStep;
+        if constexpr (kBits == 2) {
+            l[j].codes = __ldg(reinterpret_cast<const uint16_t*>(p.codes) + (e >> 3));
+        } else {
+            l[j].codes = __ldg(reinterpret_cast<const uint32_t*>(p.codes) + (e >> 3));
+        }
+        l[j].scale = __ldg(p.scales + (e >> group_shift));
+        if constexpr (kAsym) l[j].zero = __ldg(p.zeros + (e >> group_shift));
+    }
+    const unsigned centroids = static_cast<unsigned>(p.num_centroids);
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) {
+        if (st < p.num_stages) {
+            const uint16_t* c = p.centroids[st] + (bh * centroids + id[st]) * kDim + first;
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                l[j].cent[st] = __ldg(reinterpret_cast<const uint4*>(c + j * kStep));
+        }
+    }
+    uint16_t* out = p.out + (b * static_cast<unsigned>(p.out_stride_b) +
+                             n * static_cast<unsigned>(p.out_stride_n) +
+                             h * static_cast<unsigned>(p.out_stride_h) + first);
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+        store16<true>(out + j * kStep, decode_row_fused<kBits, kAsym, kStages>(p, l[j]));
+}
+
+template <int kBits, bool kAsym, int kStages, int kDim>
+void launch_compact_dim(const QvgDecodeParams& p, cudaStream_t stream) {
+    const int64_t threads = p.tokens * (kDim / (kVec * 4));
+    const dim3 grid(static_cast<unsigned>((threads + kThreads - 1) / kThreads),
+                    static_cast<unsigned>(p.heads), static_cast<unsigned>(p.batch));
+    decode_compact_kernel<kBits, kAsym, kStages, kDim><<<grid, kThreads, 0, stream>>>(p);
+}
+
+// Launched without RoPE for dim 128 or 256, a power-of-two group and every offset (inputs,
+// codebooks, output) below 2^32 elements; launched = false otherwise.
+template <int kBits, bool kAsym, int kStages>
+cudaError_t launch_compact(const QvgDecodeParams& p, cudaStream_t stream, bool& launched) {
+    launched = false;
+    constexpr int64_t kLimit = int64_t{1} << 32;
+    const int64_t b = p.batch, h = p.heads, n = p.tokens, d = p.dim;
+    if ((d != 128 && d != 256) || (p.group & (p.group - 1)) != 0 || h > 65535 || b > 65535 ||
+        p.out_stride_b < 0 || p.out_stride_n < 0 || p.out_stride_h < 0) {
+        return cudaSuccess;
+    }
+    const int64_t last_out =
+        (b - 1) * p.out_stride_b + (n - 1) * p.out_stride_n + (h - 1) * p.out_stride_h + d;
+    if (b * h * n * d >= kLimit || b * h * std::max<int64_t>(p.num_centroids, 1) * d >= kLimit ||
+        last_out >= kLimit || n * (d / (kVec * 4)) > 0x7fffffffLL - kThreads) {
+        return cudaSuccess;
+    }
+    if (d == 128) {
+        launch_compact_dim<kBits, kAsym, kStages, 128>(p, stream);
+    } else {
+        launch_compact_dim<kBits, kAsym, kStages, 256>(p, stream);
+    }
+    launched = true;
+    return cudaGetLastError();
+}
+
 template <int kBits, bool kAsym, int kStages, bool kRope>
 cudaError_t launch_decode(const QvgDecodeParams& in, cudaStream_t stream) {
     const int64_t vecs = in.dim / kVec;
     QvgDecodeParams p = in;
+    if constexpr (!kRope) {
+        // The default launch is the compact kernel where it fits.
+        const bool default_launch = p.parts_per_thread == 0 && p.streaming_stores &&
+                                    !p.shared_centroids && p.rows_per_thread == 0 &&
+                                    p.blocks_per_sm == 0 && !p.lean_math;
+        if ((p.compact_index || default_launch) && !p.bulk_stores && p.pipelined == 0) {
+            bool launched = false;
+            const cudaError_t err = launch_compact<kBits, kAsym, kStages>(p, stream, launched);
+            if (err != cudaSuccess || launched) return err;
+        }
+    }
     if (p.bulk_stores || p.pipelined > 0) {
         bool launched = false;
         const cudaError_t err =

@@ -87,6 +87,7 @@ struct Launch {
     int pipelined = 0;
     bool bulk = false;
     int blocks_per_sm = 0;
+    bool compact = false;
 };
 
 std::vector<Launch> all_launches(int64_t dim) {
@@ -120,6 +121,8 @@ std::vector<Launch> all_launches(int64_t dim) {
             if (parts > 0 && (dim / 8) % parts != 0) continue;
             out.push_back({parts, true, true, false, 0, false, false, 0, false, blocks});
         }
+    // 32-bit offsets with the layout fixed at compile time (dim 128 and 256, no RoPE).
+    out.push_back({0, true, true, false, 0, false, false, 0, false, 0, true});
     for (bool lean : {false, true}) {
         for (int depth : {1, 2}) out.push_back({0, true, true, false, 0, false, lean, depth});
         for (bool streaming : {false, true})
@@ -139,6 +142,7 @@ void apply(const Launch& l, kernels::QvgDecodeParams& p) {
     p.pipelined = l.pipelined;
     p.bulk_stores = l.bulk;
     p.blocks_per_sm = l.blocks_per_sm;
+    p.compact_index = l.compact;
 }
 
 std::string describe(const Launch& l) {
@@ -148,7 +152,8 @@ std::string describe(const Launch& l) {
            (l.persistent ? " persistent" : "") + (l.lean ? " lean" : "") +
            (l.pipelined > 0 ? " pipelined " + std::to_string(l.pipelined) : "") +
            (l.bulk ? " bulk" : "") +
-           (l.blocks_per_sm > 0 ? " blocks/SM " + std::to_string(l.blocks_per_sm) : "");
+           (l.blocks_per_sm > 0 ? " blocks/SM " + std::to_string(l.blocks_per_sm) : "") +
+           (l.compact ? " compact" : "");
 }
 
 Data to_cuda(const Data& d) {

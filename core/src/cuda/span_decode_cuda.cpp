@@ -59,6 +59,7 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
         p.persistent = launch->persistent;
         p.lean_math = launch->lean_math;
         p.blocks_per_sm = launch->blocks_per_sm;
+        p.compact_index = launch->compact_index;
         p.pipelined = launch->pipelined;
         p.bulk_stores = launch->bulk_stores;
     }

@@ -84,6 +84,7 @@ struct DecodeLaunch {
     bool persistent = false;         // flat grid sized to the resident blocks, grid-stride loop
     bool lean_math = false;          // fewer conversion instructions (same bits)
     int blocks_per_sm = 0;           // 6 or 8: registers capped for that occupancy; 0 = uncapped
+    bool compact_index = false;      // 32-bit offsets, layout fixed at compile time (D 128/256)
     int pipelined = 0;               // > 0: software-pipelined rows, loads 1 or 2 rows ahead
     bool bulk_stores = false;        // tiles in shared memory, stored by cp.async.bulk (sm_90)
 };
