@@ -33,8 +33,10 @@ struct KernelBenchOptions {
 };
 
 // The fused decode's launch shapes (kernels/qvg_decode.cu says why each might win): the
-// default and the RoPE default layouts and the best earlier alternatives of the 4d9658c table,
-// then fewer conversion instructions, software-pipelined rows and bulk (TMA) stores. The
+// generic kernel's layouts (the RoPE default among them) and the best earlier alternatives of
+// the 4d9658c table, the compact kernel (the default without RoPE) named explicitly, then
+// capped registers, fewer conversion instructions, software-pipelined rows and bulk (TMA)
+// stores. The
 // clearly slower shapes of that table (8 channels per thread, 32 side by side, stores without
 // the streaming hint, codebooks in shared memory, 2 or 4 rows per thread) are still in the
 // kernel and in the GPU test, not timed here.
@@ -263,8 +265,8 @@ int run(const KernelBenchOptions& o) {
             [&] { codec->decode_into(span, out, &angles); }, rope_bytes);
         if (device.is_cuda() && o.variants) {
             // The kernel's launch shapes side by side, plain and with RoPE (the default above
-            // is 32 interleaved channels/thread with streaming stores, 16 side by side with
-            // RoPE: kernels/qvg_decode.h).
+            // is the compact kernel, 32 interleaved channels/thread with streaming stores, and
+            // the generic kernel with 16 side by side with RoPE: kernels/qvg_decode.h).
             for (const auto& [name, launch] : decode_launches()) {
                 add_timed(
                     fmt::format("  decode, {}", name),

@@ -27,9 +27,17 @@
 // that more rows are in flight per SM (6 or 8 blocks of 256 against 5). (5) bulk_stores: Hopper's
 // bulk copy engine writes whole 16 KiB tiles assembled in shared memory (cp.async.bulk, one
 // instruction per contiguous run instead of 1024 16-byte stores). qvg_decode_write_ceiling writes
-// the same bytes without decoding: the bound any of these can approach. The newer variants are
-// unmeasured on the GPU so far. Arithmetic mirrors the CPU codec operation for operation
-// (__fmul_rn/__fadd_rn: no FMA contraction), so results are bit-identical. Offsets are 64-bit.
+// the same bytes without decoding: the bound any of these can approach.
+// What the H200 said (docs/bench/2026-11-29-h200-kernels-2081c95.txt and the Nsight Compute
+// reports beside it): none of (3)-(5) nor more resident blocks helped, because the kernel was
+// bound by instruction issue, not by memory (0.76 warp instructions per cycle and scheduler,
+// DRAM 45% busy): divisions per part, 64-bit offsets and layout choices made at run time.
+// The default without RoPE is therefore decode_compact_kernel (32-bit offsets, the layout
+// fixed at compile time, a fused multiply-add per channel): 0.040 ms for INT2 G64 S1, 77% of
+// the copy bandwidth (83% back to back), against 68.6% for the generic kernel's best launch.
+// Arithmetic gives the CPU codec's bits: decode_row mirrors it operation for operation
+// (__fmul_rn/__fadd_rn: no FMA contraction), decode_row_fused says why its FMA is exact.
+// Offsets are 64-bit except in the compact kernel (launched only where they fit 32 bits).
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
