@@ -168,6 +168,21 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo_value, float hi_value) 
     }
 }
 
+// Rounds the decode to BF16 first, then rotates the 4 channel pairs as the RoPE kernel
+// rotates BF16 keys.
+template <int kStages>
+__device__ __forceinline__ void rotate_bf16(const RowLoads<kStages>& l, float (&y)[kVec]) {
+    const float cs[4] = {l.cos.x, l.cos.y, l.cos.z, l.cos.w};
+    const float ss[4] = {l.sin.x, l.sin.y, l.sin.z, l.sin.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float re = __bfloat162float(__float2bfloat16_rn(y[2 * i]));
+        const float im = __bfloat162float(__float2bfloat16_rn(y[2 * i + 1]));
+        y[2 * i] = __fsub_rn(__fmul_rn(re, cs[i]), __fmul_rn(im, ss[i]));
+        y[2 * i + 1] = __fadd_rn(__fmul_rn(re, ss[i]), __fmul_rn(im, cs[i]));
+    }
+}
+
 // 8 BF16 channels, packed, from one row's loads.
 template <int kBits, bool kAsym, int kStages, bool kRope, bool kLean = false>
 __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowLoads<kStages>& l) {
@@ -213,18 +228,7 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
             }
         }
     }
-    if constexpr (kRope) {
-        // Round the decode to BF16 first, then rotate as the RoPE kernel rotates BF16 keys.
-        const float cs[4] = {l.cos.x, l.cos.y, l.cos.z, l.cos.w};
-        const float ss[4] = {l.sin.x, l.sin.y, l.sin.z, l.sin.w};
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const float re = __bfloat162float(__float2bfloat16_rn(y[2 * i]));
-            const float im = __bfloat162float(__float2bfloat16_rn(y[2 * i + 1]));
-            y[2 * i] = __fsub_rn(__fmul_rn(re, cs[i]), __fmul_rn(im, ss[i]));
-            y[2 * i + 1] = __fadd_rn(__fmul_rn(re, ss[i]), __fmul_rn(im, cs[i]));
-        }
-    }
+    if constexpr (kRope) rotate_bf16(l, y);
     uint32_t packed[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) packed[i] = pack_bf16x2<kLean>(y[2 * i], y[2 * i + 1]);
@@ -238,8 +242,8 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
 // significant bits), so are (u - k) * s and their sum, and fma(u, s, -(k * s)) rounds
 // nothing: it is (u - k) * s, an exact zero coming out +0 as (q * s) + 0 does in the CPU
 // codec. Asymmetric: fma(u, s, z) rounds u * s + z once, as the separate multiply (exact) and
-// add do. The stage additions and the rounding to BF16 follow as in decode_row.
-template <int kBits, bool kAsym, int kStages>
+// add do. The stage additions, the RoPE and the rounding to BF16 follow as in decode_row.
+template <int kBits, bool kAsym, int kStages, bool kRope>
 __device__ __forceinline__ uint4 decode_row_fused(const QvgDecodeParams& p,
                                                   const RowLoads<kStages>& l) {
     uint32_t u[kVec];
@@ -280,6 +284,7 @@ __device__ __forceinline__ uint4 decode_row_fused(const QvgDecodeParams& p,
             }
         }
     }
+    if constexpr (kRope) rotate_bf16(l, y);
     uint32_t packed[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) packed[i] = pack_bf16x2<true>(y[2 * i], y[2 * i + 1]);
@@ -914,18 +919,20 @@ cudaError_t launch_bulk(const QvgDecodeParams& p, cudaStream_t stream, bool& lau
 
 // ---- Compact indexing (QvgDecodeParams::compact_index) -----------------------------------------
 
-// The default layout (grid (x, heads, batch), 4 interleaved parts of 8 channels per thread,
-// streaming stores) for dim kDim with 32-bit offsets, the group as a shift and the layout fixed
+// The default layout (grid (x, heads, batch), kParts interleaved parts of 8 channels per
+// thread: 4 without RoPE, 2 with it, whose cos/sin loads take registers; streaming stores) for
+// dim kDim with 32-bit offsets, the group as a shift and the layout fixed
 // at compile time. Nsight Compute at 4db12a9 found the generic kernel bound by instruction
 // issue (0.76 warp instructions per cycle and scheduler, DRAM 45% busy), most of the
 // instructions 64-bit offsets, layout selects made at run time and divisions. The loads and
 // the stores are those of the default launch, the arithmetic decode_row_fused (same bits). With
 // element e = row * kDim + d0 of the (b, h, n, d) input: the INT2 codes of d0..d0+7 are the 16-bit
 // word e / 8, the INT4 codes the 32-bit word e / 8, the scale byte e >> log2(group).
-template <int kBits, bool kAsym, int kStages, int kDim>
+template <int kBits, bool kAsym, int kStages, int kDim, bool kRope>
 __global__ void __launch_bounds__(kThreads) decode_compact_kernel(QvgDecodeParams p) {
-    constexpr unsigned kThreadsPerRow = kDim / (kVec * 4);  // 4 or 8
-    constexpr unsigned kStep = kDim / 4;                    // channels between a thread's parts
+    constexpr int kParts = kRope ? 2 : 4;
+    constexpr unsigned kThreadsPerRow = kDim / (kVec * kParts);  // 4, 8 or 16
+    constexpr unsigned kStep = kDim / kParts;  // channels between a thread's parts
     const unsigned local = blockIdx.x * kThreads + threadIdx.x;
     const unsigned n = local / kThreadsPerRow;
     const unsigned tokens = static_cast<unsigned>(p.tokens);
@@ -940,9 +947,9 @@ __global__ void __launch_bounds__(kThreads) decode_compact_kernel(QvgDecodeParam
     for (int st = 0; st < kStages; ++st) {
         if (st < p.num_stages) id[st] = __ldg(p.ids[st] + row);
     }
-    RowLoads<kStages> l[4];
+    RowLoads<kStages> l[kParts];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < kParts; ++j) {
         const unsigned e = row * kDim + first + j * kStep;
         if constexpr (kBits == 2) {
             l[j].codes = __ldg(reinterpret_cast<const uint16_t*>(p.codes) + (e >> 3));
@@ -951,6 +958,11 @@ __global__ void __launch_bounds__(kThreads) decode_compact_kernel(QvgDecodeParam
         }
         l[j].scale = __ldg(p.scales + (e >> group_shift));
         if constexpr (kAsym) l[j].zero = __ldg(p.zeros + (e >> group_shift));
+        if constexpr (kRope) {
+            const unsigned pair = n * (kDim / 2) + (first + j * kStep) / 2;
+            l[j].cos = __ldg(reinterpret_cast<const float4*>(p.rope_cos + pair));
+            l[j].sin = __ldg(reinterpret_cast<const float4*>(p.rope_sin + pair));
+        }
     }
     const unsigned centroids = static_cast<unsigned>(p.num_centroids);
 #pragma unroll
@@ -958,7 +970,7 @@ __global__ void __launch_bounds__(kThreads) decode_compact_kernel(QvgDecodeParam
         if (st < p.num_stages) {
             const uint16_t* c = p.centroids[st] + (bh * centroids + id[st]) * kDim + first;
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
+            for (int j = 0; j < kParts; ++j)
                 l[j].cent[st] = __ldg(reinterpret_cast<const uint4*>(c + j * kStep));
         }
     }
@@ -966,21 +978,21 @@ __global__ void __launch_bounds__(kThreads) decode_compact_kernel(QvgDecodeParam
                              n * static_cast<unsigned>(p.out_stride_n) +
                              h * static_cast<unsigned>(p.out_stride_h) + first);
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
-        store16<true>(out + j * kStep, decode_row_fused<kBits, kAsym, kStages>(p, l[j]));
+    for (int j = 0; j < kParts; ++j)
+        store16<true>(out + j * kStep, decode_row_fused<kBits, kAsym, kStages, kRope>(p, l[j]));
 }
 
-template <int kBits, bool kAsym, int kStages, int kDim>
+template <int kBits, bool kAsym, int kStages, bool kRope, int kDim>
 void launch_compact_dim(const QvgDecodeParams& p, cudaStream_t stream) {
-    const int64_t threads = p.tokens * (kDim / (kVec * 4));
+    const int64_t threads = p.tokens * (kDim / (kVec * (kRope ? 2 : 4)));
     const dim3 grid(static_cast<unsigned>((threads + kThreads - 1) / kThreads),
                     static_cast<unsigned>(p.heads), static_cast<unsigned>(p.batch));
-    decode_compact_kernel<kBits, kAsym, kStages, kDim><<<grid, kThreads, 0, stream>>>(p);
+    decode_compact_kernel<kBits, kAsym, kStages, kDim, kRope><<<grid, kThreads, 0, stream>>>(p);
 }
 
-// Launched without RoPE for dim 128 or 256, a power-of-two group and every offset (inputs,
-// codebooks, output) below 2^32 elements; launched = false otherwise.
-template <int kBits, bool kAsym, int kStages>
+// Launched for dim 128 or 256, a power-of-two group and every offset (inputs, codebooks, RoPE
+// tables, output) below 2^32 elements; launched = false otherwise.
+template <int kBits, bool kAsym, int kStages, bool kRope>
 cudaError_t launch_compact(const QvgDecodeParams& p, cudaStream_t stream, bool& launched) {
     launched = false;
     constexpr int64_t kLimit = int64_t{1} << 32;
@@ -992,13 +1004,13 @@ cudaError_t launch_compact(const QvgDecodeParams& p, cudaStream_t stream, bool& 
     const int64_t last_out =
         (b - 1) * p.out_stride_b + (n - 1) * p.out_stride_n + (h - 1) * p.out_stride_h + d;
     if (b * h * n * d >= kLimit || b * h * std::max<int64_t>(p.num_centroids, 1) * d >= kLimit ||
-        last_out >= kLimit || n * (d / (kVec * 4)) > 0x7fffffffLL - kThreads) {
+        last_out >= kLimit || n * (d / kVec) > 0x7fffffffLL - kThreads) {
         return cudaSuccess;
     }
     if (d == 128) {
-        launch_compact_dim<kBits, kAsym, kStages, 128>(p, stream);
+        launch_compact_dim<kBits, kAsym, kStages, kRope, 128>(p, stream);
     } else {
-        launch_compact_dim<kBits, kAsym, kStages, 256>(p, stream);
+        launch_compact_dim<kBits, kAsym, kStages, kRope, 256>(p, stream);
     }
     launched = true;
     return cudaGetLastError();
@@ -1008,14 +1020,15 @@ template <int kBits, bool kAsym, int kStages, bool kRope>
 cudaError_t launch_decode(const QvgDecodeParams& in, cudaStream_t stream) {
     const int64_t vecs = in.dim / kVec;
     QvgDecodeParams p = in;
-    if constexpr (!kRope) {
+    {
         // The default launch is the compact kernel where it fits.
         const bool default_launch = p.parts_per_thread == 0 && p.streaming_stores &&
                                     !p.shared_centroids && p.rows_per_thread == 0 &&
                                     p.blocks_per_sm == 0 && !p.lean_math;
         if ((p.compact_index || default_launch) && !p.bulk_stores && p.pipelined == 0) {
             bool launched = false;
-            const cudaError_t err = launch_compact<kBits, kAsym, kStages>(p, stream, launched);
+            const cudaError_t err =
+                launch_compact<kBits, kAsym, kStages, kRope>(p, stream, launched);
             if (err != cudaSuccess || launched) return err;
         }
     }

@@ -42,9 +42,8 @@ struct QvgDecodeParams {
     // fastest measured on the H200 (docs/bench/2026-11-29-h200-kernels-10686c9.txt): without
     // RoPE 4 parts, interleaved (32 channels per thread, 62.3% of the copy bandwidth against
     // 55.2% for 2 parts), with RoPE 2 parts side by side (47.6% against 45.3%); where dim / 8
-    // does not divide, 2 then 1 part. interleaved_parts is ignored for the default. Without
-    // RoPE, with the other fields at their defaults, the default runs as compact_index below
-    // where that fits.
+    // does not divide, 2 then 1 part. interleaved_parts is ignored for the default. With the
+    // other fields at their defaults, the default runs as compact_index below where that fits.
     int parts_per_thread = 0;
     // Cache-streaming stores (st.global.cs: evict first; the decoded span is read once).
     bool streaming_stores = true;
@@ -75,12 +74,13 @@ struct QvgDecodeParams {
     // registers, 5 blocks at INT2 S1). More rows in flight, possibly spilled registers.
     // Ignored by other shapes and values. 0 = uncapped.
     int blocks_per_sm = 0;
-    // The default layout without RoPE (4 interleaved parts, streaming stores) for dim 128 or
-    // 256 with 32-bit offsets, the group (a power of two) as a shift and the layout fixed at
-    // compile time, and a fused multiply-add per channel (same bits, qvg_decode.cu says why):
-    // fewer instructions per channel (the generic kernel is bound by instruction issue).
-    // Ignored with RoPE, bulk_stores or pipelined, and where dim, group or an offset of 2^32
-    // elements or more does not fit (the generic launch runs). Ignores lean_math.
+    // The compact kernel: interleaved parts (4 per thread, 2 with RoPE), streaming stores,
+    // dim 128 or 256 with 32-bit offsets, the group (a power of two) as a shift and the layout
+    // fixed at compile time, and a fused multiply-add per channel (same bits, qvg_decode.cu
+    // says why): fewer instructions per channel (the generic kernel is bound by instruction
+    // issue). Ignored with bulk_stores or pipelined, and where dim, group or an offset of 2^32
+    // elements or more does not fit (the generic launch runs). Ignores lean_math and the
+    // layout fields.
     bool compact_index = false;
     // Software-pipelined flat grid (pipelined > 0): persistent blocks, 32 interleaved channels
     // per thread, streaming stores, a thread's rows loaded ahead of their computation so that
