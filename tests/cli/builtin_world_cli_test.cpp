@@ -1,9 +1,9 @@
 // The built-in world model (assets/world/world_model.safetensors) loads and runs on the CPU:
 // `qvg generate` without --model finds it in the source tree, and its rollouts along the trained
 // world beat copying the last ground-truth frame by a margin. The model card's numbers for these
-// walks (seed 0, one thread; DiT step 26,000): forward 16 latents +4.25 dB, mixed 16 latents
-// +3.59 dB, forward 32 latents (128 frames) +2.32 dB. The
-// bounds leave room for other CPUs' rounding, not for a broken model. Random walks vary too much
+// walks (seed 0, one thread; DiT step 26,000, width-64 decoder step 26,801): forward 16 latents
+// +4.20 dB, mixed 16 latents +3.54 dB, forward 32 latents (128 frames) +2.31 dB. The bounds
+// leave room for other CPUs' rounding, not for a broken model. Random walks vary too much
 // from seed to seed for one of them to be a test (-0.4 to +7.3 dB over seeds 0-3).
 #include <filesystem>
 #include <string>
