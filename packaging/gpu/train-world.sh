@@ -11,7 +11,8 @@
 # development machine, carry its directory, name it in QVG_SEED_RUN (copied into the run directory
 # when that has no run yet) and pass --resume. QVG_KERNEL_CHECK=1 runs the GPU tests (a process
 # per suite), `qvg kernel-bench` and `qvg kernel-bench --variants` after the build, before
-# training (QVG_COMMIT names the commit).
+# training (QVG_COMMIT names the commit); their logs and tables come back packed in
+# kernel_check.tar.gz, because the device returns at most 8 files and the weights need 3.
 set -uo pipefail
 out="${1:?OUT}"
 budget="${2:?SECONDS}"
@@ -30,18 +31,21 @@ if [[ -n "${QVG_SEED_RUN:-}" && ! -f "$run/train_state.json" ]]; then
   mkdir -p "$run" && cp -r "$QVG_SEED_RUN"/. "$run"/ && echo "run seeded from $QVG_SEED_RUN"
 fi
 if [[ "${QVG_KERNEL_CHECK:-0}" == 1 ]]; then
+  kc="$out/kernel_check"
+  mkdir -p "$kc"
   # One process per suite: a kernel that faults poisons its CUDA context, and the suites after it
   # would fail for its sake. The plain table first, so a faulting variant cannot take it along.
   for suite in DecodeKernel CudaCodec EncodeKernel; do
-    ./build-gpu/tests/gpu/qvg_gpu_tests --gtest_filter="$suite.*" >"$out/gpu_tests_$suite.log" 2>&1
-    echo "gpu tests $suite rc=$?"; tail -1 "$out/gpu_tests_$suite.log"
+    ./build-gpu/tests/gpu/qvg_gpu_tests --gtest_filter="$suite.*" >"$kc/gpu_tests_$suite.log" 2>&1
+    echo "gpu tests $suite rc=$?"; tail -1 "$kc/gpu_tests_$suite.log"
   done
   ./build-gpu/app/cli/qvg kernel-bench --commit "${QVG_COMMIT:-unknown}" \
-    --json "$out/kernel_bench_default.json" >"$out/kernel_bench_default.txt" 2>&1
+    --json "$kc/kernel_bench_default.json" >"$kc/kernel_bench_default.txt" 2>&1
   echo "kernel-bench rc=$?"
   ./build-gpu/app/cli/qvg kernel-bench --variants --commit "${QVG_COMMIT:-unknown}" \
-    --json "$out/kernel_bench.json" >"$out/kernel_bench.txt" 2>&1
+    --json "$kc/kernel_bench.json" >"$kc/kernel_bench.txt" 2>&1
   echo "kernel-bench --variants rc=$?"
+  tar -czf "$out/kernel_check.tar.gz" -C "$out" kernel_check && rm -rf "$kc"
 fi
 left=$((budget - SECONDS - 25))
 echo "build took ${SECONDS}s; training for up to ${left}s"
