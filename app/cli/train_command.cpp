@@ -60,6 +60,8 @@ struct TrainOptions {
     int64_t ae_batch = 32;      // latent frames (of 1-latent clips) per autoencoder step
     int clip_latents = 0;       // latent frames per DiT training clip; 0 = the run's (new: 16)
     int reuse = 0;              // DiT steps each rendered clip serves; 0 = the run's (new: 1)
+    double own_history = -1;    // share of DiT clips on their own history; < 0 = the run's (new: 0)
+    double own_history_sigma = -1;  // its prediction's noise level; < 0 = the run's (new: 0.5)
     double lr = 3e-4;
     double ae_lr = 1e-3;
     int64_t warmup = 200;
@@ -89,7 +91,8 @@ struct TrainState {
     int map_size = 1024;
     int clip_latents = 16;
     int reuse = 1;
-    std::string config;  // WorldModelConfig JSON
+    core::OwnHistory own_history;  // scheduled sampling of the DiT's history (share 0: none)
+    std::string config;            // WorldModelConfig JSON
 };
 
 // Seeds of the per-step streams: (seed, purpose, step) -> seed.
@@ -121,6 +124,8 @@ void write_state(const fs::path& path, const TrainState& s) {
     j["map_size"] = s.map_size;
     j["clip_latents"] = s.clip_latents;
     j["reuse"] = s.reuse;
+    j["own_history"] = s.own_history.share;
+    j["own_history_sigma"] = s.own_history.sigma;
     j["config"] = json::parse(s.config);
     const fs::path tmp = path.string() + ".tmp";
     {
@@ -146,7 +151,9 @@ TrainState read_state(const fs::path& path) {
         s.world_seed = j.at("world_seed").get<uint64_t>();
         s.map_size = j.at("map_size").get<int>();
         s.clip_latents = j.at("clip_latents").get<int>();
-        s.reuse = j.value("reuse", 1);  // absent in runs from before the option
+        s.reuse = j.value("reuse", 1);                      // absent in runs from before the option
+        s.own_history.share = j.value("own_history", 0.0);  // likewise
+        s.own_history.sigma = j.value("own_history_sigma", 0.5);
         s.config = j.at("config").dump();
     } catch (const json::exception& e) {
         core::fail("{}: malformed training state: {}", path.string(), e.what());
@@ -377,9 +384,10 @@ std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, i
             b.ae_noise =
                 uploadable(core::draw_autoencoder_noise(config, count * latents, gen), pin);
         } else if (kind == BatchKind::kDit) {
-            core::FlowMatchingNoise n =
-                core::draw_flow_matching_noise(config, {count, latents, c, ls, ls}, gen);
-            for (at::Tensor* t : {&n.sigma, &n.noise, &n.context_sigma, &n.context_noise}) {
+            core::FlowMatchingNoise n = core::draw_flow_matching_noise(
+                config, {count, latents, c, ls, ls}, gen, state_.own_history);
+            for (at::Tensor* t : {&n.sigma, &n.noise, &n.context_sigma, &n.context_noise,
+                                  &n.own_history, &n.own_history_noise}) {
                 *t = uploadable(*t, pin);
             }
             b.noise = std::move(n);
@@ -607,6 +615,20 @@ int Trainer::run() {
     }
     QVG_CHECK(state_.reuse >= 1 && state_.reuse <= o_.batch, "reuse {} must be in 1..batch ({})",
               state_.reuse, o_.batch);
+    core::OwnHistory own = state_.own_history;
+    if (o_.own_history >= 0) own.share = o_.own_history;
+    if (o_.own_history_sigma >= 0) own.sigma = o_.own_history_sigma;
+    QVG_CHECK(own.share <= 1 && own.sigma > 0 && own.sigma <= 1,
+              "--own-history {} must be in [0, 1] and --own-history-sigma {} in (0, 1]", own.share,
+              own.sigma);
+    if (o_.resume &&
+        (own.share != state_.own_history.share || own.sigma != state_.own_history.sigma)) {
+        std::cout << fmt::format("own history {} at sigma {} -> {} at sigma {} from DiT step {}",
+                                 state_.own_history.share, state_.own_history.sigma, own.share,
+                                 own.sigma, state_.dit_step)
+                  << std::endl;
+    }
+    state_.own_history = own;
     const bool new_csv = !fs::exists(out_ / "loss.csv");
     csv_.open(out_ / "loss.csv", std::ios::app);
     if (new_csv) csv_ << "phase,step,loss,lr,grad_norm,step_ms,psnr\n";
@@ -684,7 +706,8 @@ int Trainer::run() {
             }
             core::FlowMatchingNoise noise = batch.noise;
             for (at::Tensor* t :
-                 {&noise.sigma, &noise.noise, &noise.context_sigma, &noise.context_noise}) {
+                 {&noise.sigma, &noise.noise, &noise.context_sigma, &noise.context_noise,
+                  &noise.own_history, &noise.own_history_noise}) {
                 *t = upload(*t, device);
             }
             const double lr = learning_rate(o_.lr, step, o_.steps, o_.warmup);
@@ -759,6 +782,15 @@ const Registrar kRegister([](CLI::App& app) {
                     "DiT steps each rendered clip serves, under new noise (1 = none; default: "
                     "the run's own, 1 for a new run)")
         ->check(CLI::NonNegativeNumber);
+    sub->add_option("--own-history", o->own_history,
+                    "share of DiT clips (0-1) whose history, after the first latent, is the "
+                    "model's own one-pass prediction instead of the ground truth (scheduled "
+                    "sampling, against drift in rollouts; default: the run's own, 0 for a new run)")
+        ->check(CLI::Range(0.0, 1.0));
+    sub->add_option("--own-history-sigma", o->own_history_sigma,
+                    "noise level (0-1] of the ground truth that history is predicted from "
+                    "(default: the run's own, 0.5 for a new run: the sampler's last step)")
+        ->check(CLI::Range(0.0, 1.0));
     sub->add_option("--clip-latents", o->clip_latents,
                     "latent frames per DiT training clip (default: the run's own, 16 for a new "
                     "run; a resumed run may change it, e.g. to extend the history it learns)")

@@ -531,7 +531,11 @@ at::Tensor draw_autoencoder_noise(const WorldModelConfig& c, int64_t latents, at
 }
 
 FlowMatchingNoise draw_flow_matching_noise(const WorldModelConfig& c, at::IntArrayRef shape,
-                                           at::Generator& gen) {
+                                           at::Generator& gen, const OwnHistory& own) {
+    QVG_CHECK(own.share >= 0 && own.share <= 1 && own.sigma > 0 && own.sigma <= 1,
+              "flow matching: own-history share ({}) must be in [0, 1] and its sigma ({}) in "
+              "(0, 1]",
+              own.share, own.sigma);
     QVG_CHECK(shape.size() == 5 && shape[0] >= 1 && shape[1] >= c.chunk_latents &&
                   shape[1] % c.chunk_latents == 0,
               "flow matching: expected latents [B, N, C, h, w] with N a positive multiple of {}, "
@@ -543,6 +547,11 @@ FlowMatchingNoise draw_flow_matching_noise(const WorldModelConfig& c, at::IntArr
     out.noise = randn(shape, gen);
     out.context_sigma = rand({batch, context}, gen) * c.context_noise_max;
     out.context_noise = randn({batch, context, shape[2], shape[3], shape[4]}, gen);
+    if (own.share > 0) {
+        out.own_history = (rand({batch}, gen) < own.share).to(at::kFloat);
+        out.own_history_noise = randn({batch, context, shape[2], shape[3], shape[4]}, gen);
+        out.own_history_sigma = own.sigma;
+    }
     return out;
 }
 
@@ -580,13 +589,36 @@ at::Tensor flow_matching_loss(const WorldModel& model, const at::Tensor& latents
     const at::Tensor lab = labels.to(device);
 
     auto per_frame = [](const at::Tensor& s) { return s.view({s.size(0), s.size(1), 1, 1, 1}); };
-    const at::Tensor zc = z.narrow(1, 0, context);
+    const at::Tensor labels_all = at::cat({lab.narrow(1, 0, context), lab}, 1);
+    const FrameAttention attention = teacher_forcing_attention(n / k, k, device);
+    const at::Tensor context_noise = on_device(noise.context_noise);
+    at::Tensor zc = z.narrow(1, 0, context);
+    if (noise.own_history.defined() && context > k) {
+        QVG_CHECK(fits(noise.own_history, {batch}) && fits(noise.own_history_noise, context_shape),
+                  "flow matching: the own-history draws do not fit latents {}", latents.sizes());
+        at::NoGradGuard no_grad;
+        // The history each chunk would be given, predicted from the ground truth before it.
+        const double sh = noise.own_history_sigma;
+        QVG_CHECK(sh > 0 && sh <= 1, "flow matching: own-history sigma {} outside (0, 1]", sh);
+        const at::Tensor xh = (1 - sh) * zc + sh * on_device(noise.own_history_noise);
+        const at::Tensor x_clean = (1 - per_frame(sc)) * zc + per_frame(sc) * context_noise;
+        const at::Tensor sigma_h = at::full({batch, context}, sh, sc.options());
+        const at::Tensor vh = model
+                                  .flow(at::cat({x_clean, at::cat({xh, xh.narrow(1, 0, k)}, 1)}, 1),
+                                        at::cat({sc, sigma_h, sigma_h.narrow(1, 0, k)}, 1) * 1000.0,
+                                        labels_all, model.text(batch), attention)
+                                  .narrow(1, context, context)
+                                  .to(at::kFloat);
+        const at::Tensor predicted = xh - sh * vh;
+        const at::Tensor use = per_frame(on_device(noise.own_history).view({batch, 1}));
+        const at::Tensor later =
+            (1 - use) * zc.narrow(1, k, context - k) + use * predicted.narrow(1, k, context - k);
+        zc = at::cat({zc.narrow(1, 0, k), later}, 1);
+    }
     const at::Tensor x_noisy = (1 - per_frame(sigma)) * z + per_frame(sigma) * eps;
-    const at::Tensor x_clean =
-        (1 - per_frame(sc)) * zc + per_frame(sc) * on_device(noise.context_noise);
+    const at::Tensor x_clean = (1 - per_frame(sc)) * zc + per_frame(sc) * context_noise;
     at::Tensor v = model.flow(at::cat({x_clean, x_noisy}, 1), at::cat({sc, sigma}, 1) * 1000.0,
-                              at::cat({lab.narrow(1, 0, context), lab}, 1), model.text(batch),
-                              teacher_forcing_attention(n / k, k, device));
+                              labels_all, model.text(batch), attention);
     return at::mse_loss(v.narrow(1, context, n).to(at::kFloat), eps - z);
 }
 

@@ -76,6 +76,39 @@ TEST(TrainCli, ReusedClipsSurviveAResume) {
     for (const auto& d : {whole, cut, plain}) fs::remove_all(d);
 }
 
+// --own-history (scheduled sampling) is the run's from then on: a cut run resumed without the
+// option keeps it and sees the same losses; it changes them against teacher forcing.
+TEST(TrainCli, OwnHistoryIsKeptAcrossAResumeAndChangesTheLosses) {
+    auto args_for = [](const fs::path& dir) {
+        std::string a = common_args(dir);
+        a.replace(a.find(" --clip-latents 2"), std::string(" --clip-latents 2").size(),
+                  " --clip-latents 3");  // two history chunks: the second is predicted
+        return a + " --ae-steps 1 --steps 4";
+    };
+    const fs::path whole = fresh_dir("own_whole"), cut = fresh_dir("own_cut");
+    const std::string own = " --own-history 1 --own-history-sigma 0.6";
+    CommandResult a = run_qvg(args_for(whole) + own);
+    ASSERT_EQ(a.exit_code, 0) << a.output;
+    std::ifstream state_file(whole / "train_state.json");
+    const auto state = nlohmann::json::parse(state_file);
+    EXPECT_EQ(state.at("own_history"), 1.0);
+    EXPECT_EQ(state.at("own_history_sigma"), 0.6);
+    CommandResult b1 = run_qvg(args_for(cut) + own + " --run-steps 3");
+    ASSERT_EQ(b1.exit_code, 0) << b1.output;
+    CommandResult b2 = run_qvg(args_for(cut) + " --resume");
+    ASSERT_EQ(b2.exit_code, 0) << b2.output;
+    EXPECT_EQ(b2.output.find("own history"), std::string::npos) << b2.output;  // unchanged
+    EXPECT_EQ(losses(cut, "dit"), losses(whole, "dit"));
+    const fs::path plain = fresh_dir("own_plain");
+    CommandResult c = run_qvg(args_for(plain));
+    ASSERT_EQ(c.exit_code, 0) << c.output;
+    EXPECT_NE(losses(plain, "dit"), losses(whole, "dit"));
+    CommandResult bad = run_qvg(args_for(fresh_dir("own_bad")) + " --own-history 1.5");
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.output.find("own-history"), std::string::npos) << bad.output;
+    for (const auto& d : {whole, cut, plain}) fs::remove_all(d);
+}
+
 // A resumed run may train on longer clips from then on (the history the model learns grows).
 TEST(TrainCli, AResumedRunCanChangeTheClipLength) {
     const fs::path dir = fresh_dir("clip_length");

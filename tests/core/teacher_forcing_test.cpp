@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include "core/self_forcing_test_history.h"
@@ -33,9 +34,11 @@ TensorMap live_weights(const WorldModelConfig& c, uint64_t seed) {
 
 at::Tensor per_frame(const at::Tensor& s) { return s.view({s.size(0), s.size(1), 1, 1, 1}); }
 
-// The reference: the block protocol as separate calls with the draws of `noise`.
+// The reference: the block protocol as separate calls with the draws of `noise`; the clean
+// passes commit `history` (default: the ground truth z).
 at::Tensor block_by_block_loss(const WorldModel& m, const at::Tensor& z, const at::Tensor& labels,
-                               const FlowMatchingNoise& noise) {
+                               const FlowMatchingNoise& noise, at::Tensor history_latents = {}) {
+    if (!history_latents.defined()) history_latents = z;
     const WorldModelConfig& c = m.config();
     const int64_t k = c.chunk_latents, chunks = z.size(1) / k;
     test::TestHistory history(c.dit.num_layers, c.tokens_per_latent(), at::kFloat, at::kFloat);
@@ -52,12 +55,42 @@ at::Tensor block_by_block_loss(const WorldModel& m, const at::Tensor& z, const a
         total = total.defined() ? total + loss : loss;
         if (i + 1 < chunks) {
             const at::Tensor sc = noise.context_sigma.narrow(1, i * k, k);
-            const at::Tensor xc =
-                (1 - per_frame(sc)) * zi + per_frame(sc) * noise.context_noise.narrow(1, i * k, k);
+            const at::Tensor xc = (1 - per_frame(sc)) * history_latents.narrow(1, i * k, k) +
+                                  per_frame(sc) * noise.context_noise.narrow(1, i * k, k);
             m.flow(xc, sc * 1000.0, li, text, &history, i * k, CacheWrite::kCommit);
         }
     }
     return total / static_cast<double>(chunks);
+}
+
+// The own history of OwnHistory by separate calls: chunk i of every clip predicted in one pass
+// from the ground truth noised to noise.own_history_sigma, against the clean passes of the
+// ground truth before it; chunks 1.. of the clips noise.own_history marks take it.
+at::Tensor own_history_block_by_block(const WorldModel& m, const at::Tensor& z,
+                                      const at::Tensor& labels, const FlowMatchingNoise& noise) {
+    at::NoGradGuard no_grad;
+    const WorldModelConfig& c = m.config();
+    const int64_t k = c.chunk_latents, chunks = z.size(1) / k;
+    const double s = noise.own_history_sigma;
+    test::TestHistory history(c.dit.num_layers, c.tokens_per_latent(), at::kFloat, at::kFloat);
+    const TextContext text = m.text(z.size(0));
+    std::vector<at::Tensor> out = {z.narrow(1, 0, k)};
+    for (int64_t i = 0; i + 1 < chunks; ++i) {
+        const at::Tensor zi = z.narrow(1, i * k, k), li = labels.narrow(1, i * k, k);
+        const at::Tensor xh = (1 - s) * zi + s * noise.own_history_noise.narrow(1, i * k, k);
+        const at::Tensor v = m.flow(xh, at::full({z.size(0), k}, s * 1000.0), li, text, &history,
+                                    i * k, CacheWrite::kAttendOnly);
+        if (i > 0) {
+            const at::Tensor use = noise.own_history.view({z.size(0), 1, 1, 1, 1});
+            out.push_back((1 - use) * zi + use * (xh - s * v));
+        }
+        const at::Tensor sc = noise.context_sigma.narrow(1, i * k, k);
+        const at::Tensor xc =
+            (1 - per_frame(sc)) * zi + per_frame(sc) * noise.context_noise.narrow(1, i * k, k);
+        m.flow(xc, sc * 1000.0, li, text, &history, i * k, CacheWrite::kCommit);
+    }
+    out.push_back(z.narrow(1, (chunks - 1) * k, k));  // never a history: the last chunk
+    return at::cat(out, 1);
 }
 
 TEST(TeacherForcing, MaskAndPositionsOfThreeChunks) {
@@ -190,6 +223,84 @@ TEST(TeacherForcing, OnePassLossAndGradientsMatchTheBlockByBlockCalls) {
         std::printf("chunk %ld: loss %.7f, relative difference %.2e; worst gradient rel L2 %.2e\n",
                     static_cast<long>(k), lb, std::abs(la - lb) / std::abs(lb), worst);
     }
+}
+
+// Own history (scheduled sampling): the one-pass loss equals the block protocol with the
+// marked clips' history replaced by the model's block-by-block predictions, gradients flow, and
+// with no clip marked (or no chunk to replace) it is the teacher-forcing loss.
+TEST(TeacherForcing, OwnHistoryMatchesTheBlockByBlockPredictions) {
+    for (int64_t k : {1, 2}) {
+        SCOPED_TRACE(k);
+        WorldModelConfig c = WorldModelConfig::tiny();
+        c.chunk_latents = k;
+        c.context_noise_max = 0.3;
+        TensorMap w = live_weights(c, 5);
+        // Attention values and outputs scaled up, so that the history visibly moves the loss.
+        for (auto& [name, t] : w) {
+            if (name.find("self_attn.v.") != std::string::npos ||
+                name.find("self_attn.o.") != std::string::npos) {
+                t = t * 6.0;
+            }
+        }
+        const int64_t ls = c.latent_size(), n = 4 * k;
+        at::Generator g0 = at::make_generator<at::CPUGeneratorImpl>(1);
+        const at::Tensor z = at::randn({2, n, c.latent_channels, ls, ls}, g0);
+        const at::Tensor labels = at::randint(0, 81, {2, n}, g0);
+        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(9);
+        FlowMatchingNoise noise = draw_flow_matching_noise(c, z.sizes(), gen, {1.0, 0.5});
+        ASSERT_TRUE(noise.own_history.defined());
+        EXPECT_EQ(noise.own_history.sum().item<double>(), 2.0);  // share 1: every clip
+        EXPECT_EQ(noise.own_history_noise.sizes(), noise.context_noise.sizes());
+        // The teacher-forcing draws come first and are unchanged.
+        at::Generator plain_gen = at::make_generator<at::CPUGeneratorImpl>(9);
+        const FlowMatchingNoise plain = draw_flow_matching_noise(c, z.sizes(), plain_gen);
+        EXPECT_FALSE(plain.own_history.defined());
+        EXPECT_TRUE(at::equal(plain.context_noise, noise.context_noise));
+        noise.own_history = at::tensor({1.0f, 0.0f});  // the first clip only
+
+        const WorldModel one(c, w, at::kCPU, WanMode::kTraining);
+        const WorldModel ref(c, w, at::kCPU, WanMode::kTraining);
+        const at::Tensor a = flow_matching_loss(one, z, labels, noise);
+        const at::Tensor history = own_history_block_by_block(ref, z, labels, noise);
+        EXPECT_GT((history - z).abs().max().item<double>(), 1e-3);  // the first clip's changed
+        EXPECT_TRUE(at::equal(history.narrow(0, 1, 1), z.narrow(0, 1, 1)));
+        EXPECT_TRUE(at::equal(history.narrow(1, 0, k), z.narrow(1, 0, k)));
+        const at::Tensor b = block_by_block_loss(ref, z, labels, noise, history);
+        const double la = a.item<double>(), lb = b.item<double>();
+        const double teacher = flow_matching_loss(one, z, labels, plain).item<double>();
+        // The own history moves the loss, and the one pass agrees with the separate calls far
+        // more closely than that.
+        EXPECT_GT(std::abs(lb - teacher), 1e-5);
+        EXPECT_LE(std::abs(la - lb), 0.02 * std::abs(lb - teacher)) << la << " vs " << lb;
+        std::printf(
+            "chunk %ld: own history loss %.7f (separate calls %.7f), teacher forcing %.7f\n",
+            static_cast<long>(k), la, lb, teacher);
+        a.backward();
+        double grad = 0;
+        for (const at::Tensor& p : one.dit_parameters()) {
+            if (p.grad().defined()) grad += p.grad().abs().sum().item<double>();
+        }
+        EXPECT_GT(grad, 0.0);
+
+        FlowMatchingNoise none = noise;
+        none.own_history = at::zeros({2});
+        EXPECT_EQ(flow_matching_loss(one, z, labels, none).item<double>(), teacher);
+        // Two chunks: the only history chunk is the first, which stays the ground truth.
+        const at::Tensor z2 = z.narrow(1, 0, 2 * k), l2 = labels.narrow(1, 0, 2 * k);
+        at::Generator g2 = at::make_generator<at::CPUGeneratorImpl>(3);
+        const FlowMatchingNoise own2 = draw_flow_matching_noise(c, z2.sizes(), g2, {1.0, 0.5});
+        at::Generator g2p = at::make_generator<at::CPUGeneratorImpl>(3);
+        const FlowMatchingNoise plain2 = draw_flow_matching_noise(c, z2.sizes(), g2p);
+        EXPECT_EQ(flow_matching_loss(one, z2, l2, own2).item<double>(),
+                  flow_matching_loss(one, z2, l2, plain2).item<double>());
+    }
+    const WorldModelConfig c = WorldModelConfig::tiny();
+    const int64_t ls = c.latent_size();
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(1);
+    EXPECT_THROW(draw_flow_matching_noise(c, {1, 4, c.latent_channels, ls, ls}, gen, {1.5, 0.5}),
+                 Error);
+    EXPECT_THROW(draw_flow_matching_noise(c, {1, 4, c.latent_channels, ls, ls}, gen, {0.5, 0.0}),
+                 Error);
 }
 
 TEST(TeacherForcing, BadInputsThrow) {

@@ -187,12 +187,32 @@ struct FlowMatchingNoise {
     at::Tensor noise;          // [B, N, C, h, w] unit Gaussian
     at::Tensor context_sigma;  // [B, N - K] noise level of the clean passes' inputs
     at::Tensor context_noise;  // [B, N - K, C, h, w] unit Gaussian
+    // Own history (OwnHistory::share > 0, else undefined): which clips take their history from
+    // the model ([B] float, 1 or 0), the noise of the pass that predicts it ([B, N - K, C, h, w])
+    // and that pass's noise level.
+    at::Tensor own_history;
+    at::Tensor own_history_noise;
+    double own_history_sigma = 0.0;
 };
+
+// Training on the model's own history (scheduled sampling): in `share` of the clips, every
+// history chunk but the first is the model's one-pass prediction of it from the ground truth
+// noised to `sigma` (x0 = x - sigma * v; 0.5 is the sampler's last step) instead of the ground
+// truth, so that the model learns to continue from imperfect frames of its own, as it must when
+// it rolls out. share 0 = teacher forcing.
+struct OwnHistory {
+    double share = 0.0;
+    double sigma = 0.5;
+};
+
 // Draws on the CPU from `gen`, in this order: u ~ U[0, 1) [B, N] (sigma = shifted_sigma(u)),
 // noise ~ N(0, 1) [B, N, C, h, w], u_c ~ U[0, 1) [B, N - K] (context_sigma =
-// u_c * context_noise_max), context_noise ~ N(0, 1) [B, N - K, C, h, w].
+// u_c * context_noise_max), context_noise ~ N(0, 1) [B, N - K, C, h, w]; then, with
+// own.share > 0, u_h ~ U[0, 1) [B] (own_history = u_h < share) and own_history_noise ~ N(0, 1)
+// [B, N - K, C, h, w]. Throws Error for a share outside [0, 1] or a sigma outside (0, 1].
 FlowMatchingNoise draw_flow_matching_noise(const WorldModelConfig& config,
-                                           at::IntArrayRef latent_shape, at::Generator& gen);
+                                           at::IntArrayRef latent_shape, at::Generator& gen,
+                                           const OwnHistory& own = {});
 
 // Flow matching with per-frame noise under the block protocol (teacher forcing): for each
 // chunk of chunk_latents frames, a denoising pass at independent per-frame sigmas attends to the
@@ -203,6 +223,11 @@ FlowMatchingNoise draw_flow_matching_noise(const WorldModelConfig& config,
 // committing call) would, up to rounding.
 // latents [B, N, C, h, w] normalised, N a positive multiple of chunk_latents; labels [B, N]
 // integers. Returns the mean MSE between predicted and true flow (noise - x0) over all frames.
+// With noise.own_history defined, the clips it marks first get their history predicted without
+// gradients: one pass of the same call over [clean chunks ++ chunks 0..N/K-2 noised to
+// noise.own_history_sigma] (ground-truth history), x0 = x - sigma * v; chunks 1..N/K-2 of that
+// prediction then stand in for the ground truth in the clean passes (chunk 0 stays: sampling
+// starts from ground-truth context). The targets stay the ground truth.
 at::Tensor flow_matching_loss(const WorldModel& model, const at::Tensor& latents,
                               const at::Tensor& labels, const FlowMatchingNoise& noise);
 // The same with the draws of draw_flow_matching_noise(model.config(), latents.sizes(), gen).
