@@ -349,6 +349,7 @@ std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, i
     const core::WorldModelConfig config = config_;
     const int reuse = kind == BatchKind::kDit ? state_.reuse : 1;
     const uint64_t seed = state_.seed;
+    const core::OwnHistory own_history = state_.own_history;
     auto pool = dit_clips_;
     return std::async(std::launch::async, [=] {
         std::vector<world::Clip> clips;
@@ -385,7 +386,7 @@ std::future<Batch> Trainer::prepare(BatchKind kind, int64_t step, int latents, i
                 uploadable(core::draw_autoencoder_noise(config, count * latents, gen), pin);
         } else if (kind == BatchKind::kDit) {
             core::FlowMatchingNoise n = core::draw_flow_matching_noise(
-                config, {count, latents, c, ls, ls}, gen, state_.own_history);
+                config, {count, latents, c, ls, ls}, gen, own_history);
             for (at::Tensor* t : {&n.sigma, &n.noise, &n.context_sigma, &n.context_noise,
                                   &n.own_history, &n.own_history_noise}) {
                 *t = uploadable(*t, pin);
