@@ -619,9 +619,7 @@ int Trainer::run() {
     core::OwnHistory own = state_.own_history;
     if (o_.own_history >= 0) own.share = o_.own_history;
     if (o_.own_history_sigma >= 0) own.sigma = o_.own_history_sigma;
-    QVG_CHECK(own.share <= 1 && own.sigma > 0 && own.sigma <= 1,
-              "--own-history {} must be in [0, 1] and --own-history-sigma {} in (0, 1]", own.share,
-              own.sigma);
+    own.validate();
     if (o_.resume &&
         (own.share != state_.own_history.share || own.sigma != state_.own_history.sigma)) {
         std::cout << fmt::format("own history {} at sigma {} -> {} at sigma {} from DiT step {}",

@@ -530,12 +530,15 @@ at::Tensor draw_autoencoder_noise(const WorldModelConfig& c, int64_t latents, at
     return randn({latents, c.latent_channels, c.latent_size(), c.latent_size()}, gen);
 }
 
+void OwnHistory::validate() const {
+    QVG_CHECK(share >= 0 && share <= 1 && sigma > 0 && sigma <= 1,
+              "own history: the share ({}) must be in [0, 1] and its sigma ({}) in (0, 1]", share,
+              sigma);
+}
+
 FlowMatchingNoise draw_flow_matching_noise(const WorldModelConfig& c, at::IntArrayRef shape,
                                            at::Generator& gen, const OwnHistory& own) {
-    QVG_CHECK(own.share >= 0 && own.share <= 1 && own.sigma > 0 && own.sigma <= 1,
-              "flow matching: own-history share ({}) must be in [0, 1] and its sigma ({}) in "
-              "(0, 1]",
-              own.share, own.sigma);
+    own.validate();
     QVG_CHECK(shape.size() == 5 && shape[0] >= 1 && shape[1] >= c.chunk_latents &&
                   shape[1] % c.chunk_latents == 0,
               "flow matching: expected latents [B, N, C, h, w] with N a positive multiple of {}, "
@@ -599,7 +602,6 @@ at::Tensor flow_matching_loss(const WorldModel& model, const at::Tensor& latents
         at::NoGradGuard no_grad;
         // The history each chunk would be given, predicted from the ground truth before it.
         const double sh = noise.own_history_sigma;
-        QVG_CHECK(sh > 0 && sh <= 1, "flow matching: own-history sigma {} outside (0, 1]", sh);
         const at::Tensor xh = (1 - sh) * zc + sh * on_device(noise.own_history_noise);
         const at::Tensor x_clean = (1 - per_frame(sc)) * zc + per_frame(sc) * context_noise;
         const at::Tensor sigma_h = at::full({batch, context}, sh, sc.options());

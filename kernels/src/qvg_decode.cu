@@ -36,7 +36,7 @@
 // fixed at compile time, a fused multiply-add per channel): 0.040 ms for INT2 G64 S1, 77% of
 // the copy bandwidth (83% back to back), against 68.6% for the generic kernel's best launch.
 // Arithmetic gives the CPU codec's bits: decode_row mirrors it operation for operation
-// (__fmul_rn/__fadd_rn: no FMA contraction), decode_row_fused says why its FMA is exact.
+// (__fmul_rn/__fadd_rn: no FMA contraction), decode_row says why its fused path is exact.
 // Offsets are 64-bit except in the compact kernel (launched only where they fit 32 bits).
 
 #include <cuda_bf16.h>
@@ -184,7 +184,15 @@ __device__ __forceinline__ void rotate_bf16(const RowLoads<kStages>& l, float (&
 }
 
 // 8 BF16 channels, packed, from one row's loads.
-template <int kBits, bool kAsym, int kStages, bool kRope, bool kLean = false>
+// kFused: the same bits with fewer instructions, per channel a conversion, a fused
+// multiply-add and one add per stage instead of a conversion, a multiply and two adds. Let u be
+// the stored code, s and z the FP8 scale and zero point (4 significant bits), k the symmetric
+// offset (1 for INT2, 7 for INT4). u * s and k * s are exact in FP32 (u, k < 16: at most 8
+// significant bits), so are (u - k) * s and their sum, and fma(u, s, -(k * s)) rounds
+// nothing: it is (u - k) * s, an exact zero coming out +0 as (q * s) + 0 does in the CPU
+// codec. Asymmetric: fma(u, s, z) rounds u * s + z once, as the separate multiply (exact) and
+// add do. The stage additions, the RoPE and the rounding to BF16 are shared.
+template <int kBits, bool kAsym, int kStages, bool kRope, bool kLean = false, bool kFused = false>
 __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowLoads<kStages>& l) {
     // Codes of channels d0 .. d0+7: stored values u (offset, unsigned).
     int u[kVec];
@@ -205,7 +213,12 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
     }
     const float s = fp8_e4m3_to_float(l.scale);
     float y[kVec];
-    if constexpr (kAsym) {
+    if constexpr (kFused) {
+        constexpr float kQmax = static_cast<float>((1 << (kBits - 1)) - 1);
+        const float offset = kAsym ? fp8_e4m3_to_float(l.zero) : -__fmul_rn(kQmax, s);
+#pragma unroll
+        for (int i = 0; i < kVec; ++i) y[i] = __fmaf_rn(static_cast<float>(u[i]), s, offset);
+    } else if constexpr (kAsym) {
         const float z = fp8_e4m3_to_float(l.zero);
 #pragma unroll
         for (int i = 0; i < kVec; ++i)
@@ -231,63 +244,8 @@ __device__ __forceinline__ uint4 decode_row(const QvgDecodeParams& p, const RowL
     if constexpr (kRope) rotate_bf16(l, y);
     uint32_t packed[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) packed[i] = pack_bf16x2<kLean>(y[2 * i], y[2 * i + 1]);
-    return make_uint4(packed[0], packed[1], packed[2], packed[3]);
-}
-
-// decode_row's bits with fewer instructions (no RoPE), per channel a conversion, a fused
-// multiply-add and one add per stage instead of a conversion, a multiply and two adds. Let u be
-// the stored code, s and z the FP8 scale and zero point (4 significant bits), k the symmetric
-// offset (1 for INT2, 7 for INT4). u * s and k * s are exact in FP32 (u, k < 16: at most 8
-// significant bits), so are (u - k) * s and their sum, and fma(u, s, -(k * s)) rounds
-// nothing: it is (u - k) * s, an exact zero coming out +0 as (q * s) + 0 does in the CPU
-// codec. Asymmetric: fma(u, s, z) rounds u * s + z once, as the separate multiply (exact) and
-// add do. The stage additions, the RoPE and the rounding to BF16 follow as in decode_row.
-template <int kBits, bool kAsym, int kStages, bool kRope>
-__device__ __forceinline__ uint4 decode_row_fused(const QvgDecodeParams& p,
-                                                  const RowLoads<kStages>& l) {
-    uint32_t u[kVec];
-    if constexpr (kBits == 2) {
-        const uint32_t b0 = l.codes & 0xff, b1 = (l.codes >> 8) & 0xff;  // first byte low
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            u[i] = (b0 >> (6 - 2 * i)) & 3;
-            u[4 + i] = (b1 >> (6 - 2 * i)) & 3;
-        }
-    } else {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const uint32_t byte = (l.codes >> (8 * i)) & 0xff;
-            u[2 * i] = byte >> 4;
-            u[2 * i + 1] = byte & 15;
-        }
-    }
-    const float s = fp8_e4m3_to_float(l.scale);
-    float offset;
-    if constexpr (kAsym) {
-        offset = fp8_e4m3_to_float(l.zero);
-    } else {
-        constexpr float kQmax = static_cast<float>((1 << (kBits - 1)) - 1);
-        offset = -__fmul_rn(kQmax, s);
-    }
-    float y[kVec];
-#pragma unroll
-    for (int i = 0; i < kVec; ++i) y[i] = __fmaf_rn(static_cast<float>(u[i]), s, offset);
-#pragma unroll
-    for (int st = 0; st < kStages; ++st) {
-        if (st < p.num_stages) {
-            const uint32_t w[4] = {l.cent[st].x, l.cent[st].y, l.cent[st].z, l.cent[st].w};
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                y[2 * i] = __fadd_rn(y[2 * i], bf16_bits_to_float(w[i] & 0xffff));
-                y[2 * i + 1] = __fadd_rn(y[2 * i + 1], bf16_bits_to_float(w[i] >> 16));
-            }
-        }
-    }
-    if constexpr (kRope) rotate_bf16(l, y);
-    uint32_t packed[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) packed[i] = pack_bf16x2<true>(y[2 * i], y[2 * i + 1]);
+    for (int i = 0; i < 4; ++i)
+        packed[i] = pack_bf16x2 < kLean || kFused > (y[2 * i], y[2 * i + 1]);
     return make_uint4(packed[0], packed[1], packed[2], packed[3]);
 }
 
@@ -925,9 +883,9 @@ cudaError_t launch_bulk(const QvgDecodeParams& p, cudaStream_t stream, bool& lau
 // at compile time. Nsight Compute at 4db12a9 found the generic kernel bound by instruction
 // issue (0.76 warp instructions per cycle and scheduler, DRAM 45% busy), most of the
 // instructions 64-bit offsets, layout selects made at run time and divisions. The loads and
-// the stores are those of the default launch, the arithmetic decode_row_fused (same bits). With
-// element e = row * kDim + d0 of the (b, h, n, d) input: the INT2 codes of d0..d0+7 are the 16-bit
-// word e / 8, the INT4 codes the 32-bit word e / 8, the scale byte e >> log2(group).
+// the stores are those of the default launch, the arithmetic decode_row's fused path (same bits).
+// With element e = row * kDim + d0 of the (b, h, n, d) input: the INT2 codes of d0..d0+7 are the
+// 16-bit word e / 8, the INT4 codes the 32-bit word e / 8, the scale byte e >> log2(group).
 template <int kBits, bool kAsym, int kStages, int kDim, bool kRope>
 __global__ void __launch_bounds__(kThreads) decode_compact_kernel(QvgDecodeParams p) {
     constexpr int kParts = kRope ? 2 : 4;
@@ -979,7 +937,8 @@ __global__ void __launch_bounds__(kThreads) decode_compact_kernel(QvgDecodeParam
                              h * static_cast<unsigned>(p.out_stride_h) + first);
 #pragma unroll
     for (int j = 0; j < kParts; ++j)
-        store16<true>(out + j * kStep, decode_row_fused<kBits, kAsym, kStages, kRope>(p, l[j]));
+        store16<true>(out + j * kStep,
+                      decode_row<kBits, kAsym, kStages, kRope, false, true>(p, l[j]));
 }
 
 template <int kBits, bool kAsym, int kStages, bool kRope, int kDim>

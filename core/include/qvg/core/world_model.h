@@ -203,6 +203,8 @@ struct FlowMatchingNoise {
 struct OwnHistory {
     double share = 0.0;
     double sigma = 0.5;
+    // Throws Error for a share outside [0, 1] or a sigma outside (0, 1].
+    void validate() const;
 };
 
 // Draws on the CPU from `gen`, in this order: u ~ U[0, 1) [B, N] (sigma = shifted_sigma(u)),
