@@ -11,6 +11,7 @@
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
+#include "build_commit.h"
 #include "commands.h"
 #include "json_file.h"
 #include "qvg/core/device.h"
@@ -37,7 +38,7 @@ struct BenchOptions {
     uint64_t seed = 0;
     int repeat = 2;
     std::string json;
-    std::string commit = QVG_GIT_COMMIT;
+    std::string commit = build_commit();
 };
 
 struct RunResult {

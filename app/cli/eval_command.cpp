@@ -30,6 +30,7 @@
 #include <qvg/world/image_metrics.h>
 #include <qvg/world/revisits.h>
 
+#include "build_commit.h"
 #include "cache_options.h"
 #include "commands.h"
 #include "eval_caches.h"
@@ -75,7 +76,7 @@ struct EvalOptions {
     double revisit_distance_m = 4.0;
     double revisit_angle_deg = 30.0;
     int revisit_gap_frames = 64;
-    std::string commit = QVG_GIT_COMMIT;
+    std::string commit = build_commit();
 };
 
 double ms_since(std::chrono::steady_clock::time_point t0) {

@@ -9,6 +9,7 @@
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
+#include "build_commit.h"
 #include "commands.h"
 #include "qvg/core/codec.h"
 #include "qvg/core/device.h"
@@ -27,7 +28,7 @@ struct KernelBenchOptions {
     int64_t frames = 24;
     int reps = 50;
     std::string json;
-    std::string commit = QVG_GIT_COMMIT;
+    std::string commit = build_commit();
     bool variants = false;
     std::vector<int> stages = {0, 1};  // codecs timed: 0 = INT2 G16 S0, 1 = INT2 G64 S1
 };
