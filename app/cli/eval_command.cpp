@@ -102,19 +102,33 @@ std::string human_bytes(double bytes) {
     return fmt::format("{:.1f} KiB", bytes / 1024.0);
 }
 
-// Per-frame PSNR and SSIM of frames against their references.
+// Per-frame PSNR, SSIM and detail of frames against their references. The detail ratio (the
+// frames' fine structure over their references', world::detail_rgb8) tells a blurred frame from
+// a sharp one of the same PSNR: a prediction that has lost track of the ground truth scores a
+// higher PSNR the blurrier it is.
 struct Scores {
-    std::vector<double> psnr, ssim;
+    std::vector<double> psnr, ssim, detail;  // detail: of the frame itself, per frame
+    double detail_sum = 0, truth_detail_sum = 0;
 
     void add(std::span<const uint8_t> got, std::span<const uint8_t> truth, int size) {
         psnr.push_back(world::psnr(got, truth));
         ssim.push_back(world::ssim_rgb8(got, truth, size, size));
+        detail.push_back(world::detail_rgb8(got, size, size));
+        detail_sum += detail.back();
+        truth_detail_sum += world::detail_rgb8(truth, size, size);
+    }
+    // Pooled over the frames: sum of their detail / sum of the references'.
+    double detail_ratio() const {
+        return truth_detail_sum > 0 ? detail_sum / truth_detail_sum
+                                    : std::numeric_limits<double>::quiet_NaN();
     }
     json to_json() const {
         return {{"psnr", psnr},
                 {"ssim", ssim},
+                {"detail", detail},
                 {"mean_psnr", number(mean(psnr))},
-                {"mean_ssim", number(mean(ssim))}};
+                {"mean_ssim", number(mean(ssim))},
+                {"detail_ratio", number(detail_ratio())}};
     }
 };
 
@@ -452,6 +466,7 @@ struct Summary {
     std::string cache, label;
     double kv_bytes = 0, bf16_bytes = 0;  // means over trajectories, at the end of each rollout
     double psnr = 0, ssim = 0;            // means over all generated frames
+    double detail = 0;                    // detail ratio, pooled over all generated frames
     double psnr_vs_bf16 = 0;              // pooled over all generated frames
     double ahead_psnr = std::numeric_limits<double>::quiet_NaN();
     double ahead_psnr_vs_bf16 = std::numeric_limits<double>::quiet_NaN();  // pooled, as above
@@ -473,7 +488,7 @@ std::vector<Summary> summarize(const std::vector<TrajectoryResult>& results,
                       : results.front().runs[i].label;
         std::vector<double> psnr, ssim, ahead;
         VsBf16 vs, ahead_vs;  // pooled over the trajectories
-        double ms = 0, chunks = 0, frames = 0;
+        double ms = 0, chunks = 0, frames = 0, detail = 0, truth_detail = 0;
         for (const auto& t : results) {
             const Run& r = t.runs[i];
             s.kv_bytes += static_cast<double>(r.stats.bytes) / static_cast<double>(results.size());
@@ -481,6 +496,8 @@ std::vector<Summary> summarize(const std::vector<TrajectoryResult>& results,
                 static_cast<double>(r.stats.bf16_bytes) / static_cast<double>(results.size());
             psnr.insert(psnr.end(), r.truth.psnr.begin(), r.truth.psnr.end());
             ssim.insert(ssim.end(), r.truth.ssim.begin(), r.truth.ssim.end());
+            detail += r.truth.detail_sum;
+            truth_detail += r.truth.truth_detail_sum;
             if (r.has_ahead) ahead.insert(ahead.end(), r.ahead.psnr.begin(), r.ahead.psnr.end());
             vs.squared_error += r.vs_bf16.squared_error;
             vs.bytes += r.vs_bf16.bytes;
@@ -492,6 +509,8 @@ std::vector<Summary> summarize(const std::vector<TrajectoryResult>& results,
         }
         s.psnr = mean(psnr);
         s.ssim = mean(ssim);
+        s.detail =
+            truth_detail > 0 ? detail / truth_detail : std::numeric_limits<double>::quiet_NaN();
         s.ahead_psnr = mean(ahead);
         s.psnr_vs_bf16 = vs.video_psnr();
         s.ahead_psnr_vs_bf16 = ahead_vs.video_psnr();
@@ -701,14 +720,14 @@ int run_eval(const EvalOptions& o) {
                       fixed(mean(ae), 2)});
     }
     // (b) the quality / memory Pareto table over all trajectories.
-    Table pareto({"cache", "KV", "BF16-equiv", "ratio", "PSNR", "SSIM", "PSNR vs BF16",
+    Table pareto({"cache", "KV", "BF16-equiv", "ratio", "PSNR", "SSIM", "detail", "PSNR vs BF16",
                   "1-ahead PSNR", "1-ahead vs BF16", "ms/chunk", "frames/s", "front"});
     for (const auto& s : summary) {
         pareto.add({s.label, human_bytes(s.kv_bytes), human_bytes(s.bf16_bytes),
                     fmt::format("{:.2f}x", s.bf16_bytes / s.kv_bytes), fixed(s.psnr, 2),
-                    fixed(s.ssim, 3), fixed(s.psnr_vs_bf16, 2), fixed(s.ahead_psnr, 2),
-                    fixed(s.ahead_psnr_vs_bf16, 2), fixed(s.ms_per_chunk, 1), fixed(s.fps, 1),
-                    s.pareto ? "*" : ""});
+                    fixed(s.ssim, 3), fixed(s.detail, 3), fixed(s.psnr_vs_bf16, 2),
+                    fixed(s.ahead_psnr, 2), fixed(s.ahead_psnr_vs_bf16, 2),
+                    fixed(s.ms_per_chunk, 1), fixed(s.fps, 1), s.pareto ? "*" : ""});
     }
     // (c) revisit scores against the history kept.
     Table revisit({"trajectory", "cache", "latents kept", "KV", "revisit frames", "remembered",
@@ -749,9 +768,11 @@ int run_eval(const EvalOptions& o) {
                          o.walks)
                   << per_kind.str() << "\n";
     }
-    std::cout << "(b) quality / memory, all trajectories (KV: mean at the end of a rollout, as "
-                 "held; * = Pareto front: no row with fewer or equal bytes has a higher PSNR)\n"
-              << pareto.str();
+    std::cout
+        << "(b) quality / memory, all trajectories (KV: mean at the end of a rollout, as "
+           "held; detail: the rollouts' fine structure over the ground truth's, below 1 = blurred; "
+           "* = Pareto front: no row with fewer or equal bytes has a higher PSNR)\n"
+        << pareto.str();
     if (model.dit().dtype() != at::kBFloat16) {
         std::cout << fmt::format(
             "note: the model runs in {}; its caches hold unencoded frames (BF16 rows, tails and "
@@ -812,6 +833,7 @@ int run_eval(const EvalOptions& o) {
                             {"kv_ratio", s.bf16_bytes / s.kv_bytes},
                             {"mean_psnr", number(s.psnr)},
                             {"mean_ssim", number(s.ssim)},
+                            {"detail_ratio", number(s.detail)},
                             {"psnr_vs_bf16", number(s.psnr_vs_bf16)},
                             {"ahead_mean_psnr", number(s.ahead_psnr)},
                             {"ahead_psnr_vs_bf16", number(s.ahead_psnr_vs_bf16)},

@@ -105,9 +105,18 @@ TEST(EvalCli, ReportsQualityMemoryAndRevisits) {
                 EXPECT_GT(s, -1.0);
                 EXPECT_LE(s, 1.0);
             }
+            // Detail: of every generated frame, and pooled against the ground truth's.
+            ASSERT_EQ(run.at("rollout").at("detail").size(), frames);
+            for (double d : run.at("rollout").at("detail")) EXPECT_GE(d, 0.0);
+            EXPECT_GT(run.at("rollout").at("detail_ratio").get<double>(), 0.0);
+            EXPECT_EQ(run.at("ahead").at("detail").size(), frames);
             EXPECT_GT(run.at("fps").get<double>(), 0.0);
             EXPECT_GT(run.at("kv_bytes").get<int64_t>(), 0);
         }
+        // The copy baseline shows one frame throughout: one detail value, per frame.
+        const json& copy_detail = t.at("copy").at("detail");
+        ASSERT_EQ(copy_detail.size(), frames);
+        for (const json& d : copy_detail) EXPECT_EQ(d, copy_detail[0]);
         // The BF16 row against itself is the cap, frame by frame and over the video.
         const json& bf16 = run_of(t, "bf16");
         for (double p : bf16.at("psnr_vs_bf16")) EXPECT_EQ(p, cap);
@@ -170,6 +179,20 @@ TEST(EvalCli, ReportsQualityMemoryAndRevisits) {
                               other.at("mean_psnr") > row.at("mean_psnr"));
         }
         EXPECT_EQ(row.at("pareto").get<bool>(), !dominated) << row.at("cache");
+    }
+    // The summary's detail ratio pools the rollouts' frames: sum of their detail over the sum of
+    // the ground truth's (each run's sum recovered from its own ratio).
+    for (size_t c = 0; c < summary.size(); ++c) {
+        double got = 0, truth = 0;
+        for (const json& t : trajectories) {
+            const json& rollout = t.at("runs")[c].at("rollout");
+            double sum = 0;
+            for (double d : rollout.at("detail")) sum += d;
+            got += sum;
+            truth += sum / rollout.at("detail_ratio").get<double>();
+        }
+        EXPECT_NEAR(summary[c].at("detail_ratio").get<double>(), got / truth, 1e-9)
+            << summary[c].at("cache");
     }
 
     // The same command again gives the same numbers (timings aside).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -147,6 +148,28 @@ double ssim_rgb8(std::span<const std::uint8_t> a, std::span<const std::uint8_t> 
         total += ssim_gray(ca, cb, width, height);
     }
     return total / 3.0;
+}
+
+double detail_rgb8(std::span<const std::uint8_t> image, int width, int height) {
+    if (width < 2 || height < 2 ||
+        image.size() != static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3) {
+        throw std::invalid_argument("detail_rgb8: " + std::to_string(image.size()) +
+                                    " bytes for a " + std::to_string(width) + " x " +
+                                    std::to_string(height) +
+                                    " RGB image (at least 2 x 2, 3 bytes per pixel)");
+    }
+    const std::size_t w = static_cast<std::size_t>(width), h = static_cast<std::size_t>(height);
+    const std::size_t row = w * 3;
+    std::int64_t sum = 0;
+    for (std::size_t y = 0; y < h; ++y) {
+        const std::uint8_t* p = image.data() + y * row;
+        for (std::size_t i = 0; i + 3 < row; ++i) sum += std::abs(int{p[i + 3]} - int{p[i]});
+        if (y + 1 < h) {
+            for (std::size_t i = 0; i < row; ++i) sum += std::abs(int{p[i + row]} - int{p[i]});
+        }
+    }
+    const std::size_t pairs = (h * (w - 1) + (h - 1) * w) * 3;
+    return static_cast<double>(sum) / static_cast<double>(pairs);
 }
 
 }  // namespace qvg::world
