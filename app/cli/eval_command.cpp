@@ -908,15 +908,17 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--seed", o->seed, "sampler noise and codec seed");
     sub->add_option("--walk-seed", o->walk_seed, "start poses and the random walk");
     sub->add_option("--context", o->context, "ground-truth latents before generation");
-    sub->add_option("--frames", o->frames,
-                    "generated frames per rollout of straight, turn, random and back-and-forth "
-                    "(a multiple of the chunk); square and out-and-back run one whole loop");
+    sub->add_option(
+        "--frames", o->frames,
+        "generated frames per rollout of straight, turn, random, back-and-forth and return "
+        "(a multiple of the chunk); square and out-and-back run one whole loop");
     sub->add_option("--loop-side", o->loop_side,
                     "latents walked per side of the square and per leg of out-and-back");
     sub->add_option("--steps", o->steps, "denoising steps per chunk (0 = the model's)")
         ->check(CLI::NonNegativeNumber);
     sub->add_option("--trajectories", o->trajectories,
-                    "straight, turn, square, out-and-back, random, back-and-forth")
+                    "straight, turn, square, out-and-back, random, back-and-forth, return (the "
+                    "way out seen as ground truth, the way back generated)")
         ->delimiter(',');
     sub->add_option("--walks", o->walks,
                     "walks per trajectory, each from its own start pose with its own sampler "

@@ -15,8 +15,8 @@ using input::Action;
 using input::Rotation;
 using input::Translation;
 
-const std::vector<std::string> kAll = {"straight",     "turn",   "square",
-                                       "out-and-back", "random", "back-and-forth"};
+const std::vector<std::string> kAll = {"straight", "turn",           "square", "out-and-back",
+                                       "random",   "back-and-forth", "return"};
 
 }  // namespace
 
@@ -64,6 +64,8 @@ EvalTrajectory make_eval_trajectory(const world::World& world, const EvalTraject
             walk.push_back(
                 Action{i < half ? Translation::kForward : Translation::kBackward, Rotation::kNone});
         }
+    } else if (r.name == "return") {
+        walk = world::repeat_action(Action{Translation::kBackward, Rotation::kNone}, open_latents);
     } else if (r.name == "square") {
         walk = world::square_loop(r.loop_side, step);
     } else {
@@ -72,11 +74,15 @@ EvalTrajectory make_eval_trajectory(const world::World& world, const EvalTraject
     while (walk.size() % static_cast<size_t>(r.chunk_latents) != 0) walk.push_back(Action{});
 
     world::ActionList actions(static_cast<size_t>(r.context_latents), Action{});
+    // "return": the way out is ground truth the model is primed with, as long as the way back.
+    const int seen = r.name == "return" ? open_latents : 0;
+    actions.insert(actions.end(), static_cast<size_t>(seen),
+                   Action{Translation::kForward, Rotation::kNone});
     actions.insert(actions.end(), walk.begin(), walk.end());
     EvalTrajectory t;
     t.name = r.name;
     t.clip = world::make_clip(world, start, actions, options);
-    t.context_latents = r.context_latents;
+    t.context_latents = r.context_latents + seen;
     t.generated_latents = static_cast<int>(walk.size());
     return t;
 }

@@ -7,6 +7,10 @@
 //   turn            yaw right in place, 3 degrees a latent   (frames / T latents)
 //   random          a seeded random walk with momentum       (frames / T latents)
 //   back-and-forth  W for half the latents, then S back over the same ground (frames / T)
+//   return          W for frames / T latents, seen: ground truth after the still context, then
+//                   S back over the same ground for frames / T latents, generated. Every place
+//                   of the way back is in the history as ground truth, so the rollout can stay
+//                   on it, and what a cache keeps of the history decides how well it does.
 //   square          world::square_loop(loop_side): one whole loop, back at the start pose
 //   out-and-back    world::out_and_back(loop_side): one whole walk, back at the start pose
 // The loops take as long as their geometry needs (every quarter turn is 30 latents at the default
@@ -22,7 +26,7 @@
 
 namespace qvg::cli {
 
-// straight, turn, square, out-and-back, random (back-and-forth is available on request).
+// straight, turn, square, out-and-back, random (back-and-forth and return on request).
 std::vector<std::string> default_eval_trajectories();
 
 // Throws core::Error for a name that is not a trajectory.
