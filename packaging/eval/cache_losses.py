@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Per-cache losses against the BF16 cache from `qvg eval --json` reports, walk by walk.
+
+    packaging/eval/cache_losses.py REPORT.json [REPORT.json ...]
+
+Every report must list BF16 first among its caches (qvg eval's own order when `bf16` is given
+first). For each cache it prints, over all walks of all reports:
+  - rollout loss: BF16's mean ground-truth PSNR minus the cache's, per walk, then the mean and
+    its standard error, how many walks gained (loss < 0), and the mean loss per quarter of the
+    rollout (the drift shows in the later quarters);
+  - 1-ahead loss: the same one chunk ahead (every chunk predicted from the ground-truth history,
+    so only the quantized history differs and nothing drifts), when the reports have it;
+  - PSNR against BF16's output (the QVG paper's metric), pooled over all frames, rollout and
+    1 chunk ahead;
+  - the detail ratio of the rollouts (their fine structure over the ground truth's), pooled,
+    when the reports have it.
+Uses only the standard library.
+"""
+import json
+import math
+import statistics
+import sys
+
+
+def pooled_psnr(values):
+    """PSNR of the pooled mean squared error of frames given by their PSNRs (peak 255)."""
+    if not values:
+        return float("nan")
+    mse = sum(255.0**2 / 10 ** (p / 10) for p in values) / len(values)
+    return 10 * math.log10(255.0**2 / mse) if mse > 0 else 100.0
+
+
+def quarters(psnr):
+    n = len(psnr) // 4
+    return [statistics.mean(psnr[i * n:(i + 1) * n]) for i in range(4)] if n else [float("nan")] * 4
+
+
+def se(values):
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+
+
+def main(paths):
+    rows, order = {}, []
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        for t in report["trajectories"]:
+            base = t["runs"][0]
+            if base["cache"] != "bf16":
+                sys.exit(f"{path}: {t['name']}: the first cache is {base['cache']}, not bf16")
+            bq = quarters(base["rollout"]["psnr"])
+            for r in t["runs"]:
+                label = r["label"]
+                if label not in rows:
+                    rows[label] = {"kv": [], "psnr": [], "loss": [], "q": [], "ahead": [],
+                                   "vs": [], "ahead_vs": [], "detail": [0.0, 0.0]}
+                    order.append(label)
+                d = rows[label]
+                d["kv"].append(r["kv_bytes"])
+                d["psnr"].append(r["rollout"]["mean_psnr"])
+                d["loss"].append(base["rollout"]["mean_psnr"] - r["rollout"]["mean_psnr"])
+                d["q"].append([b - c for b, c in zip(bq, quarters(r["rollout"]["psnr"]))])
+                d["vs"].extend(r["psnr_vs_bf16"])
+                if r.get("ahead") and base.get("ahead"):
+                    d["ahead"].append(base["ahead"]["mean_psnr"] - r["ahead"]["mean_psnr"])
+                    d["ahead_vs"].extend(r["ahead"]["psnr_vs_bf16"])
+                ratio = r["rollout"].get("detail_ratio")
+                if ratio:
+                    s = sum(r["rollout"]["detail"])
+                    d["detail"][0] += s
+                    d["detail"][1] += s / ratio
+    print("| cache | KV | walks | rollout PSNR | rollout loss | walks gaining | loss by quarter "
+          "| 1-ahead loss | rollout vs BF16 | 1-ahead vs BF16 | detail |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label in order:
+        d = rows[label]
+        bf16 = label == order[0]
+        q = [statistics.mean(x[i] for x in d["q"]) for i in range(4)]
+        ahead = (f"{statistics.mean(d['ahead']):+.3f} ± {se(d['ahead']):.3f}"
+                 if d["ahead"] else "-")
+        detail = f"{d['detail'][0] / d['detail'][1]:.3f}" if d["detail"][1] > 0 else "-"
+        vs = "-" if bf16 else f"{pooled_psnr(d['vs']):.2f}"
+        ahead_vs = "-" if bf16 or not d["ahead_vs"] else f"{pooled_psnr(d['ahead_vs']):.2f}"
+        by_quarter = " / ".join(f"{x:+.2f}" for x in q)
+        print(f"| {label} | {statistics.mean(d['kv']) / 2**20:.2f} MiB | {len(d['loss'])} "
+              f"| {statistics.mean(d['psnr']):.2f} "
+              f"| {statistics.mean(d['loss']):+.3f} ± {se(d['loss']):.3f} "
+              f"| {sum(x < 0 for x in d['loss'])} | {by_quarter} | {ahead} | {vs} | {ahead_vs} "
+              f"| {detail} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1:])
