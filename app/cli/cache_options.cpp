@@ -31,6 +31,7 @@ core::CachePolicy make_cache_policy(const CacheOptions& o, int64_t head_dim,
     if (o.centroids) p.codec.centroids = *o.centroids;
     if (o.iterations) p.codec.iterations = *o.iterations;
     if (o.asymmetric) p.codec.asymmetric = true;
+    if (o.channel_keys) p.codec.channel_keys = true;
     p.codec.seed = o.seed;
     p.span_frames = o.span_frames;
     p.lag_frames = o.lag_frames;
@@ -61,6 +62,7 @@ nlohmann::json policy_json(const core::CachePolicy& p) {
             {"centroids", c.centroids},
             {"iterations", c.iterations},
             {"asymmetric", c.asymmetric},
+            {"channel_keys", c.channel_keys},
             {"span_frames", p.span_frames},
             {"lag_frames", p.lag_frames},
             {"sink_frames", p.sink_frames},

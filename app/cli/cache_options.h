@@ -18,6 +18,8 @@ struct CacheOptions {
     std::optional<int> bits, group, stages, centroids, iterations;
     // Scale and zero point per group (4 INT2 levels instead of 3); KIVI always is.
     bool asymmetric = false;
+    // QVG/RTN: the keys' last residual per channel, in groups of G tokens (KIVI's split).
+    bool channel_keys = false;
     int64_t span_frames = 24;
     int64_t lag_frames = 0;
     int64_t window_frames = 0;

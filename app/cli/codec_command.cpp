@@ -30,6 +30,7 @@ struct CodecOptions {
     std::string method = "qvg";
     std::optional<int> bits, group, stages, centroids, iterations;
     bool asymmetric = false;
+    bool channel_keys = false;
     bool no_warm_start = false;
     uint64_t seed = 0;
     std::string role = "key";
@@ -158,6 +159,7 @@ CodecConfig config_from(const CodecOptions& o) {
     if (o.centroids) c.centroids = *o.centroids;
     if (o.iterations) c.iterations = *o.iterations;
     if (o.asymmetric) c.asymmetric = true;
+    if (o.channel_keys) c.channel_keys = true;
     c.warm_start = !o.no_warm_start;
     c.seed = o.seed;
     c.validate();
@@ -289,6 +291,9 @@ const Registrar kRegister([](CLI::App& app) {
         ->check(CLI::Range(1, 256));
     sub->add_option("--iters", opts->iterations, "k-means iterations")->check(CLI::Range(0, 1000));
     sub->add_flag("--asymmetric", opts->asymmetric, "scale and zero point per group");
+    sub->add_flag("--channel-keys", opts->channel_keys,
+                  "keys' last residual per channel, in groups of G tokens (qvg, rtn; with "
+                  "--role key)");
     sub->add_flag("--no-warm-start", opts->no_warm_start,
                   "always start k-means from random tokens");
     sub->add_option("--seed", opts->seed, "k-means / generator seed");

@@ -10,8 +10,9 @@ namespace qvg::cli {
 namespace {
 
 constexpr const char* kGrammar =
-    "expected <codec>[-int2|-int4][-g<group>][-s<stages>][-c<centroids>][-i<iterations>][-asym] "
-    "with codec bf16, fp8, rtn, qvg, kivi or quarot (stages, centroids and iterations: qvg), or "
+    "expected <codec>[-int2|-int4][-g<group>][-s<stages>][-c<centroids>][-i<iterations>][-asym]"
+    "[-kch] with codec bf16, fp8, rtn, qvg, kivi or quarot (stages, centroids and iterations: "
+    "qvg; kch, keys per channel: qvg and rtn), or "
     "window[-<latents>] or sink-window[-<latents>]";
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -39,7 +40,7 @@ bool EvalCache::is_budget_reference() const {
     return history == EvalHistory::kFull && options.codec == "qvg" &&
            options.bits.value_or(2) == 2 && options.group.value_or(64) == 64 &&
            options.stages.value_or(1) == 1 && !options.centroids && !options.iterations &&
-           !options.asymmetric;
+           !options.asymmetric && !options.channel_keys;
 }
 
 bool EvalCache::is_bf16_full() const {
@@ -95,6 +96,8 @@ EvalCache parse_eval_cache(const std::string& name) {
             c.options.iterations = number(name, t, 1);
         } else if (t == "asym") {
             c.options.asymmetric = true;
+        } else if (t == "kch" && (tokens[0] == "qvg" || tokens[0] == "rtn")) {
+            c.options.channel_keys = true;
         } else {
             core::fail("cache '{}': unexpected '{}' ({})", name, t, kGrammar);
         }

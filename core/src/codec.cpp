@@ -84,6 +84,10 @@ void CodecConfig::validate() const {
               "only the qvg codec has PRQ stages; {} was given stages={}",
               codec_method_name(method), stages);
     QVG_CHECK(method != CodecMethod::kKivi || asymmetric, "KIVI is asymmetric by definition");
+    QVG_CHECK(!channel_keys || method == CodecMethod::kQvg || method == CodecMethod::kRtn,
+              "keys per channel are a QVG/RTN option (KIVI always quantizes keys so); {} was "
+              "given channel_keys",
+              codec_method_name(method));
 }
 
 std::string CodecConfig::describe() const {
@@ -92,11 +96,12 @@ std::string CodecConfig::describe() const {
         case CodecMethod::kFp8:
             return label(method);
         case CodecMethod::kQvg:
-            return fmt::format("QVG INT{} G{} S{}{}", bits, group, stages,
-                               asymmetric ? " asym" : "");
+            return fmt::format("QVG INT{} G{} S{}{}{}", bits, group, stages,
+                               asymmetric ? " asym" : "", channel_keys ? " K/ch" : "");
         default:
-            return fmt::format("{} INT{} G{}{}", label(method), bits, group,
-                               asymmetric && method != CodecMethod::kKivi ? " asym" : "");
+            return fmt::format("{} INT{} G{}{}{}", label(method), bits, group,
+                               asymmetric && method != CodecMethod::kKivi ? " asym" : "",
+                               channel_keys ? " K/ch" : "");
     }
 }
 
@@ -233,8 +238,13 @@ int64_t Codec::expected_bytes(int64_t batch, int64_t heads, int64_t tokens, int6
         case CodecMethod::kKivi:
             return detail::kivi_expected_bytes(c, role, batch, heads, tokens, dim);
         default: {
-            const int64_t groups = elems / c.group;
-            int64_t n = elems * c.bits / 8 + groups * (c.asymmetric ? 2 : 1);
+            // Keys per channel: the token axis padded to whole groups, as KIVI's.
+            const int64_t scalar_elems =
+                c.channel_keys && role == KVRole::kKey
+                    ? batch * heads * ((tokens + c.group - 1) / c.group * c.group) * dim
+                    : elems;
+            const int64_t groups = scalar_elems / c.group;
+            int64_t n = scalar_elems * c.bits / 8 + groups * (c.asymmetric ? 2 : 1);
             n += int64_t{c.stages} *
                  (batch * heads * tokens + batch * heads * c.centroids * dim * 2);
             return n;

@@ -16,6 +16,44 @@ namespace {
 
 GroupQuantSpec spec_of(const CodecConfig& c) { return {c.bits, c.group, c.asymmetric}; }
 
+// Per channel (KIVI's keys): x [B, H, N, D] -> groups of G tokens along [B, H, D, N']. The
+// token axis is padded to whole groups by repeating the last token, which leaves every group's
+// min and max unchanged; the padding is stored and counted.
+GroupQuantized quantize_channels(const at::Tensor& x, const GroupQuantSpec& spec) {
+    const int64_t n = x.size(2);
+    const int64_t padded = (n + spec.group - 1) / spec.group * spec.group;
+    at::Tensor xt = x.to(at::kFloat).transpose(2, 3);  // [B, H, D, N]
+    if (padded != n) {
+        at::Tensor last =
+            xt.narrow(-1, n - 1, 1).expand({xt.size(0), xt.size(1), xt.size(2), padded - n});
+        xt = at::cat({xt, last}, -1);
+    }
+    return quantize_groups(xt.contiguous(), spec);
+}
+
+// Inverse of quantize_channels: fp32 [B, H, N, D] for a span of `tokens` tokens.
+at::Tensor dequantize_channels(const GroupQuantized& q, const GroupQuantSpec& spec,
+                               int64_t tokens) {
+    return dequantize_groups(q, spec).narrow(-1, 0, tokens).transpose(2, 3).contiguous();
+}
+
+// Whether a QVG/RTN span's last residual is held per channel.
+bool per_channel(const CodecConfig& c, KVRole role) {
+    return c.channel_keys && role == KVRole::kKey;
+}
+
+// The last residual of a QVG/RTN span, decoded: fp32 [B, H, N, D].
+at::Tensor scalar_part(const EncodedSpan& span) {
+    const GroupQuantSpec spec = spec_of(span.config);
+    return per_channel(span.config, span.role)
+               ? dequantize_channels(span.quant, spec, span.shape[2])
+               : dequantize_groups(span.quant, spec);
+}
+
+GroupQuantized quantize_residual(const at::Tensor& r, const CodecConfig& c, KVRole role) {
+    return per_channel(c, role) ? quantize_channels(r, spec_of(c)) : quantize_groups(r, spec_of(c));
+}
+
 // centroids[id] of one stage: [B, H, N, D] fp32
 at::Tensor stage_values(const SpanStage& st, const std::vector<int64_t>& shape) {
     at::Tensor idx = st.ids.to(at::kLong).unsqueeze(-1).expand(shape);
@@ -62,7 +100,7 @@ class QvgCodec final : public Codec {
     explicit QvgCodec(const CodecConfig& c) : Codec(c) {}
 
     at::Tensor decode_float(const EncodedSpan& span) const override {
-        at::Tensor y = dequantize_groups(span.quant, spec_of(span.config));
+        at::Tensor y = scalar_part(span);
         // Reference order: q * s first, then each stage's centroids, all in fp32.
         for (const auto& st : span.stages) y = y + stage_values(st, span.shape);
         return y;
@@ -79,6 +117,8 @@ class QvgCodec final : public Codec {
         at::Tensor r =
             (x.scalar_type() == at::kBFloat16 ? x : x.to(at::kFloat)).view({b * h, n, d});
         const GroupQuantSpec spec = spec_of(config_);
+        // The fused kernels quantize per token; keys held per channel take the ATen path.
+        [[maybe_unused]] const bool fusable = !per_channel(config_, ctx.role);
         for (int s = 0; s < config_.stages; ++s) {
             KMeansOptions opt;
             opt.centroids = c;
@@ -94,7 +134,7 @@ class QvgCodec final : public Codec {
             span.stages.push_back({km.ids.view({b, h, n}), km.centroids.view({b, h, c, d})});
 #ifdef QVG_HAVE_CUDA
             // Last stage on the GPU: residual, scales, codes and error sums in one kernel.
-            if (s + 1 == config_.stages) {
+            if (fusable && s + 1 == config_.stages) {
                 detail::ResidualQuantResult fused;
                 if (detail::residual_quant_cuda(r, km.ids, km.centroids, spec, fused)) {
                     mark_phase("residual + scales + codes (fused kernel)");
@@ -116,7 +156,7 @@ class QvgCodec final : public Codec {
             t.stage_residual_sq.push_back(r.to(at::kFloat).pow(2).sum());
         }
 #ifdef QVG_HAVE_CUDA
-        if (config_.stages == 0) {
+        if (fusable && config_.stages == 0) {
             detail::ResidualQuantResult fused;
             if (detail::residual_quant_cuda(r, {}, {}, spec, fused)) {
                 mark_phase("scales + codes (fused kernel)");
@@ -128,7 +168,7 @@ class QvgCodec final : public Codec {
             }
         }
 #endif
-        span.quant = quantize_groups(r.to(at::kFloat).view({b, h, n, d}), spec);
+        span.quant = quantize_residual(r.to(at::kFloat).view({b, h, n, d}), config_, ctx.role);
         mark_phase("residuals + scales + codes (ATen)");
     }
 
@@ -151,17 +191,16 @@ class QvgCodec final : public Codec {
     }
 };
 
-// KIVI: asymmetric; keys per channel (groups of G tokens), values per token (groups of G
-// channels). Keys pad the token axis to a multiple of G by repeating the last token, which
-// leaves every group's min and max unchanged; the padding is stored and counted.
+// KIVI: asymmetric; keys per channel (groups of G tokens, quantize_channels), values per token
+// (groups of G channels).
 class KiviCodec final : public Codec {
   public:
     explicit KiviCodec(const CodecConfig& c) : Codec(c) {}
 
     at::Tensor decode_float(const EncodedSpan& span) const override {
-        at::Tensor y = dequantize_groups(span.quant, spec_of(span.config));
-        if (span.role == KVRole::kValue) return y;
-        return y.narrow(-1, 0, span.shape[2]).transpose(2, 3).contiguous();  // [B, H, N, D]
+        const GroupQuantSpec spec = spec_of(span.config);
+        if (span.role == KVRole::kValue) return dequantize_groups(span.quant, spec);
+        return dequantize_channels(span.quant, spec, span.shape[2]);
     }
 
   protected:
@@ -172,15 +211,7 @@ class KiviCodec final : public Codec {
             span.quant = quantize_groups(xf, spec_of(config_));
             return;
         }
-        const int64_t n = xf.size(2);
-        const int64_t padded = (n + config_.group - 1) / config_.group * config_.group;
-        at::Tensor xt = xf.transpose(2, 3);  // [B, H, D, N]
-        if (padded != n) {
-            at::Tensor last =
-                xt.narrow(-1, n - 1, 1).expand({xt.size(0), xt.size(1), xt.size(2), padded - n});
-            xt = at::cat({xt, last}, -1);
-        }
-        span.quant = quantize_groups(xt.contiguous(), spec_of(config_));
+        span.quant = quantize_channels(xf, spec_of(config_));
     }
 };
 
@@ -245,12 +276,11 @@ std::unique_ptr<Codec> make_codec(const CodecConfig& config) {
 }
 
 void requantize_without_stages(EncodedSpan& span, int keep) {
-    const GroupQuantSpec spec = spec_of(span.config);
-    at::Tensor residual = dequantize_groups(span.quant, spec);
+    at::Tensor residual = scalar_part(span);
     for (size_t s = static_cast<size_t>(keep); s < span.stages.size(); ++s) {
         residual = residual + stage_values(span.stages[s], span.shape);
     }
-    span.quant = quantize_groups(residual, spec);
+    span.quant = quantize_residual(residual, span.config, span.role);
     span.stages.resize(static_cast<size_t>(keep));
     span.stage_rel_error.resize(static_cast<size_t>(keep));
     span.config.stages = keep;

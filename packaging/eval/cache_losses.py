@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-cache losses against the BF16 cache from `qvg eval --json` reports, walk by walk.
 
-    packaging/eval/cache_losses.py REPORT.json [REPORT.json ...]
+    packaging/eval/cache_losses.py [--versus LABEL ...] REPORT.json [REPORT.json ...]
 
 Every report must list BF16 first among its caches (qvg eval's own order when `bf16` is given
 first). For each cache it prints, over all walks of all reports:
@@ -39,13 +39,19 @@ def se(values):
     return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
 
 
-def main(paths):
+def main(paths, versus):
     rows, order = {}, []
+    # label -> {walk: rollout mean PSNR}; a walk is its trajectory, start pose, noise and model,
+    # so reports of different caches over the same walks pair up.
+    walk_psnr = {}
     for path in paths:
         with open(path) as f:
             report = json.load(f)
         for t in report["trajectories"]:
             base = t["runs"][0]
+            walk = json.dumps([report["model"], report["options"]["world_seed"], t["name"],
+                               t["start_pose"], t["noise_seed"], t["generated_frames"]],
+                              sort_keys=True)
             if base["cache"] != "bf16":
                 sys.exit(f"{path}: {t['name']}: the first cache is {base['cache']}, not bf16")
             bq = quarters(base["rollout"]["psnr"])
@@ -56,6 +62,7 @@ def main(paths):
                                    "vs": [], "ahead_vs": [], "detail": [0.0, 0.0]}
                     order.append(label)
                 d = rows[label]
+                walk_psnr.setdefault(label, {})[walk] = r["rollout"]["mean_psnr"]
                 d["kv"].append(r["kv_bytes"])
                 d["psnr"].append(r["rollout"]["mean_psnr"])
                 d["loss"].append(base["rollout"]["mean_psnr"] - r["rollout"]["mean_psnr"])
@@ -87,9 +94,27 @@ def main(paths):
               f"| {statistics.mean(d['loss']):+.3f} ± {se(d['loss']):.3f} "
               f"| {sum(x < 0 for x in d['loss'])} | {by_quarter} | {ahead} | {vs} | {ahead_vs} "
               f"| {detail} |")
+    for ref in versus:
+        if ref not in walk_psnr:
+            sys.exit(f"--versus {ref!r}: no such cache in the reports (have: {', '.join(order)})")
+        print(f"\n| cache | rollout PSNR minus {ref}'s, paired | walks ahead | walks |")
+        print("|---|---|---|---|")
+        for label in order:
+            if label == ref:
+                continue
+            keys = [k for k in walk_psnr[label] if k in walk_psnr[ref]]
+            diff = [walk_psnr[label][k] - walk_psnr[ref][k] for k in keys]
+            if not diff:
+                continue
+            print(f"| {label} | {statistics.mean(diff):+.3f} ± {se(diff):.3f} "
+                  f"| {sum(x > 0 for x in diff)} | {len(diff)} |")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    args, versus = sys.argv[1:], []
+    while len(args) >= 2 and args[0] == "--versus":
+        versus.append(args[1])
+        args = args[2:]
+    if not args or args[0].startswith("-"):
         sys.exit(__doc__)
-    main(sys.argv[1:])
+    main(args, versus)

@@ -247,14 +247,23 @@ TEST(EvalCli, AsymmetricAndIterationSuffixesReachTheCodec) {
     const fs::path out = dir.path() / "report.json";
     const CommandResult r =
         run_qvg(eval_args(model, out, "--trajectories square --no-ahead --seed 3") +
-                " --caches bf16,qvg-int2-s1,qvg-int2-s1-asym,qvg-int2-s1-i6,rtn-int2-asym");
+                " --caches bf16,qvg-int2-s1,qvg-int2-s1-asym,qvg-int2-s1-i6,rtn-int2-asym,"
+                "qvg-int2-s1-asym-kch");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const json t = read_json(out).at("trajectories").at(0);
     const json& sym = run_of(t, "qvg-int2-s1");
     const json& asym = run_of(t, "qvg-int2-s1-asym");
     const json& iters = run_of(t, "qvg-int2-s1-i6");
     const json& rtn = run_of(t, "rtn-int2-asym");
+    const json& kch = run_of(t, "qvg-int2-s1-asym-kch");
     EXPECT_EQ(asym.at("label"), "QVG INT2 G16 S1 asym");
+    EXPECT_EQ(kch.at("label"), "QVG INT2 G16 S1 asym K/ch");
+    EXPECT_EQ(kch.at("policy").at("channel_keys"), true);
+    EXPECT_EQ(asym.at("policy").at("channel_keys"), false);
+    // Keys per channel in groups of 16 tokens: whole frames of the tiny model's tokens, so the
+    // same bytes as per token; a different codec, so a different output.
+    EXPECT_EQ(kch.at("kv_bytes"), asym.at("kv_bytes"));
+    EXPECT_NE(kch.at("psnr_vs_bf16"), asym.at("psnr_vs_bf16"));
     EXPECT_EQ(iters.at("label"), "QVG INT2 G16 S1 I6");
     EXPECT_EQ(rtn.at("label"), "RTN INT2 G16 asym");
     EXPECT_EQ(sym.at("policy").at("asymmetric"), false);
@@ -287,6 +296,7 @@ TEST(EvalCli, RejectsBadOptions) {
         {base + " --caches bf16,qvg-int2-s1-i0", "'0' is not a positive whole number"},
         {base + " --caches bf16,kivi-int2-i3", "unexpected 'i3'"},
         {base + " --caches bf16,fp8-asym", "fp8 takes no bits"},
+        {base + " --caches bf16,kivi-int2-kch", "unexpected 'kch'"},
         {"eval --model '" + (dir.path() / "missing.safetensors").string() + "'", "no such file"},
         {"eval --frames 8", "--model"},
         {base + " --walks 0", "--walks"},

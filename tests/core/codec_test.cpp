@@ -177,13 +177,18 @@ TEST(Codec, ByteCountEqualsTheFormulaForEveryMethod) {
                     cfg.iterations = 1;
                     cfg.centroids = 16;
                     if (m == CodecMethod::kQvg) cfg.stages = 2;
-                    auto codec = Codec::create(cfg);
-                    for (KVRole role : {KVRole::kKey, KVRole::kValue}) {
-                        EncodedSpan span = codec->encode(x, {role, 0, nullptr});
-                        EXPECT_EQ(span.bytes(), codec->expected_bytes(2, 3, n, 128, role))
-                            << cfg.describe() << " n=" << n;
-                        EXPECT_LT(span.rel_error, m == CodecMethod::kBf16 ? 0.01 : 0.9)
-                            << cfg.describe();
+                    const bool has_channel_keys = m == CodecMethod::kQvg || m == CodecMethod::kRtn;
+                    for (bool channel_keys : {false, true}) {
+                        if (channel_keys && !has_channel_keys) continue;
+                        cfg.channel_keys = channel_keys;
+                        auto codec = Codec::create(cfg);
+                        for (KVRole role : {KVRole::kKey, KVRole::kValue}) {
+                            EncodedSpan span = codec->encode(x, {role, 0, nullptr});
+                            EXPECT_EQ(span.bytes(), codec->expected_bytes(2, 3, n, 128, role))
+                                << cfg.describe() << " n=" << n;
+                            EXPECT_LT(span.rel_error, m == CodecMethod::kBf16 ? 0.01 : 0.9)
+                                << cfg.describe();
+                        }
                     }
                 }
             }
@@ -219,6 +224,60 @@ TEST(Codec, BaselinesReconstructAsTheirDefinitionsSay) {
     EXPECT_LT(Codec::create(rotated)->encode(x).rel_error,
               Codec::create(per_token)->encode(x).rel_error);
     EXPECT_LT(err(CodecMethod::kKivi, KVRole::kKey), 0.9);
+}
+
+// Keys whose channels differ in scale by 50x, as attention keys do: one scale per token is set by
+// the loud channels and rounds the quiet ones to nothing, one scale per channel is not.
+at::Tensor channel_outlier_keys(int64_t n) {
+    at::Tensor gain = at::exp(at::linspace(-2.0, 2.0, 64));
+    at::Tensor mean = at::linspace(-1.0, 1.0, 64) * gain;
+    return (at::randn({1, 2, n, 64}) * gain + mean).to(at::kBFloat16);
+}
+
+TEST(Codec, ChannelKeysQuantizeTheKeysResidualPerChannel) {
+    at::manual_seed(11);
+    at::Tensor x = channel_outlier_keys(1000);  // not a whole number of 64-token groups
+    CodecConfig per_token = default_codec_config(CodecMethod::kQvg);
+    per_token.asymmetric = true;
+    per_token.centroids = 8;
+    CodecConfig per_channel = per_token;
+    per_channel.channel_keys = true;
+    EXPECT_EQ(per_channel.describe(), "QVG INT2 G64 S1 asym K/ch");
+    auto tok = Codec::create(per_token);
+    auto ch = Codec::create(per_channel);
+    const EncodedSpan tk = tok->encode(x, {KVRole::kKey, 1, nullptr});
+    const EncodedSpan ck = ch->encode(x, {KVRole::kKey, 1, nullptr});
+    // The same smoothing stage (same stream), a different scalar part.
+    EXPECT_TRUE(at::equal(tk.stages[0].ids, ck.stages[0].ids));
+    EXPECT_LT(ck.rel_error, 0.7 * tk.rel_error) << ck.rel_error << " vs " << tk.rel_error;
+    EXPECT_NEAR(rel_error(x, ch->decode(ck)), ck.rel_error, 1e-3);
+    EXPECT_EQ(ck.bytes(), ch->expected_bytes(1, 2, 1000, 64, KVRole::kKey));
+    // Values stay per token: bit for bit what the per-token codec stores.
+    const EncodedSpan tv = tok->encode(x, {KVRole::kValue, 1, nullptr});
+    const EncodedSpan cv = ch->encode(x, {KVRole::kValue, 1, nullptr});
+    EXPECT_TRUE(at::equal(tv.quant.codes, cv.quant.codes));
+    EXPECT_TRUE(at::equal(ch->decode(cv), tok->decode(tv)));
+    // RTN with keys per channel is KIVI's key path exactly (same groups, same rounding).
+    CodecConfig rtn = default_codec_config(CodecMethod::kRtn);
+    rtn.group = 32;
+    rtn.asymmetric = true;
+    rtn.channel_keys = true;
+    auto kivi = Codec::create(default_codec_config(CodecMethod::kKivi));
+    EXPECT_TRUE(at::equal(Codec::create(rtn)->decode(Codec::create(rtn)->encode(x)),
+                          kivi->decode(kivi->encode(x))));
+    // Dropping the stage folds the codebook into per-channel codes; the bound still holds.
+    CodecConfig two = per_channel;
+    two.stages = 2;
+    auto codec2 = Codec::create(two);
+    EncodedSpan span = codec2->encode(x, {KVRole::kKey, 2, nullptr});
+    codec2->drop_stages(span, 0);
+    CodecConfig none = two;
+    none.stages = 0;
+    EXPECT_EQ(span.bytes(), Codec::create(none)->expected_bytes(1, 2, 1000, 64));
+    EXPECT_LE(rel_error(x, codec2->decode(span)), span.rel_error + 1e-9);
+    CodecConfig bad = default_codec_config(CodecMethod::kKivi);
+    bad.channel_keys = true;
+    expect_error_mentions([&] { Codec::create(bad); }, "keys per channel are a QVG/RTN option");
 }
 
 TEST(Codec, DroppingStagesGivesBytesBackAndBoundsTheError) {

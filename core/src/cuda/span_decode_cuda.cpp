@@ -14,6 +14,7 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
                       const DecodeLaunch* launch) {
     const CodecConfig& c = span.config;
     if (c.method != CodecMethod::kQvg && c.method != CodecMethod::kRtn) return false;
+    if (c.channel_keys && span.role == KVRole::kKey) return false;  // the kernel reads per token
     if (span.dtype != at::kBFloat16 || out.scalar_type() != at::kBFloat16 || !out.is_cuda() ||
         out.stride(3) != 1) {
         return false;

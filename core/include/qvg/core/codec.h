@@ -30,8 +30,11 @@ struct CodecConfig {
     int centroids = 256;      // per stage, at most 256
     int iterations = 2;       // Lloyd iterations per stage
     bool asymmetric = false;  // scale + zero point (KIVI always is)
-    bool warm_start = true;   // start k-means from the previous span's codebooks
-    uint64_t seed = 0;        // private k-means / rotation stream
+    // QVG/RTN: the keys' last residual is quantized per channel, in groups of `group` tokens
+    // (KIVI's split: keys carry their outliers in channels); values stay per token.
+    bool channel_keys = false;
+    bool warm_start = true;  // start k-means from the previous span's codebooks
+    uint64_t seed = 0;       // private k-means / rotation stream
 
     // Throws qvg::core::Error naming the bad field.
     void validate() const;
