@@ -32,6 +32,7 @@ core::CachePolicy make_cache_policy(const CacheOptions& o, int64_t head_dim,
     if (o.iterations) p.codec.iterations = *o.iterations;
     if (o.asymmetric) p.codec.asymmetric = true;
     if (o.channel_keys) p.codec.channel_keys = true;
+    if (o.clip_search) p.codec.clip_search = true;
     p.codec.seed = o.seed;
     p.span_frames = o.span_frames;
     p.lag_frames = o.lag_frames;
@@ -63,6 +64,7 @@ nlohmann::json policy_json(const core::CachePolicy& p) {
             {"iterations", c.iterations},
             {"asymmetric", c.asymmetric},
             {"channel_keys", c.channel_keys},
+            {"clip_search", c.clip_search},
             {"span_frames", p.span_frames},
             {"lag_frames", p.lag_frames},
             {"sink_frames", p.sink_frames},

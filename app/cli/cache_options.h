@@ -20,6 +20,8 @@ struct CacheOptions {
     bool asymmetric = false;
     // QVG/RTN: the keys' last residual per channel, in groups of G tokens (KIVI's split).
     bool channel_keys = false;
+    // The encoder searches each group's range for the least error (same bytes and decoding).
+    bool clip_search = false;
     int64_t span_frames = 24;
     int64_t lag_frames = 0;
     int64_t window_frames = 0;

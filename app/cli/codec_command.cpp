@@ -31,6 +31,7 @@ struct CodecOptions {
     std::optional<int> bits, group, stages, centroids, iterations;
     bool asymmetric = false;
     bool channel_keys = false;
+    bool clip_search = false;
     bool no_warm_start = false;
     uint64_t seed = 0;
     std::string role = "key";
@@ -160,6 +161,7 @@ CodecConfig config_from(const CodecOptions& o) {
     if (o.iterations) c.iterations = *o.iterations;
     if (o.asymmetric) c.asymmetric = true;
     if (o.channel_keys) c.channel_keys = true;
+    if (o.clip_search) c.clip_search = true;
     c.warm_start = !o.no_warm_start;
     c.seed = o.seed;
     c.validate();
@@ -294,6 +296,8 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_flag("--channel-keys", opts->channel_keys,
                   "keys' last residual per channel, in groups of G tokens (qvg, rtn; with "
                   "--role key)");
+    sub->add_flag("--clip", opts->clip_search,
+                  "search each group's range for the least error (rtn, qvg, kivi, quarot)");
     sub->add_flag("--no-warm-start", opts->no_warm_start,
                   "always start k-means from random tokens");
     sub->add_option("--seed", opts->seed, "k-means / generator seed");

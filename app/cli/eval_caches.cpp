@@ -11,8 +11,8 @@ namespace {
 
 constexpr const char* kGrammar =
     "expected <codec>[-int2|-int4][-g<group>][-s<stages>][-c<centroids>][-i<iterations>][-asym]"
-    "[-kch] with codec bf16, fp8, rtn, qvg, kivi or quarot (stages, centroids and iterations: "
-    "qvg; kch, keys per channel: qvg and rtn), or "
+    "[-kch][-clip] with codec bf16, fp8, rtn, qvg, kivi or quarot (stages, centroids and "
+    "iterations: qvg; kch, keys per channel: qvg and rtn; clip, a range search per group), or "
     "window[-<latents>] or sink-window[-<latents>]";
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -40,7 +40,7 @@ bool EvalCache::is_budget_reference() const {
     return history == EvalHistory::kFull && options.codec == "qvg" &&
            options.bits.value_or(2) == 2 && options.group.value_or(64) == 64 &&
            options.stages.value_or(1) == 1 && !options.centroids && !options.iterations &&
-           !options.asymmetric && !options.channel_keys;
+           !options.asymmetric && !options.channel_keys && !options.clip_search;
 }
 
 bool EvalCache::is_bf16_full() const {
@@ -84,7 +84,9 @@ EvalCache parse_eval_cache(const std::string& name) {
         const std::string& t = tokens[i];
         QVG_CHECK(quantizes, "cache '{}': {} takes no bits, group or stages ({})", name, tokens[0],
                   kGrammar);
-        if (t == "int2" || t == "int4") {
+        if (t == "clip") {  // before -c<centroids>
+            c.options.clip_search = true;
+        } else if (t == "int2" || t == "int4") {
             c.options.bits = t == "int2" ? 2 : 4;
         } else if (t.size() > 1 && t[0] == 'g') {
             c.options.group = number(name, t, 1);
@@ -98,6 +100,7 @@ EvalCache parse_eval_cache(const std::string& name) {
             c.options.asymmetric = true;
         } else if (t == "kch" && (tokens[0] == "qvg" || tokens[0] == "rtn")) {
             c.options.channel_keys = true;
+
         } else {
             core::fail("cache '{}': unexpected '{}' ({})", name, t, kGrammar);
         }

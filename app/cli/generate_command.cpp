@@ -422,6 +422,8 @@ const Registrar kRegister([](CLI::App& app) {
                   "scale and zero point per group (rtn, qvg, quarot)");
     sub->add_flag("--channel-keys", c.channel_keys,
                   "keys' last residual per channel, in groups of G tokens (qvg, rtn)");
+    sub->add_flag("--clip", c.clip_search,
+                  "search each group's range for the least error (rtn, qvg, kivi, quarot)");
     sub->add_option("--span", c.span_frames, "latent frames per quantized span");
     sub->add_option("--lag", c.lag_frames, "newest latent frames kept BF16 beyond whole spans");
     sub->add_option("--window", c.window_frames,

@@ -84,6 +84,10 @@ void CodecConfig::validate() const {
               "only the qvg codec has PRQ stages; {} was given stages={}",
               codec_method_name(method), stages);
     QVG_CHECK(method != CodecMethod::kKivi || asymmetric, "KIVI is asymmetric by definition");
+    QVG_CHECK(!clip_search || (method != CodecMethod::kBf16 && method != CodecMethod::kFp8),
+              "the range search is for the group quantizers (rtn, qvg, kivi, quarot); {} was "
+              "given clip_search",
+              codec_method_name(method));
     QVG_CHECK(!channel_keys || method == CodecMethod::kQvg || method == CodecMethod::kRtn,
               "keys per channel are a QVG/RTN option (KIVI always quantizes keys so); {} was "
               "given channel_keys",
@@ -96,12 +100,13 @@ std::string CodecConfig::describe() const {
         case CodecMethod::kFp8:
             return label(method);
         case CodecMethod::kQvg:
-            return fmt::format("QVG INT{} G{} S{}{}{}", bits, group, stages,
-                               asymmetric ? " asym" : "", channel_keys ? " K/ch" : "");
+            return fmt::format("QVG INT{} G{} S{}{}{}{}", bits, group, stages,
+                               asymmetric ? " asym" : "", channel_keys ? " K/ch" : "",
+                               clip_search ? " clip" : "");
         default:
-            return fmt::format("{} INT{} G{}{}{}", label(method), bits, group,
+            return fmt::format("{} INT{} G{}{}{}{}", label(method), bits, group,
                                asymmetric && method != CodecMethod::kKivi ? " asym" : "",
-                               channel_keys ? " K/ch" : "");
+                               channel_keys ? " K/ch" : "", clip_search ? " clip" : "");
     }
 }
 

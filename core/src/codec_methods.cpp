@@ -14,7 +14,9 @@
 namespace qvg::core::detail {
 namespace {
 
-GroupQuantSpec spec_of(const CodecConfig& c) { return {c.bits, c.group, c.asymmetric}; }
+GroupQuantSpec spec_of(const CodecConfig& c) {
+    return {c.bits, c.group, c.asymmetric, c.clip_search};
+}
 
 // Per channel (KIVI's keys): x [B, H, N, D] -> groups of G tokens along [B, H, D, N']. The
 // token axis is padded to whole groups by repeating the last token, which leaves every group's
@@ -117,8 +119,10 @@ class QvgCodec final : public Codec {
         at::Tensor r =
             (x.scalar_type() == at::kBFloat16 ? x : x.to(at::kFloat)).view({b * h, n, d});
         const GroupQuantSpec spec = spec_of(config_);
-        // The fused kernels quantize per token; keys held per channel take the ATen path.
-        [[maybe_unused]] const bool fusable = !per_channel(config_, ctx.role);
+        // The fused kernels quantize per token with min-max ranges; keys held per channel and
+        // the range search take the ATen path.
+        [[maybe_unused]] const bool fusable =
+            !per_channel(config_, ctx.role) && !config_.clip_search;
         for (int s = 0; s < config_.stages; ++s) {
             KMeansOptions opt;
             opt.centroids = c;

@@ -9,6 +9,9 @@ namespace qvg::core {
 namespace {
 
 constexpr float kScaleFloor = 1e-10f;
+// Range search (GroupQuantSpec::clip_search): min-max narrowed by 5% steps down to 40%.
+constexpr int kClipSteps = 12;
+constexpr float kClipStep = 0.05f;
 
 int sym_qmax(int bits) { return (1 << (bits - 1)) - 1; }
 int asym_levels(int bits) { return (1 << bits) - 1; }
@@ -74,41 +77,82 @@ at::Tensor unpack_codes(const at::Tensor& packed, int bits) {
     return u.reshape(with_last(packed.sizes(), packed.size(-1) * per_byte));
 }
 
+namespace {
+
+// One candidate range per group: stored values u [M, D/G, G], FP8 scale (and zero) bits
+// [M, D/G], and each group's squared error [M, D/G] as decoded. `shrink` [M, D/G, 1] narrows
+// the min-max range (about its middle when asymmetric, about 0 when symmetric); 1 = min-max.
+struct Candidate {
+    at::Tensor u, s8, z8, err;
+};
+
+Candidate quantize_with(const at::Tensor& xg, const GroupQuantSpec& spec, const at::Tensor& shrink,
+                        bool measure) {
+    Candidate c;
+    at::Tensor y;
+    if (!spec.asymmetric) {
+        const int qmax = sym_qmax(spec.bits);
+        const float inv_qmax = 1.0f / static_cast<float>(qmax);
+        at::Tensor amax = xg.abs().amax(-1, /*keepdim=*/true);  // [M, D/G, 1]
+        if (shrink.defined()) amax = amax * shrink;
+        c.s8 = fp8_e4m3_encode(amax.mul(inv_qmax).clamp_min(kScaleFloor));
+        at::Tensor sf = fp8_e4m3_decode(c.s8);
+        at::Tensor q = round_half_away(xg / sf).clamp(-qmax, qmax);
+        // x / 0 is +-inf or NaN; the reference stores the sign's extreme code there.
+        at::Tensor zero_rule = at::where(xg.lt(0), -qmax, qmax).to(at::kFloat);
+        q = at::where(sf.eq(0).expand_as(q), zero_rule, q);
+        c.u = (q + qmax).to(at::kByte);
+        y = q * sf + 0.0f;
+    } else {
+        const int levels = asym_levels(spec.bits);
+        const float inv_levels = 1.0f / static_cast<float>(levels);
+        at::Tensor mn = xg.amin(-1, /*keepdim=*/true);
+        at::Tensor mx = xg.amax(-1, /*keepdim=*/true);
+        if (shrink.defined()) {
+            at::Tensor mid = (mx + mn) * 0.5f, half = (mx - mn) * 0.5f * shrink;
+            mn = mid - half;
+            mx = mid + half;
+        }
+        c.z8 = fp8_e4m3_encode(mn);
+        c.s8 = fp8_e4m3_encode((mx - mn).mul(inv_levels).clamp_min(kScaleFloor));
+        at::Tensor zf = fp8_e4m3_decode(c.z8);
+        at::Tensor sf = fp8_e4m3_decode(c.s8);
+        at::Tensor q = round_half_away((xg - zf) / sf).clamp(0, levels);
+        q = at::where(sf.eq(0).expand_as(q), at::zeros_like(q), q);
+        c.u = q.to(at::kByte);
+        y = q * sf + zf;
+    }
+    if (measure) c.err = (y - xg).pow(2).sum(-1, /*keepdim=*/true);
+    return c;
+}
+
+}  // namespace
+
 GroupQuantized quantize_groups(const at::Tensor& x, const GroupQuantSpec& spec) {
     QVG_CHECK(x.dim() >= 1 && x.is_floating_point(),
               "quantize_groups needs a floating tensor, got {}", c10::toString(x.scalar_type()));
     validate(spec, x.size(-1));
     const at::Tensor xg = grouped(x, spec.group);  // [M, D/G, G]
-    GroupQuantized out;
-    at::Tensor u;
-    if (!spec.asymmetric) {
-        const int qmax = sym_qmax(spec.bits);
-        const float inv_qmax = 1.0f / static_cast<float>(qmax);
-        at::Tensor amax = xg.abs().amax(-1);  // [M, D/G]
-        at::Tensor s8 = fp8_e4m3_encode(amax.mul(inv_qmax).clamp_min(kScaleFloor));
-        at::Tensor sf = fp8_e4m3_decode(s8).unsqueeze(-1);  // [M, D/G, 1]
-        at::Tensor q = round_half_away(xg / sf).clamp(-qmax, qmax);
-        // x / 0 is +-inf or NaN; the reference stores the sign's extreme code there.
-        at::Tensor zero_rule = at::where(xg.lt(0), -qmax, qmax).to(at::kFloat);
-        q = at::where(sf.eq(0).expand_as(q), zero_rule, q);
-        u = (q + qmax).to(at::kByte);
-        out.scales = s8.reshape(with_last(x.sizes(), x.size(-1) / spec.group));
-    } else {
-        const int levels = asym_levels(spec.bits);
-        const float inv_levels = 1.0f / static_cast<float>(levels);
-        at::Tensor mn = xg.amin(-1);
-        at::Tensor mx = xg.amax(-1);
-        at::Tensor z8 = fp8_e4m3_encode(mn);
-        at::Tensor s8 = fp8_e4m3_encode((mx - mn).mul(inv_levels).clamp_min(kScaleFloor));
-        at::Tensor zf = fp8_e4m3_decode(z8).unsqueeze(-1);
-        at::Tensor sf = fp8_e4m3_decode(s8).unsqueeze(-1);
-        at::Tensor q = round_half_away((xg - zf) / sf).clamp(0, levels);
-        q = at::where(sf.eq(0).expand_as(q), at::zeros_like(q), q);
-        u = q.to(at::kByte);
-        out.scales = s8.reshape(with_last(x.sizes(), x.size(-1) / spec.group));
-        out.zeros = z8.reshape(with_last(x.sizes(), x.size(-1) / spec.group));
+    Candidate best = quantize_with(xg, spec, at::Tensor(), spec.clip_search);
+    if (spec.clip_search) {
+        // Min-max first, then ranges narrowed step by step; a group keeps the first range of
+        // least error, so it never does worse than min-max.
+        const at::Tensor one = at::ones({1, 1, 1}, xg.options());
+        for (int i = 1; i <= kClipSteps; ++i) {
+            const float shrink = 1.0f - static_cast<float>(i) * kClipStep;
+            Candidate c = quantize_with(xg, spec, one * shrink, true);
+            at::Tensor better = c.err.lt(best.err);  // [M, D/G, 1]
+            best.u = at::where(better, c.u, best.u);
+            best.s8 = at::where(better, c.s8, best.s8);
+            if (spec.asymmetric) best.z8 = at::where(better, c.z8, best.z8);
+            best.err = at::where(better, c.err, best.err);
+        }
     }
-    out.codes = pack_codes(u.reshape(x.sizes()), spec.bits);
+    GroupQuantized out;
+    const std::vector<int64_t> per_group = with_last(x.sizes(), x.size(-1) / spec.group);
+    out.scales = best.s8.reshape(per_group);
+    if (spec.asymmetric) out.zeros = best.z8.reshape(per_group);
+    out.codes = pack_codes(best.u.reshape(x.sizes()), spec.bits);
     return out;
 }
 

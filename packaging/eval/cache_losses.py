@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-cache losses against the BF16 cache from `qvg eval --json` reports, walk by walk.
 
-    packaging/eval/cache_losses.py [--versus LABEL ...] REPORT.json [REPORT.json ...]
+    packaging/eval/cache_losses.py [--versus LABEL ...] [--csv FILE] REPORT.json [REPORT.json ...]
 
 Every report must list BF16 first among its caches (qvg eval's own order when `bf16` is given
 first). For each cache it prints, over all walks of all reports:
@@ -16,8 +16,10 @@ first). For each cache it prints, over all walks of all reports:
     when the reports have it.
 Uses only the standard library.
 """
+import csv
 import json
 import math
+import os
 import statistics
 import sys
 
@@ -39,8 +41,9 @@ def se(values):
     return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
 
 
-def main(paths, versus):
+def main(paths, versus, csv_path=None):
     rows, order = {}, []
+    archive = []
     # label -> {walk: rollout mean PSNR}; a walk is its trajectory, start pose, noise and model,
     # so reports of different caches over the same walks pair up.
     walk_psnr = {}
@@ -63,6 +66,16 @@ def main(paths, versus):
                     order.append(label)
                 d = rows[label]
                 walk_psnr.setdefault(label, {})[walk] = r["rollout"]["mean_psnr"]
+                pose = t["start_pose"]
+                archive.append([
+                    os.path.basename(path), report.get("device", ""),
+                    report["options"].get("walk_seed", ""), t["name"],
+                    " ".join(f"{pose[k]:.4f}" for k in ("x", "y", "z", "yaw_deg", "pitch_deg")),
+                    t["noise_seed"], label, r["kv_bytes"], f"{r['rollout']['mean_psnr']:.4f}",
+                    f"{base['rollout']['mean_psnr'] - r['rollout']['mean_psnr']:.4f}",
+                    f"{pooled_psnr(r['psnr_vs_bf16']):.4f}",
+                    f"{r['revisit']['mean_psnr']:.4f}" if r.get("revisit") else "",
+                    f"{r['rollout']['detail_ratio']:.4f}" if r["rollout"].get("detail_ratio") else ""])
                 d["kv"].append(r["kv_bytes"])
                 d["psnr"].append(r["rollout"]["mean_psnr"])
                 d["loss"].append(base["rollout"]["mean_psnr"] - r["rollout"]["mean_psnr"])
@@ -94,6 +107,13 @@ def main(paths, versus):
               f"| {statistics.mean(d['loss']):+.3f} ± {se(d['loss']):.3f} "
               f"| {sum(x < 0 for x in d['loss'])} | {by_quarter} | {ahead} | {vs} | {ahead_vs} "
               f"| {detail} |")
+    if csv_path:
+        with open(csv_path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["report", "device", "walk_seed", "trajectory", "start_pose_x_y_z_yaw_pitch",
+                        "noise_seed", "cache", "kv_bytes", "rollout_psnr", "loss_vs_bf16",
+                        "rollout_psnr_vs_bf16_output", "revisit_psnr", "detail_ratio"])
+            w.writerows(archive)
     for ref in versus:
         if ref not in walk_psnr:
             sys.exit(f"--versus {ref!r}: no such cache in the reports (have: {', '.join(order)})")
@@ -111,10 +131,13 @@ def main(paths, versus):
 
 
 if __name__ == "__main__":
-    args, versus = sys.argv[1:], []
-    while len(args) >= 2 and args[0] == "--versus":
-        versus.append(args[1])
+    args, versus, csv_path = sys.argv[1:], [], None
+    while len(args) >= 2 and args[0] in ("--versus", "--csv"):
+        if args[0] == "--versus":
+            versus.append(args[1])
+        else:
+            csv_path = args[1]
         args = args[2:]
     if not args or args[0].startswith("-"):
         sys.exit(__doc__)
-    main(args, versus)
+    main(args, versus, csv_path)

@@ -2,7 +2,8 @@
 # Evaluates the built-in world model on a CUDA machine with many walks at once: builds the `qvg`
 # target only, then keeps PROCS `qvg eval --device cuda` processes (and QVG_CPU_PROCS more on the
 # CPU, one thread each) busy side by side. Each process slot runs one walk seed after another
-# (FIRST_SEED, FIRST_SEED + 1, ... handed out in turn) with the arguments given (add --walks,
+# (FIRST_SEED, FIRST_SEED + 1, ... handed out in turn, each the walk seed and the noise and codec
+# seed of its `qvg eval`, so that walks differ in their noise too) with the arguments given (add --walks,
 # --trajectories, --caches ...), and starts no new seed once QVG_EVAL_SECONDS (default 420) have
 # passed or its last seed's time would overrun them, so the call ends on time with whole reports;
 # a slot whose run fails stops.
@@ -56,7 +57,7 @@ slot() {  # device
     seed=$(take_seed)
     ((seed >= 0)) || break
     t0=$SECONDS
-    "$qvg" eval --device "$device" --commit "${QVG_COMMIT:-unknown}" --walk-seed "$seed" \
+    "$qvg" eval --device "$device" --commit "${QVG_COMMIT:-unknown}" --walk-seed "$seed" --seed "$seed" \
       --out "$out/eval/walk-seed-$seed.json" "$@" >"$out/eval/walk-seed-$seed.txt" 2>&1 || {
       echo "walk seed $seed ($device) failed; this slot stops"
       tail -5 "$out/eval/walk-seed-$seed.txt"

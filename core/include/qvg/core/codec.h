@@ -33,6 +33,9 @@ struct CodecConfig {
     // QVG/RTN: the keys' last residual is quantized per channel, in groups of `group` tokens
     // (KIVI's split: keys carry their outliers in channels); values stay per token.
     bool channel_keys = false;
+    // RTN/QVG/KIVI/QuaRot: the encoder searches each group's range for the least squared error
+    // (GroupQuantSpec::clip_search); same bytes, same decoding.
+    bool clip_search = false;
     bool warm_start = true;  // start k-means from the previous span's codebooks
     uint64_t seed = 0;       // private k-means / rotation stream
 
