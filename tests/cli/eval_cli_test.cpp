@@ -248,7 +248,7 @@ TEST(EvalCli, AsymmetricAndIterationSuffixesReachTheCodec) {
     const CommandResult r =
         run_qvg(eval_args(model, out, "--trajectories square --no-ahead --seed 3") +
                 " --caches bf16,qvg-int2-s1,qvg-int2-s1-asym,qvg-int2-s1-i6,rtn-int2-asym,"
-                "qvg-int2-s1-asym-kch");
+                "qvg-int2-s1-asym-kch,qvg-int2-s1-asym-clip");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const json t = read_json(out).at("trajectories").at(0);
     const json& sym = run_of(t, "qvg-int2-s1");
@@ -264,6 +264,13 @@ TEST(EvalCli, AsymmetricAndIterationSuffixesReachTheCodec) {
     // same bytes as per token; a different codec, so a different output.
     EXPECT_EQ(kch.at("kv_bytes"), asym.at("kv_bytes"));
     EXPECT_NE(kch.at("psnr_vs_bf16"), asym.at("psnr_vs_bf16"));
+    // -clip: the range search, in the label and policy; same bytes, another output.
+    const json& clip = run_of(t, "qvg-int2-s1-asym-clip");
+    EXPECT_EQ(clip.at("label"), "QVG INT2 G16 S1 asym clip");
+    EXPECT_EQ(clip.at("policy").at("clip_search"), true);
+    EXPECT_EQ(asym.at("policy").at("clip_search"), false);
+    EXPECT_EQ(clip.at("kv_bytes"), asym.at("kv_bytes"));
+    EXPECT_NE(clip.at("psnr_vs_bf16"), asym.at("psnr_vs_bf16"));
     EXPECT_EQ(iters.at("label"), "QVG INT2 G16 S1 I6");
     EXPECT_EQ(rtn.at("label"), "RTN INT2 G16 asym");
     EXPECT_EQ(sym.at("policy").at("asymmetric"), false);
@@ -297,6 +304,7 @@ TEST(EvalCli, RejectsBadOptions) {
         {base + " --caches bf16,kivi-int2-i3", "unexpected 'i3'"},
         {base + " --caches bf16,fp8-asym", "fp8 takes no bits"},
         {base + " --caches bf16,kivi-int2-kch", "unexpected 'kch'"},
+        {base + " --caches bf16,qvg-int2-clipped", "'lipped' is not a positive whole number"},
         {"eval --model '" + (dir.path() / "missing.safetensors").string() + "'", "no such file"},
         {"eval --frames 8", "--model"},
         {base + " --walks 0", "--walks"},
