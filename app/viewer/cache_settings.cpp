@@ -61,13 +61,15 @@ CacheSettings parse_cache_spec(const std::string& spec) {
             s.centroids = v;
         } else if (key == "iterations") {
             s.iterations = v;
-        } else if (key == "asym") {
-            if (v != 0 && v != 1) throw std::invalid_argument("--cache: asym wants 0 or 1");
-            s.asymmetric = v == 1;
+        } else if (key == "asym" || key == "clip" || key == "kch") {
+            if (v != 0 && v != 1) throw std::invalid_argument("--cache: " + key + " wants 0 or 1");
+            (key == "asym"   ? s.asymmetric
+             : key == "clip" ? s.clip_search
+                             : s.channel_keys) = v == 1;
         } else {
             throw std::invalid_argument("--cache: unknown key '" + key +
                                         "' (expected bits, group, stages, span, sink, window, "
-                                        "centroids, iterations, asym)");
+                                        "centroids, iterations, asym, clip, kch)");
         }
     }
     if (s.span_frames < 1) throw std::invalid_argument("--cache: span must be at least 1");
@@ -90,6 +92,8 @@ std::string cache_spec(const CacheSettings& s) {
         out << ",stages=" << s.stages << ",centroids=" << s.centroids;
     }
     if (s.asymmetric) out << ",asym=1";
+    if (s.clip_search) out << ",clip=1";
+    if (s.channel_keys) out << ",kch=1";
     out << ",span=" << s.span_frames << ",sink=" << s.sink_frames << ",window=" << s.window_frames;
     return out.str();
 }
@@ -101,6 +105,8 @@ core::CachePolicy cache_policy(const CacheSettings& s, std::uint64_t seed) {
         p.codec.bits = s.bits;
         p.codec.group = s.group;
         if (s.asymmetric) p.codec.asymmetric = true;
+        if (s.clip_search) p.codec.clip_search = true;
+        if (s.channel_keys) p.codec.channel_keys = true;
     }
     if (s.method == core::CodecMethod::kQvg) {
         p.codec.stages = s.stages;

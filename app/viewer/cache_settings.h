@@ -29,6 +29,10 @@ struct CacheSettings {
     // A zero point beside each scale (rtn, qvg, quarot; KIVI always has one): 4 INT2 levels
     // instead of 3, for one more FP8 byte per group.
     bool asymmetric = false;
+    // The encoder searches each group's range for the least error (same bytes and decoding).
+    bool clip_search = false;
+    // QVG/RTN: the keys' last residual per channel, in groups of `group` tokens.
+    bool channel_keys = false;
 
     bool operator==(const CacheSettings&) const = default;
 };
