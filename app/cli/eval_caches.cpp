@@ -100,7 +100,6 @@ EvalCache parse_eval_cache(const std::string& name) {
             c.options.asymmetric = true;
         } else if (t == "kch" && (tokens[0] == "qvg" || tokens[0] == "rtn")) {
             c.options.channel_keys = true;
-
         } else {
             core::fail("cache '{}': unexpected '{}' ({})", name, t, kGrammar);
         }

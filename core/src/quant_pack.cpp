@@ -80,8 +80,9 @@ at::Tensor unpack_codes(const at::Tensor& packed, int bits) {
 namespace {
 
 // One candidate range per group: stored values u [M, D/G, G], FP8 scale (and zero) bits
-// [M, D/G], and each group's squared error [M, D/G] as decoded. `shrink` [M, D/G, 1] narrows
-// the min-max range (about its middle when asymmetric, about 0 when symmetric); 1 = min-max.
+// [M, D/G, 1] and, when `measure` is set, each group's squared error [M, D/G, 1] as decoded.
+// `shrink` (a factor; undefined = exactly min-max) narrows the range, about its middle when
+// asymmetric and about 0 when symmetric.
 struct Candidate {
     at::Tensor u, s8, z8, err;
 };
@@ -102,7 +103,7 @@ Candidate quantize_with(const at::Tensor& xg, const GroupQuantSpec& spec, const 
         at::Tensor zero_rule = at::where(xg.lt(0), -qmax, qmax).to(at::kFloat);
         q = at::where(sf.eq(0).expand_as(q), zero_rule, q);
         c.u = (q + qmax).to(at::kByte);
-        y = q * sf + 0.0f;
+        if (measure) y = q * sf;
     } else {
         const int levels = asym_levels(spec.bits);
         const float inv_levels = 1.0f / static_cast<float>(levels);
@@ -120,7 +121,7 @@ Candidate quantize_with(const at::Tensor& xg, const GroupQuantSpec& spec, const 
         at::Tensor q = round_half_away((xg - zf) / sf).clamp(0, levels);
         q = at::where(sf.eq(0).expand_as(q), at::zeros_like(q), q);
         c.u = q.to(at::kByte);
-        y = q * sf + zf;
+        if (measure) y = q * sf + zf;
     }
     if (measure) c.err = (y - xg).pow(2).sum(-1, /*keepdim=*/true);
     return c;
