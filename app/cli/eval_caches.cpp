@@ -11,8 +11,9 @@ namespace {
 
 constexpr const char* kGrammar =
     "expected <codec>[-int2|-int4][-g<group>][-s<stages>][-c<centroids>][-i<iterations>][-asym]"
-    "[-kch][-clip] with codec bf16, fp8, rtn, qvg, kivi or quarot (stages, centroids and "
-    "iterations: qvg; kch, keys per channel: qvg and rtn; clip, a range search per group), or "
+    "[-kch][-clip][-fp8c] with codec bf16, fp8, rtn, qvg, kivi or quarot (stages, centroids, "
+    "iterations and fp8c, FP8 codebooks: qvg; kch, keys per channel: qvg and rtn; clip, a range "
+    "search per group), or "
     "window[-<latents>] or sink-window[-<latents>]";
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -40,7 +41,8 @@ bool EvalCache::is_budget_reference() const {
     return history == EvalHistory::kFull && options.codec == "qvg" &&
            options.bits.value_or(2) == 2 && options.group.value_or(64) == 64 &&
            options.stages.value_or(1) == 1 && !options.centroids && !options.iterations &&
-           !options.asymmetric && !options.channel_keys && !options.clip_search;
+           !options.asymmetric && !options.channel_keys && !options.clip_search &&
+           !options.fp8_centroids;
 }
 
 bool EvalCache::is_bf16_full() const {
@@ -100,6 +102,8 @@ EvalCache parse_eval_cache(const std::string& name) {
             c.options.asymmetric = true;
         } else if (t == "kch" && (tokens[0] == "qvg" || tokens[0] == "rtn")) {
             c.options.channel_keys = true;
+        } else if (t == "fp8c" && tokens[0] == "qvg") {
+            c.options.fp8_centroids = true;
         } else {
             core::fail("cache '{}': unexpected '{}' ({})", name, t, kGrammar);
         }

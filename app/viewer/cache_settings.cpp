@@ -61,15 +61,16 @@ CacheSettings parse_cache_spec(const std::string& spec) {
             s.centroids = v;
         } else if (key == "iterations") {
             s.iterations = v;
-        } else if (key == "asym" || key == "clip" || key == "kch") {
+        } else if (key == "asym" || key == "clip" || key == "kch" || key == "fp8c") {
             if (v != 0 && v != 1) throw std::invalid_argument("--cache: " + key + " wants 0 or 1");
             (key == "asym"   ? s.asymmetric
              : key == "clip" ? s.clip_search
-                             : s.channel_keys) = v == 1;
+             : key == "kch"  ? s.channel_keys
+                             : s.fp8_centroids) = v == 1;
         } else {
             throw std::invalid_argument("--cache: unknown key '" + key +
                                         "' (expected bits, group, stages, span, sink, window, "
-                                        "centroids, iterations, asym, clip, kch)");
+                                        "centroids, iterations, asym, clip, kch, fp8c)");
         }
     }
     if (s.span_frames < 1) throw std::invalid_argument("--cache: span must be at least 1");
@@ -94,6 +95,7 @@ std::string cache_spec(const CacheSettings& s) {
     if (s.asymmetric) out << ",asym=1";
     if (s.clip_search) out << ",clip=1";
     if (s.channel_keys) out << ",kch=1";
+    if (s.fp8_centroids) out << ",fp8c=1";
     out << ",span=" << s.span_frames << ",sink=" << s.sink_frames << ",window=" << s.window_frames;
     return out.str();
 }
@@ -112,6 +114,7 @@ core::CachePolicy cache_policy(const CacheSettings& s, std::uint64_t seed) {
         p.codec.stages = s.stages;
         p.codec.centroids = s.centroids;
         p.codec.iterations = s.iterations;
+        p.codec.fp8_centroids = s.fp8_centroids;
     }
     p.codec.seed = seed;
     p.span_frames = s.span_frames;

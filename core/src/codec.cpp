@@ -7,6 +7,7 @@
 #include "codec_impl.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
+#include "qvg/core/fp8.h"
 
 namespace qvg::core {
 namespace {
@@ -88,6 +89,9 @@ void CodecConfig::validate() const {
               "the range search is for the group quantizers (rtn, qvg, kivi, quarot); {} was "
               "given clip_search",
               codec_method_name(method));
+    QVG_CHECK(!fp8_centroids || method == CodecMethod::kQvg,
+              "FP8 codebooks are a QVG option; {} was given fp8_centroids",
+              codec_method_name(method));
     QVG_CHECK(!channel_keys || method == CodecMethod::kQvg || method == CodecMethod::kRtn,
               "keys per channel are a QVG/RTN option (KIVI always quantizes keys so); {} was "
               "given channel_keys",
@@ -100,14 +104,19 @@ std::string CodecConfig::describe() const {
         case CodecMethod::kFp8:
             return label(method);
         case CodecMethod::kQvg:
-            return fmt::format("QVG INT{} G{} S{}{}{}{}", bits, group, stages,
+            return fmt::format("QVG INT{} G{} S{}{}{}{}{}", bits, group, stages,
                                asymmetric ? " asym" : "", channel_keys ? " K/ch" : "",
-                               clip_search ? " clip" : "");
+                               clip_search ? " clip" : "", fp8_centroids ? " FP8-codebooks" : "");
         default:
             return fmt::format("{} INT{} G{}{}{}{}", label(method), bits, group,
                                asymmetric && method != CodecMethod::kKivi ? " asym" : "",
                                channel_keys ? " K/ch" : "", clip_search ? " clip" : "");
     }
+}
+
+at::Tensor centroid_values(const SpanStage& stage) {
+    return stage.centroids.scalar_type() == at::kByte ? fp8_e4m3_decode(stage.centroids)
+                                                      : stage.centroids.to(at::kFloat);
 }
 
 int64_t EncodedSpan::bytes() const {
@@ -250,8 +259,9 @@ int64_t Codec::expected_bytes(int64_t batch, int64_t heads, int64_t tokens, int6
                     : elems;
             const int64_t groups = scalar_elems / c.group;
             int64_t n = scalar_elems * c.bits / 8 + groups * (c.asymmetric ? 2 : 1);
+            const int64_t centroid_bytes = c.fp8_centroids ? 1 : 2;
             n += int64_t{c.stages} *
-                 (batch * heads * tokens + batch * heads * c.centroids * dim * 2);
+                 (batch * heads * tokens + batch * heads * c.centroids * dim * centroid_bytes);
             return n;
         }
     }

@@ -59,7 +59,7 @@ GroupQuantized quantize_residual(const at::Tensor& r, const CodecConfig& c, KVRo
 // centroids[id] of one stage: [B, H, N, D] fp32
 at::Tensor stage_values(const SpanStage& st, const std::vector<int64_t>& shape) {
     at::Tensor idx = st.ids.to(at::kLong).unsqueeze(-1).expand(shape);
-    return st.centroids.to(at::kFloat).gather(2, idx);
+    return centroid_values(st).gather(2, idx);
 }
 
 class Bf16Codec final : public Codec {
@@ -131,11 +131,19 @@ class QvgCodec final : public Codec {
             at::Tensor warm;
             if (config_.warm_start && ctx.previous != nullptr &&
                 ctx.previous->stages.size() > static_cast<size_t>(s)) {
-                const at::Tensor& prev = ctx.previous->stages[s].centroids;
-                if (prev.numel() == b * h * c * d) warm = prev.view({b * h, c, d});
+                const SpanStage& prev = ctx.previous->stages[s];
+                if (prev.centroids.numel() == b * h * c * d)
+                    warm = centroid_values(prev).to(at::kBFloat16).view({b * h, c, d});
             }
             KMeansResult km = kmeans(r, opt, warm);
-            span.stages.push_back({km.ids.view({b, h, n}), km.centroids.view({b, h, c, d})});
+            at::Tensor held = km.centroids;
+            if (config_.fp8_centroids) {
+                // The residual is taken against the centroids as stored (E4M3 values are exact
+                // in BF16), so the scalar codes absorb the rounding.
+                held = fp8_e4m3_encode(km.centroids);
+                km.centroids = fp8_e4m3_decode(held).to(at::kBFloat16);
+            }
+            span.stages.push_back({km.ids.view({b, h, n}), held.view({b, h, c, d})});
 #ifdef QVG_HAVE_CUDA
             // Last stage on the GPU: residual, scales, codes and error sums in one kernel.
             if (fusable && s + 1 == config_.stages) {

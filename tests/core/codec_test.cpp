@@ -230,9 +230,11 @@ TEST(Codec, ByteCountEqualsTheFormulaForEveryMethod) {
                     cfg.centroids = 16;
                     if (m == CodecMethod::kQvg) cfg.stages = 2;
                     const bool has_channel_keys = m == CodecMethod::kQvg || m == CodecMethod::kRtn;
-                    for (bool channel_keys : {false, true}) {
-                        if (channel_keys && !has_channel_keys) continue;
-                        cfg.channel_keys = channel_keys;
+                    for (int variant : {0, 1, 2}) {  // plain, keys per channel, FP8 codebooks
+                        if (variant == 1 && !has_channel_keys) continue;
+                        if (variant == 2 && m != CodecMethod::kQvg) continue;
+                        cfg.channel_keys = variant == 1;
+                        cfg.fp8_centroids = variant == 2;
                         auto codec = Codec::create(cfg);
                         for (KVRole role : {KVRole::kKey, KVRole::kValue}) {
                             EncodedSpan span = codec->encode(x, {role, 0, nullptr});
@@ -330,6 +332,53 @@ TEST(Codec, ChannelKeysQuantizeTheKeysResidualPerChannel) {
     CodecConfig bad = default_codec_config(CodecMethod::kKivi);
     bad.channel_keys = true;
     expect_error_mentions([&] { Codec::create(bad); }, "keys per channel are a QVG/RTN option");
+}
+
+TEST(Codec, Fp8CodebooksHoldTwiceTheCentroidsInTheSameBytes) {
+    CodecConfig c8 = default_codec_config(CodecMethod::kQvg);
+    c8.asymmetric = true;
+    c8.centroids = 8;
+    CodecConfig c16 = c8;
+    c16.centroids = 16;
+    CodecConfig f16 = c16;
+    f16.fp8_centroids = true;
+    EXPECT_EQ(f16.describe(), "QVG INT2 G64 S1 asym FP8-codebooks");
+    for (KVRole role : {KVRole::kKey, KVRole::kValue}) {
+        const at::Tensor x = tokens(role);
+        const EncodedSpan a = Codec::create(c8)->encode(x, {role, 3, nullptr});
+        const EncodedSpan b = Codec::create(c16)->encode(x, {role, 3, nullptr});
+        auto codec = Codec::create(f16);
+        const EncodedSpan f = codec->encode(x, {role, 3, nullptr});
+        // Twice the entries at one byte each: the bytes of eight BF16 centroids.
+        EXPECT_EQ(f.bytes(), a.bytes());
+        EXPECT_EQ(f.stages[0].centroids.scalar_type(), at::kByte);
+        EXPECT_LT(f.rel_error, a.rel_error);
+        // The rounding costs little next to the scalar codes' error.
+        EXPECT_LT(f.rel_error, 1.02 * b.rel_error) << f.rel_error << " vs " << b.rel_error;
+        // The residual was taken against the centroids as stored: requantizing it reproduces
+        // the span's codes exactly.
+        const at::Tensor picked =
+            centroid_values(f.stages[0])
+                .gather(2, f.stages[0].ids.to(at::kLong).unsqueeze(-1).expand(x.sizes()));
+        const at::Tensor residual = (x.to(at::kFloat) - picked).to(at::kBFloat16).to(at::kFloat);
+        const GroupQuantized q = quantize_groups(residual, {2, 64, true, false});
+        EXPECT_TRUE(at::equal(q.codes, f.quant.codes));
+        EXPECT_NEAR(rel_error(x, codec->decode(f)), f.rel_error, 1e-6);
+        // A warm start reads the FP8 codebook of the previous span.
+        const at::Tensor next = tokens(role, 2);
+        const EncodedSpan w = codec->encode(next, {role, 4, &f});
+        EXPECT_LT(w.rel_error, Codec::create(c8)->encode(next, {role, 4, &a}).rel_error);
+        // Dropping the stage folds the FP8 codebook into the codes.
+        EncodedSpan dropped = f;
+        codec->drop_stages(dropped, 0);
+        CodecConfig none = f16;
+        none.stages = 0;
+        EXPECT_EQ(dropped.bytes(), Codec::create(none)->expected_bytes(1, 2, x.size(2), 128));
+        EXPECT_LE(rel_error(x, codec->decode(dropped)), dropped.rel_error + 1e-9);
+    }
+    CodecConfig bad = default_codec_config(CodecMethod::kKivi);
+    bad.fp8_centroids = true;
+    expect_error_mentions([&] { Codec::create(bad); }, "FP8 codebooks are a QVG option");
 }
 
 TEST(Codec, DroppingStagesGivesBytesBackAndBoundsTheError) {

@@ -206,26 +206,30 @@ TEST(DecodeKernel, MatchesTheCpuReferenceBitForBitOverSweptShapes) {
 
 TEST(DecodeKernel, CodecDecodeIntoOnCudaEqualsTheCpuCodec) {
     for (int stages : {0, 1, 3}) {
-        core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
-        cfg.stages = stages;
-        cfg.centroids = 64;
-        auto codec = core::Codec::create(cfg);
-        core::SyntheticTokens s;
-        s.frames = 2;
-        at::Tensor x = core::synthetic_tokens(s);  // [1, 2, 3120, 128]
-        core::EncodedSpan span = codec->encode(x);
-        at::Tensor expect = codec->decode(span).transpose(1, 2).contiguous();
-        core::EncodedSpan g = span;
-        g.quant.codes = span.quant.codes.cuda();
-        g.quant.scales = span.quant.scales.cuda();
-        for (auto& st : g.stages) {
-            st.ids = st.ids.cuda();
-            st.centroids = st.centroids.cuda();
+        for (bool fp8 : {false, true}) {  // FP8 codebooks are widened for the kernel
+            if (fp8 && stages == 0) continue;
+            core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
+            cfg.stages = stages;
+            cfg.centroids = 64;
+            cfg.fp8_centroids = fp8;
+            auto codec = core::Codec::create(cfg);
+            core::SyntheticTokens s;
+            s.frames = 2;
+            at::Tensor x = core::synthetic_tokens(s);  // [1, 2, 3120, 128]
+            core::EncodedSpan span = codec->encode(x);
+            at::Tensor expect = codec->decode(span).transpose(1, 2).contiguous();
+            core::EncodedSpan g = span;
+            g.quant.codes = span.quant.codes.cuda();
+            g.quant.scales = span.quant.scales.cuda();
+            for (auto& st : g.stages) {
+                st.ids = st.ids.cuda();
+                st.centroids = st.centroids.cuda();
+            }
+            at::Tensor out = at::empty({1, x.size(2), 2, 128},
+                                       at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
+            codec->decode_into(g, out);
+            EXPECT_TRUE(at::equal(out.cpu(), expect)) << cfg.describe();
         }
-        at::Tensor out = at::empty({1, x.size(2), 2, 128},
-                                   at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
-        codec->decode_into(g, out);
-        EXPECT_TRUE(at::equal(out.cpu(), expect)) << "stages " << stages;
     }
 }
 

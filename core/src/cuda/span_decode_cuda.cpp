@@ -1,5 +1,7 @@
 // Bridges qvg::core spans to the fused decode kernel of qvg_kernels.
 
+#include <vector>
+
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -25,12 +27,20 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
     p.scales = span.quant.scales.data_ptr<uint8_t>();
     p.zeros = span.quant.zeros.defined() ? span.quant.zeros.data_ptr<uint8_t>() : nullptr;
     p.num_stages = static_cast<int>(span.stages.size());
+    // FP8 codebooks are widened to BF16 (exactly) for the kernel: C x D values per head, a
+    // small fraction of the span. The copies live until the launch is queued; the allocator
+    // reuses their memory only for work ordered after it on this stream.
+    std::vector<at::Tensor> widened;
     for (size_t s = 0; s < span.stages.size(); ++s) {
         const SpanStage& st = span.stages[s];
         if (!st.ids.is_contiguous() || !st.centroids.is_contiguous()) return false;
+        const at::Tensor& cent =
+            st.centroids.scalar_type() == at::kByte
+                ? widened.emplace_back(centroid_values(st).to(at::kBFloat16).contiguous())
+                : st.centroids;
         p.ids[s] = st.ids.data_ptr<uint8_t>();
-        p.centroids[s] = reinterpret_cast<const uint16_t*>(st.centroids.data_ptr<at::BFloat16>());
-        p.num_centroids = st.centroids.size(2);
+        p.centroids[s] = reinterpret_cast<const uint16_t*>(cent.data_ptr<at::BFloat16>());
+        p.num_centroids = cent.size(2);
     }
     p.batch = span.shape[0];
     p.heads = span.shape[1];

@@ -36,6 +36,10 @@ struct CodecConfig {
     // RTN/QVG/KIVI/QuaRot: the encoder searches each group's range for the least squared error
     // (GroupQuantSpec::clip_search); same bytes, same decoding.
     bool clip_search = false;
+    // QVG: codebooks held as FP8 E4M3 (1 byte per value) instead of BF16, so twice the
+    // centroids fit in the same bytes. The residual is taken against the rounded centroids, so
+    // the scalar codes absorb the rounding.
+    bool fp8_centroids = false;
     bool warm_start = true;  // start k-means from the previous span's codebooks
     uint64_t seed = 0;       // private k-means / rotation stream
 
@@ -55,8 +59,11 @@ enum class KVRole { kKey, kValue };
 
 struct SpanStage {
     at::Tensor ids;        // uint8 [B, H, N]
-    at::Tensor centroids;  // bf16 [B, H, C, D]
+    at::Tensor centroids;  // [B, H, C, D]: bf16, or uint8 FP8 E4M3 bits (fp8_centroids)
 };
+
+// A stage's codebook as fp32 [B, H, C, D], whichever way it is held.
+at::Tensor centroid_values(const SpanStage& stage);
 
 struct EncodedSpan {
     CodecConfig config;  // as encoded (stages shrink when finer ones are dropped)
