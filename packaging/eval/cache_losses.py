@@ -14,6 +14,10 @@ first). For each cache it prints, over all walks of all reports:
     1 chunk ahead;
   - the detail ratio of the rollouts (their fine structure over the ground truth's), pooled,
     when the reports have it.
+--versus LABEL pairs every cache with LABEL walk by walk (the same walk in any report): the mean
+difference of rollout PSNR, and of 1-ahead PSNR where the reports have it, with its standard
+error and how many walks came out ahead. --csv FILE writes one row per walk and cache (rollout
+and 1-ahead PSNR and losses) for the archive.
 Uses only the standard library.
 """
 import csv
@@ -47,6 +51,7 @@ def main(paths, versus, csv_path=None):
     # label -> {walk: rollout mean PSNR}; a walk is its trajectory, start pose, noise and model,
     # so reports of different caches over the same walks pair up.
     walk_psnr = {}
+    walk_ahead = {}  # the same, one chunk ahead (reports that ran it)
     for path in paths:
         with open(path) as f:
             report = json.load(f)
@@ -75,13 +80,17 @@ def main(paths, versus, csv_path=None):
                     f"{base['rollout']['mean_psnr'] - r['rollout']['mean_psnr']:.4f}",
                     f"{pooled_psnr(r['psnr_vs_bf16']):.4f}",
                     f"{r['revisit']['mean_psnr']:.4f}" if r.get("revisit") else "",
-                    f"{r['rollout']['detail_ratio']:.4f}" if r["rollout"].get("detail_ratio") else ""])
+                    f"{r['rollout']['detail_ratio']:.4f}" if r["rollout"].get("detail_ratio") else "",
+                    f"{r['ahead']['mean_psnr']:.4f}" if r.get("ahead") else "",
+                    f"{base['ahead']['mean_psnr'] - r['ahead']['mean_psnr']:.4f}"
+                    if r.get("ahead") and base.get("ahead") else ""])
                 d["kv"].append(r["kv_bytes"])
                 d["psnr"].append(r["rollout"]["mean_psnr"])
                 d["loss"].append(base["rollout"]["mean_psnr"] - r["rollout"]["mean_psnr"])
                 d["q"].append([b - c for b, c in zip(bq, quarters(r["rollout"]["psnr"]))])
                 d["vs"].extend(r["psnr_vs_bf16"])
                 if r.get("ahead") and base.get("ahead"):
+                    walk_ahead.setdefault(label, {})[walk] = r["ahead"]["mean_psnr"]
                     d["ahead"].append(base["ahead"]["mean_psnr"] - r["ahead"]["mean_psnr"])
                     d["ahead_vs"].extend(r["ahead"]["psnr_vs_bf16"])
                 ratio = r["rollout"].get("detail_ratio")
@@ -112,22 +121,26 @@ def main(paths, versus, csv_path=None):
             w = csv.writer(f)
             w.writerow(["report", "device", "walk_seed", "trajectory", "start_pose_x_y_z_yaw_pitch",
                         "noise_seed", "cache", "kv_bytes", "rollout_psnr", "loss_vs_bf16",
-                        "rollout_psnr_vs_bf16_output", "revisit_psnr", "detail_ratio"])
+                        "rollout_psnr_vs_bf16_output", "revisit_psnr", "detail_ratio",
+                        "ahead_psnr", "ahead_loss_vs_bf16"])
             w.writerows(archive)
     for ref in versus:
         if ref not in walk_psnr:
             sys.exit(f"--versus {ref!r}: no such cache in the reports (have: {', '.join(order)})")
-        print(f"\n| cache | rollout PSNR minus {ref}'s, paired | walks ahead | walks |")
-        print("|---|---|---|---|")
-        for label in order:
-            if label == ref:
+        for what, per_walk in (("rollout", walk_psnr), ("1-ahead", walk_ahead)):
+            if ref not in per_walk:
                 continue
-            keys = [k for k in walk_psnr[label] if k in walk_psnr[ref]]
-            diff = [walk_psnr[label][k] - walk_psnr[ref][k] for k in keys]
-            if not diff:
-                continue
-            print(f"| {label} | {statistics.mean(diff):+.3f} ± {se(diff):.3f} "
-                  f"| {sum(x > 0 for x in diff)} | {len(diff)} |")
+            print(f"\n| cache | {what} PSNR minus {ref}'s, paired | walks ahead | walks |")
+            print("|---|---|---|---|")
+            for label in order:
+                if label == ref or label not in per_walk:
+                    continue
+                keys = [k for k in per_walk[label] if k in per_walk[ref]]
+                diff = [per_walk[label][k] - per_walk[ref][k] for k in keys]
+                if not diff:
+                    continue
+                print(f"| {label} | {statistics.mean(diff):+.3f} ± {se(diff):.3f} "
+                      f"| {sum(x > 0 for x in diff)} | {len(diff)} |")
 
 
 if __name__ == "__main__":
