@@ -355,7 +355,7 @@ TEST(ViewerGui, RunsAWorldModelAndReplaysItIdentically) {
     const auto replay = [&](const std::string& file, const std::string& name) {
         const auto r = run({QVG_WORLD, "--model", model.string(), "--replay", (dir / file).string(),
                             "--frames", std::to_string(kFrames), "--cache",
-                            "qvg,group=16,span=2,sink=1,window=6,centroids=4,asym=1,clip=1",
+                            "qvg,group=16,span=2,sink=1,window=6,centroids=4,asym=1,clip=1,fp8c=1",
                             "--hide-overlays", "--record", (dir / (name + ".mp4")).string(),
                             "--headless-screenshot", (dir / (name + ".png")).string()},
                            240s);

@@ -248,7 +248,8 @@ TEST(EvalCli, AsymmetricAndIterationSuffixesReachTheCodec) {
     const CommandResult r =
         run_qvg(eval_args(model, out, "--trajectories square --no-ahead --seed 3") +
                 " --caches bf16,qvg-int2-s1,qvg-int2-s1-asym,qvg-int2-s1-i6,rtn-int2-asym,"
-                "qvg-int2-s1-asym-kch,qvg-int2-s1-asym-clip");
+                "qvg-int2-s1-asym-kch,qvg-int2-s1-asym-clip,qvg-int2-s1-c8-asym,"
+                "qvg-int2-s1-c16-asym-fp8c");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const json t = read_json(out).at("trajectories").at(0);
     const json& sym = run_of(t, "qvg-int2-s1");
@@ -271,6 +272,14 @@ TEST(EvalCli, AsymmetricAndIterationSuffixesReachTheCodec) {
     EXPECT_EQ(asym.at("policy").at("clip_search"), false);
     EXPECT_EQ(clip.at("kv_bytes"), asym.at("kv_bytes"));
     EXPECT_NE(clip.at("psnr_vs_bf16"), asym.at("psnr_vs_bf16"));
+    // -fp8c: FP8 codebooks, twice the centroids in the same bytes.
+    const json& c8 = run_of(t, "qvg-int2-s1-c8-asym");
+    const json& fp8c = run_of(t, "qvg-int2-s1-c16-asym-fp8c");
+    EXPECT_EQ(fp8c.at("label"), "QVG INT2 G16 S1 asym FP8-codebooks C16");
+    EXPECT_EQ(fp8c.at("policy").at("fp8_centroids"), true);
+    EXPECT_EQ(c8.at("policy").at("fp8_centroids"), false);
+    EXPECT_EQ(fp8c.at("kv_bytes"), c8.at("kv_bytes"));
+    EXPECT_NE(fp8c.at("psnr_vs_bf16"), c8.at("psnr_vs_bf16"));
     EXPECT_EQ(iters.at("label"), "QVG INT2 G16 S1 I6");
     EXPECT_EQ(rtn.at("label"), "RTN INT2 G16 asym");
     EXPECT_EQ(sym.at("policy").at("asymmetric"), false);
@@ -304,6 +313,7 @@ TEST(EvalCli, RejectsBadOptions) {
         {base + " --caches bf16,kivi-int2-i3", "unexpected 'i3'"},
         {base + " --caches bf16,fp8-asym", "fp8 takes no bits"},
         {base + " --caches bf16,kivi-int2-kch", "unexpected 'kch'"},
+        {base + " --caches bf16,kivi-int2-fp8c", "unexpected 'fp8c'"},
         {base + " --caches bf16,qvg-int2-clipped", "'lipped' is not a positive whole number"},
         {"eval --model '" + (dir.path() / "missing.safetensors").string() + "'", "no such file"},
         {"eval --frames 8", "--model"},
