@@ -33,7 +33,7 @@ core::CachePolicy make_cache_policy(const CacheOptions& o, int64_t head_dim,
     if (o.asymmetric) p.codec.asymmetric = true;
     if (o.channel_keys) p.codec.channel_keys = true;
     if (o.clip_search) p.codec.clip_search = true;
-    if (o.fp8_centroids) p.codec.fp8_centroids = true;
+    p.codec.codebook_bits = o.codebook_bits;
     p.codec.seed = o.seed;
     p.span_frames = o.span_frames;
     p.lag_frames = o.lag_frames;
@@ -66,7 +66,7 @@ nlohmann::json policy_json(const core::CachePolicy& p) {
             {"asymmetric", c.asymmetric},
             {"channel_keys", c.channel_keys},
             {"clip_search", c.clip_search},
-            {"fp8_centroids", c.fp8_centroids},
+            {"codebook_bits", c.codebook_bits},
             {"span_frames", p.span_frames},
             {"lag_frames", p.lag_frames},
             {"sink_frames", p.sink_frames},

@@ -22,8 +22,8 @@ struct CacheOptions {
     bool channel_keys = false;
     // The encoder searches each group's range for the least error (same bytes and decoding).
     bool clip_search = false;
-    // QVG: codebooks held as FP8 E4M3 (twice the centroids in the same bytes).
-    bool fp8_centroids = false;
+    // QVG: bits per codebook value, 16 (BF16), 8 (FP8 E4M3) or 4 (INT4 per centroid).
+    int codebook_bits = 16;
     int64_t span_frames = 24;
     int64_t lag_frames = 0;
     int64_t window_frames = 0;

@@ -32,7 +32,7 @@ struct CodecOptions {
     bool asymmetric = false;
     bool channel_keys = false;
     bool clip_search = false;
-    bool fp8_centroids = false;
+    int codebook_bits = 16;
     bool no_warm_start = false;
     uint64_t seed = 0;
     std::string role = "key";
@@ -163,7 +163,7 @@ CodecConfig config_from(const CodecOptions& o) {
     if (o.asymmetric) c.asymmetric = true;
     if (o.channel_keys) c.channel_keys = true;
     if (o.clip_search) c.clip_search = true;
-    if (o.fp8_centroids) c.fp8_centroids = true;
+    c.codebook_bits = o.codebook_bits;
     c.warm_start = !o.no_warm_start;
     c.seed = o.seed;
     c.validate();
@@ -300,8 +300,10 @@ const Registrar kRegister([](CLI::App& app) {
                   "--role key)");
     sub->add_flag("--clip", opts->clip_search,
                   "search each group's range for the least error (rtn, qvg, kivi, quarot)");
-    sub->add_flag("--fp8-centroids", opts->fp8_centroids,
-                  "codebooks held as FP8 E4M3: twice the centroids in the same bytes (qvg)");
+    sub->add_option("--codebook-bits", opts->codebook_bits,
+                    "bits per codebook value: 16 (BF16), 8 (FP8: twice the centroids in the same "
+                    "bytes) or 4 (INT4 per centroid) (qvg)")
+        ->check(CLI::IsMember({16, 8, 4}));
     sub->add_flag("--no-warm-start", opts->no_warm_start,
                   "always start k-means from random tokens");
     sub->add_option("--seed", opts->seed, "k-means / generator seed");

@@ -11,9 +11,9 @@ namespace {
 
 constexpr const char* kGrammar =
     "expected <codec>[-int2|-int4][-g<group>][-s<stages>][-c<centroids>][-i<iterations>][-asym]"
-    "[-kch][-clip][-fp8c] with codec bf16, fp8, rtn, qvg, kivi or quarot (stages, centroids, "
-    "iterations and fp8c, FP8 codebooks: qvg; kch, keys per channel: qvg and rtn; clip, a range "
-    "search per group), or "
+    "[-kch][-clip][-fp8c|-int4c] with codec bf16, fp8, rtn, qvg, kivi or quarot (stages, "
+    "centroids, iterations and fp8c/int4c, FP8/INT4 codebooks: qvg; kch, keys per channel: qvg "
+    "and rtn; clip, a range search per group), or "
     "window[-<latents>] or sink-window[-<latents>]";
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -42,7 +42,7 @@ bool EvalCache::is_budget_reference() const {
            options.bits.value_or(2) == 2 && options.group.value_or(64) == 64 &&
            options.stages.value_or(1) == 1 && !options.centroids && !options.iterations &&
            !options.asymmetric && !options.channel_keys && !options.clip_search &&
-           !options.fp8_centroids;
+           options.codebook_bits == 16;
 }
 
 bool EvalCache::is_bf16_full() const {
@@ -88,6 +88,8 @@ EvalCache parse_eval_cache(const std::string& name) {
                   kGrammar);
         if (t == "clip") {  // before -c<centroids>
             c.options.clip_search = true;
+        } else if ((t == "fp8c" || t == "int4c") && tokens[0] == "qvg") {  // before -i<iterations>
+            c.options.codebook_bits = t == "fp8c" ? 8 : 4;
         } else if (t == "int2" || t == "int4") {
             c.options.bits = t == "int2" ? 2 : 4;
         } else if (t.size() > 1 && t[0] == 'g') {
@@ -102,8 +104,6 @@ EvalCache parse_eval_cache(const std::string& name) {
             c.options.asymmetric = true;
         } else if (t == "kch" && (tokens[0] == "qvg" || tokens[0] == "rtn")) {
             c.options.channel_keys = true;
-        } else if (t == "fp8c" && tokens[0] == "qvg") {
-            c.options.fp8_centroids = true;
         } else {
             core::fail("cache '{}': unexpected '{}' ({})", name, t, kGrammar);
         }

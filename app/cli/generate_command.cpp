@@ -424,8 +424,10 @@ const Registrar kRegister([](CLI::App& app) {
                   "keys' last residual per channel, in groups of G tokens (qvg, rtn)");
     sub->add_flag("--clip", c.clip_search,
                   "search each group's range for the least error (rtn, qvg, kivi, quarot)");
-    sub->add_flag("--fp8-centroids", c.fp8_centroids,
-                  "codebooks held as FP8 E4M3: twice the centroids in the same bytes (qvg)");
+    sub->add_option("--codebook-bits", c.codebook_bits,
+                    "bits per codebook value: 16 (BF16), 8 (FP8: twice the centroids in the same "
+                    "bytes) or 4 (INT4 per centroid) (qvg)")
+        ->check(CLI::IsMember({16, 8, 4}));
     sub->add_option("--span", c.span_frames, "latent frames per quantized span");
     sub->add_option("--lag", c.lag_frames, "newest latent frames kept BF16 beyond whole spans");
     sub->add_option("--window", c.window_frames,

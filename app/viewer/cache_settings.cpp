@@ -61,16 +61,17 @@ CacheSettings parse_cache_spec(const std::string& spec) {
             s.centroids = v;
         } else if (key == "iterations") {
             s.iterations = v;
-        } else if (key == "asym" || key == "clip" || key == "kch" || key == "fp8c") {
+        } else if (key == "codebook") {
+            s.codebook_bits = v;  // the codec checks it (16, 8 or 4) below
+        } else if (key == "asym" || key == "clip" || key == "kch") {
             if (v != 0 && v != 1) throw std::invalid_argument("--cache: " + key + " wants 0 or 1");
             (key == "asym"   ? s.asymmetric
              : key == "clip" ? s.clip_search
-             : key == "kch"  ? s.channel_keys
-                             : s.fp8_centroids) = v == 1;
+                             : s.channel_keys) = v == 1;
         } else {
             throw std::invalid_argument("--cache: unknown key '" + key +
                                         "' (expected bits, group, stages, span, sink, window, "
-                                        "centroids, iterations, asym, clip, kch, fp8c)");
+                                        "centroids, iterations, codebook, asym, clip, kch)");
         }
     }
     if (s.span_frames < 1) throw std::invalid_argument("--cache: span must be at least 1");
@@ -95,7 +96,7 @@ std::string cache_spec(const CacheSettings& s) {
     if (s.asymmetric) out << ",asym=1";
     if (s.clip_search) out << ",clip=1";
     if (s.channel_keys) out << ",kch=1";
-    if (s.fp8_centroids) out << ",fp8c=1";
+    if (s.codebook_bits != 16) out << ",codebook=" << s.codebook_bits;
     out << ",span=" << s.span_frames << ",sink=" << s.sink_frames << ",window=" << s.window_frames;
     return out.str();
 }
@@ -114,7 +115,7 @@ core::CachePolicy cache_policy(const CacheSettings& s, std::uint64_t seed) {
         p.codec.stages = s.stages;
         p.codec.centroids = s.centroids;
         p.codec.iterations = s.iterations;
-        p.codec.fp8_centroids = s.fp8_centroids;
+        p.codec.codebook_bits = s.codebook_bits;
     }
     p.codec.seed = seed;
     p.span_frames = s.span_frames;

@@ -33,8 +33,8 @@ struct CacheSettings {
     bool clip_search = false;
     // QVG/RTN: the keys' last residual per channel, in groups of `group` tokens.
     bool channel_keys = false;
-    // QVG: codebooks held as FP8 E4M3 (twice the centroids in the same bytes).
-    bool fp8_centroids = false;
+    // QVG: bits per codebook value, 16 (BF16), 8 (FP8 E4M3) or 4 (INT4 per centroid).
+    int codebook_bits = 16;
 
     bool operator==(const CacheSettings&) const = default;
 };

@@ -89,9 +89,11 @@ void CodecConfig::validate() const {
               "the range search is for the group quantizers (rtn, qvg, kivi, quarot); {} was "
               "given clip_search",
               codec_method_name(method));
-    QVG_CHECK(!fp8_centroids || method == CodecMethod::kQvg,
-              "FP8 codebooks are a QVG option; {} was given fp8_centroids",
-              codec_method_name(method));
+    QVG_CHECK(codebook_bits == 16 || codebook_bits == 8 || codebook_bits == 4,
+              "codebook bits must be 16 (BF16), 8 (FP8) or 4 (INT4), got {}", codebook_bits);
+    QVG_CHECK(codebook_bits == 16 || method == CodecMethod::kQvg,
+              "FP8 and INT4 codebooks are a QVG option; {} was given codebook_bits={}",
+              codec_method_name(method), codebook_bits);
     QVG_CHECK(!channel_keys || method == CodecMethod::kQvg || method == CodecMethod::kRtn,
               "keys per channel are a QVG/RTN option (KIVI always quantizes keys so); {} was "
               "given channel_keys",
@@ -106,7 +108,10 @@ std::string CodecConfig::describe() const {
         case CodecMethod::kQvg:
             return fmt::format("QVG INT{} G{} S{}{}{}{}{}", bits, group, stages,
                                asymmetric ? " asym" : "", channel_keys ? " K/ch" : "",
-                               clip_search ? " clip" : "", fp8_centroids ? " FP8-codebooks" : "");
+                               clip_search ? " clip" : "",
+                               codebook_bits == 8   ? " FP8-codebooks"
+                               : codebook_bits == 4 ? " INT4-codebooks"
+                                                    : "");
         default:
             return fmt::format("{} INT{} G{}{}{}{}", label(method), bits, group,
                                asymmetric && method != CodecMethod::kKivi ? " asym" : "",
@@ -115,6 +120,14 @@ std::string CodecConfig::describe() const {
 }
 
 at::Tensor centroid_values(const SpanStage& stage) {
+    if (stage.centroid_scales.defined()) {
+        // INT4 entries are code * scale + zero rounded once to BF16: what the CUDA decode reads,
+        // and what the encoder took the residual against.
+        return dequantize_groups({stage.centroids, stage.centroid_scales, stage.centroid_zeros},
+                                 detail::int4_codebook_spec(stage.centroids.size(-1) * 2))
+            .to(at::kBFloat16)
+            .to(at::kFloat);
+    }
     return stage.centroids.scalar_type() == at::kByte ? fp8_e4m3_decode(stage.centroids)
                                                       : stage.centroids.to(at::kFloat);
 }
@@ -123,7 +136,11 @@ int64_t EncodedSpan::bytes() const {
     int64_t n = quant.nbytes();
     if (payload.defined()) n += payload.nbytes();
     if (token_scales.defined()) n += token_scales.nbytes();
-    for (const auto& s : stages) n += s.ids.nbytes() + s.centroids.nbytes();
+    for (const auto& s : stages) {
+        n += s.ids.nbytes() + s.centroids.nbytes();
+        if (s.centroid_scales.defined()) n += s.centroid_scales.nbytes();
+        if (s.centroid_zeros.defined()) n += s.centroid_zeros.nbytes();
+    }
     return n;
 }
 
@@ -259,9 +276,10 @@ int64_t Codec::expected_bytes(int64_t batch, int64_t heads, int64_t tokens, int6
                     : elems;
             const int64_t groups = scalar_elems / c.group;
             int64_t n = scalar_elems * c.bits / 8 + groups * (c.asymmetric ? 2 : 1);
-            const int64_t centroid_bytes = c.fp8_centroids ? 1 : 2;
+            // Per centroid: D values at codebook_bits, and an FP8 scale and zero for INT4.
+            const int64_t per_centroid = dim * c.codebook_bits / 8 + (c.codebook_bits == 4 ? 2 : 0);
             n += int64_t{c.stages} *
-                 (batch * heads * tokens + batch * heads * c.centroids * dim * centroid_bytes);
+                 (batch * heads * tokens + batch * heads * c.centroids * per_centroid);
             return n;
         }
     }

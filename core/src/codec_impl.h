@@ -17,6 +17,11 @@ void requantize_without_stages(EncodedSpan& span, int keep);
 bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope,
                       const DecodeLaunch* launch);
 
+// INT4 codebooks: each centroid of `dim` values one asymmetric group (FP8 scale and zero).
+inline GroupQuantSpec int4_codebook_spec(int64_t dim) {
+    return {4, static_cast<int>(dim), true, false};
+}
+
 int64_t kivi_expected_bytes(const CodecConfig& c, KVRole role, int64_t batch, int64_t heads,
                             int64_t tokens, int64_t dim);
 

@@ -56,6 +56,13 @@ GroupQuantized quantize_residual(const at::Tensor& r, const CodecConfig& c, KVRo
     return per_channel(c, role) ? quantize_channels(r, spec_of(c)) : quantize_groups(r, spec_of(c));
 }
 
+// A stage whose codebook is held at 8 (FP8 E4M3) or 4 (INT4 per centroid) bits.
+SpanStage held_codebook(const at::Tensor& ids, const at::Tensor& centroids, int bits) {
+    if (bits == 8) return {ids, fp8_e4m3_encode(centroids)};
+    const GroupQuantized q = quantize_groups(centroids, int4_codebook_spec(centroids.size(-1)));
+    return {ids, q.codes, q.scales, q.zeros};
+}
+
 // centroids[id] of one stage: [B, H, N, D] fp32
 at::Tensor stage_values(const SpanStage& st, const std::vector<int64_t>& shape) {
     at::Tensor idx = st.ids.to(at::kLong).unsqueeze(-1).expand(shape);
@@ -136,14 +143,15 @@ class QvgCodec final : public Codec {
                     warm = centroid_values(prev).to(at::kBFloat16).view({b * h, c, d});
             }
             KMeansResult km = kmeans(r, opt, warm);
-            at::Tensor held = km.centroids;
-            if (config_.fp8_centroids) {
-                // The residual is taken against the centroids as stored (E4M3 values are exact
-                // in BF16), so the scalar codes absorb the rounding.
-                held = fp8_e4m3_encode(km.centroids);
-                km.centroids = fp8_e4m3_decode(held).to(at::kBFloat16);
+            SpanStage stage{km.ids.view({b, h, n}), km.centroids.view({b, h, c, d})};
+            if (config_.codebook_bits != 16) {
+                stage = held_codebook(km.ids.view({b, h, n}), km.centroids.view({b, h, c, d}),
+                                      config_.codebook_bits);
+                // The residual is taken against the centroids as stored (their values are
+                // exact in BF16), so the scalar codes absorb the rounding.
+                km.centroids = centroid_values(stage).to(at::kBFloat16).view({b * h, c, d});
             }
-            span.stages.push_back({km.ids.view({b, h, n}), held.view({b, h, c, d})});
+            span.stages.push_back(std::move(stage));
 #ifdef QVG_HAVE_CUDA
             // Last stage on the GPU: residual, scales, codes and error sums in one kernel.
             if (fusable && s + 1 == config_.stages) {

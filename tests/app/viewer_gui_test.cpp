@@ -353,12 +353,13 @@ TEST(ViewerGui, RunsAWorldModelAndReplaysItIdentically) {
     input::save_trajectory(dir / "other.json", walk(12, 12));
     constexpr int kFrames = 16;  // 8 blocks of one latent (2 frames each)
     const auto replay = [&](const std::string& file, const std::string& name) {
-        const auto r = run({QVG_WORLD, "--model", model.string(), "--replay", (dir / file).string(),
-                            "--frames", std::to_string(kFrames), "--cache",
-                            "qvg,group=16,span=2,sink=1,window=6,centroids=4,asym=1,clip=1,fp8c=1",
-                            "--hide-overlays", "--record", (dir / (name + ".mp4")).string(),
-                            "--headless-screenshot", (dir / (name + ".png")).string()},
-                           240s);
+        const auto r =
+            run({QVG_WORLD, "--model", model.string(), "--replay", (dir / file).string(),
+                 "--frames", std::to_string(kFrames), "--cache",
+                 "qvg,group=16,span=2,sink=1,window=6,centroids=4,asym=1,clip=1,codebook=8",
+                 "--hide-overlays", "--record", (dir / (name + ".mp4")).string(),
+                 "--headless-screenshot", (dir / (name + ".png")).string()},
+                240s);
         EXPECT_EQ(r.exit_code, 0) << r.output;
         EXPECT_NE(r.output.find("world model tiny_world.safetensors"), std::string::npos)
             << r.output;

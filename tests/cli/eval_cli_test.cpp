@@ -249,7 +249,7 @@ TEST(EvalCli, AsymmetricAndIterationSuffixesReachTheCodec) {
         run_qvg(eval_args(model, out, "--trajectories square --no-ahead --seed 3") +
                 " --caches bf16,qvg-int2-s1,qvg-int2-s1-asym,qvg-int2-s1-i6,rtn-int2-asym,"
                 "qvg-int2-s1-asym-kch,qvg-int2-s1-asym-clip,qvg-int2-s1-c8-asym,"
-                "qvg-int2-s1-c16-asym-fp8c");
+                "qvg-int2-s1-c16-asym-fp8c,qvg-int2-s1-c30-asym-int4c");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const json t = read_json(out).at("trajectories").at(0);
     const json& sym = run_of(t, "qvg-int2-s1");
@@ -276,10 +276,15 @@ TEST(EvalCli, AsymmetricAndIterationSuffixesReachTheCodec) {
     const json& c8 = run_of(t, "qvg-int2-s1-c8-asym");
     const json& fp8c = run_of(t, "qvg-int2-s1-c16-asym-fp8c");
     EXPECT_EQ(fp8c.at("label"), "QVG INT2 G16 S1 asym FP8-codebooks C16");
-    EXPECT_EQ(fp8c.at("policy").at("fp8_centroids"), true);
-    EXPECT_EQ(c8.at("policy").at("fp8_centroids"), false);
+    EXPECT_EQ(fp8c.at("policy").at("codebook_bits"), 8);
+    EXPECT_EQ(c8.at("policy").at("codebook_bits"), 16);
     EXPECT_EQ(fp8c.at("kv_bytes"), c8.at("kv_bytes"));
     EXPECT_NE(fp8c.at("psnr_vs_bf16"), c8.at("psnr_vs_bf16"));
+    // -int4c: INT4 codebooks with an FP8 scale and zero per centroid (D / 2 + 2 bytes each).
+    const json& int4c = run_of(t, "qvg-int2-s1-c30-asym-int4c");
+    EXPECT_EQ(int4c.at("label"), "QVG INT2 G16 S1 asym INT4-codebooks C30");
+    EXPECT_EQ(int4c.at("policy").at("codebook_bits"), 4);
+    EXPECT_NE(int4c.at("psnr_vs_bf16"), fp8c.at("psnr_vs_bf16"));
     EXPECT_EQ(iters.at("label"), "QVG INT2 G16 S1 I6");
     EXPECT_EQ(rtn.at("label"), "RTN INT2 G16 asym");
     EXPECT_EQ(sym.at("policy").at("asymmetric"), false);

@@ -230,11 +230,12 @@ TEST(Codec, ByteCountEqualsTheFormulaForEveryMethod) {
                     cfg.centroids = 16;
                     if (m == CodecMethod::kQvg) cfg.stages = 2;
                     const bool has_channel_keys = m == CodecMethod::kQvg || m == CodecMethod::kRtn;
-                    for (int variant : {0, 1, 2}) {  // plain, keys per channel, FP8 codebooks
+                    // plain, keys per channel, FP8 and INT4 codebooks
+                    for (int variant : {0, 1, 2, 3}) {
                         if (variant == 1 && !has_channel_keys) continue;
-                        if (variant == 2 && m != CodecMethod::kQvg) continue;
+                        if (variant >= 2 && m != CodecMethod::kQvg) continue;
                         cfg.channel_keys = variant == 1;
-                        cfg.fp8_centroids = variant == 2;
+                        cfg.codebook_bits = variant == 2 ? 8 : variant == 3 ? 4 : 16;
                         auto codec = Codec::create(cfg);
                         for (KVRole role : {KVRole::kKey, KVRole::kValue}) {
                             EncodedSpan span = codec->encode(x, {role, 0, nullptr});
@@ -334,51 +335,65 @@ TEST(Codec, ChannelKeysQuantizeTheKeysResidualPerChannel) {
     expect_error_mentions([&] { Codec::create(bad); }, "keys per channel are a QVG/RTN option");
 }
 
-TEST(Codec, Fp8CodebooksHoldTwiceTheCentroidsInTheSameBytes) {
+TEST(Codec, SmallerCodebooksHoldMoreCentroidsInTheSameBytes) {
     CodecConfig c8 = default_codec_config(CodecMethod::kQvg);
     c8.asymmetric = true;
     c8.centroids = 8;
-    CodecConfig c16 = c8;
-    c16.centroids = 16;
-    CodecConfig f16 = c16;
-    f16.fp8_centroids = true;
-    EXPECT_EQ(f16.describe(), "QVG INT2 G64 S1 asym FP8-codebooks");
-    for (KVRole role : {KVRole::kKey, KVRole::kValue}) {
-        const at::Tensor x = tokens(role);
-        const EncodedSpan a = Codec::create(c8)->encode(x, {role, 3, nullptr});
-        const EncodedSpan b = Codec::create(c16)->encode(x, {role, 3, nullptr});
-        auto codec = Codec::create(f16);
-        const EncodedSpan f = codec->encode(x, {role, 3, nullptr});
-        // Twice the entries at one byte each: the bytes of eight BF16 centroids.
-        EXPECT_EQ(f.bytes(), a.bytes());
-        EXPECT_EQ(f.stages[0].centroids.scalar_type(), at::kByte);
-        EXPECT_LT(f.rel_error, a.rel_error);
-        // The rounding costs little next to the scalar codes' error.
-        EXPECT_LT(f.rel_error, 1.02 * b.rel_error) << f.rel_error << " vs " << b.rel_error;
-        // The residual was taken against the centroids as stored: requantizing it reproduces
-        // the span's codes exactly.
-        const at::Tensor picked =
-            centroid_values(f.stages[0])
-                .gather(2, f.stages[0].ids.to(at::kLong).unsqueeze(-1).expand(x.sizes()));
-        const at::Tensor residual = (x.to(at::kFloat) - picked).to(at::kBFloat16).to(at::kFloat);
-        const GroupQuantized q = quantize_groups(residual, {2, 64, true, false});
-        EXPECT_TRUE(at::equal(q.codes, f.quant.codes));
-        EXPECT_NEAR(rel_error(x, codec->decode(f)), f.rel_error, 1e-6);
-        // A warm start reads the FP8 codebook of the previous span.
-        const at::Tensor next = tokens(role, 2);
-        const EncodedSpan w = codec->encode(next, {role, 4, &f});
-        EXPECT_LT(w.rel_error, Codec::create(c8)->encode(next, {role, 4, &a}).rel_error);
-        // Dropping the stage folds the FP8 codebook into the codes.
-        EncodedSpan dropped = f;
-        codec->drop_stages(dropped, 0);
-        CodecConfig none = f16;
-        none.stages = 0;
-        EXPECT_EQ(dropped.bytes(), Codec::create(none)->expected_bytes(1, 2, x.size(2), 128));
-        EXPECT_LE(rel_error(x, codec->decode(dropped)), dropped.rel_error + 1e-9);
+    struct Case {
+        int bits;
+        int centroids;  // at most the bytes of 8 BF16 centroids of D = 128 (2048 per head)
+        const char* label;
+        double slack;  // error against the same centroids held in BF16
+    };
+    for (const Case& k : {Case{8, 16, "QVG INT2 G64 S1 asym FP8-codebooks", 1.02},
+                          Case{4, 31, "QVG INT2 G64 S1 asym INT4-codebooks", 1.05}}) {
+        CodecConfig wide = c8;
+        wide.centroids = k.centroids;
+        CodecConfig small = wide;
+        small.codebook_bits = k.bits;
+        EXPECT_EQ(small.describe(), k.label);
+        auto codec = Codec::create(small);
+        for (KVRole role : {KVRole::kKey, KVRole::kValue}) {
+            const at::Tensor x = tokens(role);
+            const EncodedSpan a = Codec::create(c8)->encode(x, {role, 3, nullptr});
+            const EncodedSpan b = Codec::create(wide)->encode(x, {role, 3, nullptr});
+            const EncodedSpan f = codec->encode(x, {role, 3, nullptr});
+            EXPECT_LE(f.bytes(), a.bytes()) << k.label;
+            EXPECT_EQ(f.bytes(), codec->expected_bytes(1, 2, x.size(2), 128, role)) << k.label;
+            EXPECT_EQ(f.stages[0].centroids.scalar_type(), at::kByte);
+            EXPECT_LT(f.rel_error, a.rel_error) << k.label;
+            // The rounding costs little next to the scalar codes' error.
+            EXPECT_LT(f.rel_error, k.slack * b.rel_error)
+                << k.label << ": " << f.rel_error << " vs " << b.rel_error;
+            // The residual was taken against the centroids as stored: requantizing it
+            // reproduces the span's codes exactly.
+            const at::Tensor picked =
+                centroid_values(f.stages[0])
+                    .gather(2, f.stages[0].ids.to(at::kLong).unsqueeze(-1).expand(x.sizes()));
+            const at::Tensor residual =
+                (x.to(at::kFloat) - picked).to(at::kBFloat16).to(at::kFloat);
+            const GroupQuantized q = quantize_groups(residual, {2, 64, true, false});
+            EXPECT_TRUE(at::equal(q.codes, f.quant.codes)) << k.label;
+            EXPECT_NEAR(rel_error(x, codec->decode(f)), f.rel_error, 1e-6);
+            // A warm start reads the small codebook of the previous span.
+            const at::Tensor next = tokens(role, 2);
+            const EncodedSpan w = codec->encode(next, {role, 4, &f});
+            EXPECT_LT(w.rel_error, Codec::create(c8)->encode(next, {role, 4, &a}).rel_error);
+            // Dropping the stage folds the codebook into the codes.
+            EncodedSpan dropped = f;
+            codec->drop_stages(dropped, 0);
+            CodecConfig none = small;
+            none.stages = 0;
+            EXPECT_EQ(dropped.bytes(), Codec::create(none)->expected_bytes(1, 2, x.size(2), 128));
+            EXPECT_LE(rel_error(x, codec->decode(dropped)), dropped.rel_error + 1e-9);
+        }
     }
     CodecConfig bad = default_codec_config(CodecMethod::kKivi);
-    bad.fp8_centroids = true;
-    expect_error_mentions([&] { Codec::create(bad); }, "FP8 codebooks are a QVG option");
+    bad.codebook_bits = 8;
+    expect_error_mentions([&] { Codec::create(bad); }, "FP8 and INT4 codebooks are a QVG option");
+    CodecConfig odd = c8;
+    odd.codebook_bits = 6;
+    expect_error_mentions([&] { Codec::create(odd); }, "codebook bits must be 16");
 }
 
 TEST(Codec, DroppingStagesGivesBytesBackAndBoundsTheError) {

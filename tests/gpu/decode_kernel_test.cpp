@@ -206,12 +206,12 @@ TEST(DecodeKernel, MatchesTheCpuReferenceBitForBitOverSweptShapes) {
 
 TEST(DecodeKernel, CodecDecodeIntoOnCudaEqualsTheCpuCodec) {
     for (int stages : {0, 1, 3}) {
-        for (bool fp8 : {false, true}) {  // FP8 codebooks are widened for the kernel
-            if (fp8 && stages == 0) continue;
+        for (int bits : {16, 8, 4}) {  // FP8 and INT4 codebooks are widened for the kernel
+            if (bits != 16 && stages == 0) continue;
             core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
             cfg.stages = stages;
             cfg.centroids = 64;
-            cfg.fp8_centroids = fp8;
+            cfg.codebook_bits = bits;
             auto codec = core::Codec::create(cfg);
             core::SyntheticTokens s;
             s.frames = 2;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -36,10 +37,10 @@ struct CodecConfig {
     // RTN/QVG/KIVI/QuaRot: the encoder searches each group's range for the least squared error
     // (GroupQuantSpec::clip_search); same bytes, same decoding.
     bool clip_search = false;
-    // QVG: codebooks held as FP8 E4M3 (1 byte per value) instead of BF16, so twice the
-    // centroids fit in the same bytes. The residual is taken against the rounded centroids, so
-    // the scalar codes absorb the rounding.
-    bool fp8_centroids = false;
+    // QVG: bits per codebook value. 16: BF16; 8: FP8 E4M3, twice the centroids in the same
+    // bytes; 4: INT4 with an FP8 scale and zero point per centroid, about four times. The
+    // residual is taken against the centroids as stored, so the scalar codes absorb the rounding.
+    int codebook_bits = 16;
     bool warm_start = true;  // start k-means from the previous span's codebooks
     uint64_t seed = 0;       // private k-means / rotation stream
 
@@ -58,8 +59,20 @@ CodecConfig default_codec_config(CodecMethod method);
 enum class KVRole { kKey, kValue };
 
 struct SpanStage {
-    at::Tensor ids;        // uint8 [B, H, N]
-    at::Tensor centroids;  // [B, H, C, D]: bf16, or uint8 FP8 E4M3 bits (fp8_centroids)
+    SpanStage() = default;
+    SpanStage(at::Tensor ids_, at::Tensor centroids_, at::Tensor centroid_scales_ = {},
+              at::Tensor centroid_zeros_ = {})
+        : ids(std::move(ids_)),
+          centroids(std::move(centroids_)),
+          centroid_scales(std::move(centroid_scales_)),
+          centroid_zeros(std::move(centroid_zeros_)) {}
+
+    at::Tensor ids;  // uint8 [B, H, N]
+    // By codebook_bits: 16, bf16 [B, H, C, D]; 8, FP8 E4M3 bits uint8 [B, H, C, D]; 4, INT4
+    // codes uint8 [B, H, C, D/2] (two per byte, as the scalar codes) with FP8 scale and zero
+    // point bits uint8 [B, H, C, 1] in centroid_scales and centroid_zeros.
+    at::Tensor centroids;
+    at::Tensor centroid_scales, centroid_zeros;
 };
 
 // A stage's codebook as fp32 [B, H, C, D], whichever way it is held.
