@@ -27,9 +27,9 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
     p.scales = span.quant.scales.data_ptr<uint8_t>();
     p.zeros = span.quant.zeros.defined() ? span.quant.zeros.data_ptr<uint8_t>() : nullptr;
     p.num_stages = static_cast<int>(span.stages.size());
-    // FP8 codebooks are widened to BF16 (exactly) for the kernel: C x D values per head, a
-    // small fraction of the span. The copies live until the launch is queued; the allocator
-    // reuses their memory only for work ordered after it on this stream.
+    // FP8 and INT4 codebooks are widened to BF16 (exactly) for the kernel: C x D values per
+    // head, a small fraction of the span. The copies live until the launch is queued; the
+    // allocator reuses their memory only for work ordered after it on this stream.
     std::vector<at::Tensor> widened;
     for (size_t s = 0; s < span.stages.size(); ++s) {
         const SpanStage& st = span.stages[s];
