@@ -7,7 +7,6 @@
 #include "codec_impl.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
-#include "qvg/core/fp8.h"
 
 namespace qvg::core {
 namespace {
@@ -119,18 +118,21 @@ std::string CodecConfig::describe() const {
     }
 }
 
-at::Tensor centroid_values(const SpanStage& stage) {
+at::Tensor centroids_bf16(const SpanStage& stage) {
     if (stage.centroid_scales.defined()) {
         // INT4 entries are code * scale + zero rounded once to BF16: what the CUDA decode reads,
         // and what the encoder took the residual against.
         return dequantize_groups({stage.centroids, stage.centroid_scales, stage.centroid_zeros},
                                  detail::int4_codebook_spec(stage.centroids.size(-1) * 2))
-            .to(at::kBFloat16)
-            .to(at::kFloat);
+            .to(at::kBFloat16);
     }
-    return stage.centroids.scalar_type() == at::kByte ? fp8_e4m3_decode(stage.centroids)
-                                                      : stage.centroids.to(at::kFloat);
+    if (stage.centroids.scalar_type() == at::kByte) {  // FP8 E4M3 bits: one exact cast
+        return stage.centroids.view(at::kFloat8_e4m3fn).to(at::kBFloat16);
+    }
+    return stage.centroids;
 }
+
+at::Tensor centroid_values(const SpanStage& stage) { return centroids_bf16(stage).to(at::kFloat); }
 
 int64_t EncodedSpan::bytes() const {
     int64_t n = quant.nbytes();

@@ -140,17 +140,18 @@ class QvgCodec final : public Codec {
                 ctx.previous->stages.size() > static_cast<size_t>(s)) {
                 const SpanStage& prev = ctx.previous->stages[s];
                 if (prev.centroids.numel() == b * h * c * d)
-                    warm = centroid_values(prev).to(at::kBFloat16).view({b * h, c, d});
+                    warm = centroids_bf16(prev).view({b * h, c, d});
             }
             KMeansResult km = kmeans(r, opt, warm);
-            SpanStage stage{km.ids.view({b, h, n}), km.centroids.view({b, h, c, d})};
-            if (config_.codebook_bits != 16) {
-                stage = held_codebook(km.ids.view({b, h, n}), km.centroids.view({b, h, c, d}),
-                                      config_.codebook_bits);
-                // The residual is taken against the centroids as stored (their values are
-                // exact in BF16), so the scalar codes absorb the rounding.
-                km.centroids = centroid_values(stage).to(at::kBFloat16).view({b * h, c, d});
-            }
+            const at::Tensor ids = km.ids.view({b, h, n});
+            const at::Tensor cent = km.centroids.view({b, h, c, d});
+            SpanStage stage = config_.codebook_bits == 16
+                                  ? SpanStage{ids, cent}
+                                  : held_codebook(ids, cent, config_.codebook_bits);
+            // The residual is taken against the centroids as stored (their values are exact in
+            // BF16), so the scalar codes absorb the rounding.
+            if (config_.codebook_bits != 16)
+                km.centroids = centroids_bf16(stage).view({b * h, c, d});
             span.stages.push_back(std::move(stage));
 #ifdef QVG_HAVE_CUDA
             // Last stage on the GPU: residual, scales, codes and error sums in one kernel.

@@ -34,10 +34,9 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
     for (size_t s = 0; s < span.stages.size(); ++s) {
         const SpanStage& st = span.stages[s];
         if (!st.ids.is_contiguous() || !st.centroids.is_contiguous()) return false;
-        const at::Tensor& cent =
-            st.centroids.scalar_type() == at::kByte
-                ? widened.emplace_back(centroid_values(st).to(at::kBFloat16).contiguous())
-                : st.centroids;
+        const at::Tensor& cent = st.centroids.scalar_type() == at::kByte
+                                     ? widened.emplace_back(centroids_bf16(st).contiguous())
+                                     : st.centroids;
         p.ids[s] = st.ids.data_ptr<uint8_t>();
         p.centroids[s] = reinterpret_cast<const uint16_t*>(cent.data_ptr<at::BFloat16>());
         p.num_centroids = cent.size(2);

@@ -75,7 +75,10 @@ struct SpanStage {
     at::Tensor centroid_scales, centroid_zeros;
 };
 
-// A stage's codebook as fp32 [B, H, C, D], whichever way it is held.
+// A stage's codebook as BF16 [B, H, C, D], whichever way it is held (every format's values are
+// exact in BF16; a BF16 codebook is returned as it is, not copied).
+at::Tensor centroids_bf16(const SpanStage& stage);
+// The same in fp32.
 at::Tensor centroid_values(const SpanStage& stage);
 
 struct EncodedSpan {
