@@ -11,7 +11,9 @@
 # outputs, and the per-walk losses of all reports together (packaging/eval/cache_losses.py).
 #   QVG_COMMIT=abc123 packaging/gpu/eval-world.sh OUT PROCS FIRST_SEED [qvg eval options...]
 # QVG_BIN=path/to/qvg skips the build; QVG_EVAL_DEVICE=cpu runs the PROCS slots on the CPU too
-# (a dry run here); QVG_MAX_SEEDS bounds the seeds handed out.
+# (a dry run here); QVG_MAX_SEEDS bounds the seeds handed out. On a machine of several GPUs the
+# GPU slots take GPU 0, 1, ... in turn, each seeing only its own (CUDA_VISIBLE_DEVICES; QVG_GPUS
+# overrides the count nvidia-smi gives).
 # Example: return walks of every cache at 4.12 MiB, 4 GPU and 11 CPU slots, 7 minutes:
 #   QVG_CPU_PROCS=11 packaging/gpu/eval-world.sh $OUT 4 100 --threads 1
 #     --model assets/world/world_model.safetensors --frames 128 --trajectories return --walks 2
@@ -67,9 +69,15 @@ slot() {  # device
     echo "walk seed $seed on $device: ${last}s"
   done
 }
+gpus="${QVG_GPUS:-$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')}"
+((gpus >= 1)) || gpus=1
 pids=()
 for ((i = 0; i < procs; ++i)); do
-  slot "${QVG_EVAL_DEVICE:-cuda}" "$@" &
+  if ((gpus > 1)); then
+    CUDA_VISIBLE_DEVICES=$((i % gpus)) slot "${QVG_EVAL_DEVICE:-cuda}" "$@" &
+  else
+    slot "${QVG_EVAL_DEVICE:-cuda}" "$@" &
+  fi
   pids+=($!)
 done
 for ((i = 0; i < cpu_procs; ++i)); do
