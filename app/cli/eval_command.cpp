@@ -66,6 +66,7 @@ struct EvalOptions {
     int64_t steps = 0;       // denoising steps per chunk; 0 = the model's
     std::vector<std::string> trajectories = default_eval_trajectories();
     int walks = 1;  // walks per trajectory, each from its own start pose with its own noise
+    int batch = 1;  // walks of equal length run side by side as one batch
     std::vector<std::string> caches = default_eval_caches();
     std::vector<int64_t> windows = {16, 64, 128};  // BF16 windows for the revisit table
     // Spans of 16 latents: with the built-in model's 64 tokens per latent, a span of 8 spent a
@@ -307,7 +308,22 @@ Scores autoencoder_scores(const core::WorldModel& model, const EvalTrajectory& t
     return s;
 }
 
-// Runs the model along one trajectory under one cache policy. `report` is called after every
+// A batch's cache statistics for one of its `walks` walks: every walk holds the same frames in
+// spans of the same sizes, so the bytes divide evenly; the errors are the batch's means.
+core::CacheStats per_walk(core::CacheStats stats, int64_t walks) {
+    if (walks == 1) return stats;
+    stats.bytes /= walks;
+    stats.bf16_bytes /= walks;
+    for (auto& layer : stats.layers) {
+        layer.sink_bytes /= walks;
+        layer.span_bytes /= walks;
+        layer.tail_bytes /= walks;
+        layer.bf16_bytes /= walks;
+    }
+    return stats;
+}
+
+// Runs the model along trajectories under one cache policy. `report` is called after every
 // chunk.
 class Evaluator {
   public:
@@ -320,51 +336,89 @@ class Evaluator {
     Evaluator(const core::WorldModel& model, const EvalOptions& o, std::function<void()> report)
         : model_(model), o_(o), report_(std::move(report)) {}
 
-    void run(const TrajectoryResult& t, Run& run, Mode mode) const {
-        const EvalTrajectory& tr = t.trajectory;
-        const world::Clip& clip = tr.clip;
-        core::KVCache cache(core::world_cache_shape(model_), run.policy);
-        core::WorldModelSession session(model_, cache, {.steps = o_.steps, .seed = t.noise_seed});
-        const size_t fb = frame_bytes(clip);
-        session.prime(std::span(clip.frames.data(), static_cast<size_t>(tr.context_frames()) * fb),
-                      tr.context_frames(),
-                      std::span(clip.labels.data(), static_cast<size_t>(tr.context_latents)));
-        const int64_t k = model_.config().chunk_latents, tl = clip.frames_per_latent;
-        const int64_t chunks = tr.generated_latents / k;
-        Scores& scores = mode == Mode::kRollout ? run.truth : run.ahead;
-        if (mode == Mode::kRollout) run.frames.reserve(static_cast<size_t>(chunks * k * tl) * fb);
+    // Runs walks of equal length side by side, one batch: walk j of `walks` into runs[j], all
+    // under runs[0]'s policy. Times are the batch's, shared evenly among its walks.
+    void run(const std::vector<const TrajectoryResult*>& walks, const std::vector<Run*>& runs,
+             Mode mode) const {
+        const EvalTrajectory& first = walks.front()->trajectory;
+        const auto b = static_cast<int64_t>(walks.size());
+        std::vector<uint64_t> seeds;
+        for (const TrajectoryResult* t : walks) {
+            QVG_CHECK(t->trajectory.context_latents == first.context_latents &&
+                          t->trajectory.generated_latents == first.generated_latents,
+                      "eval: walks of one batch must have the same length");
+            seeds.push_back(t->noise_seed);
+        }
+        const core::CachePolicy& policy = runs.front()->policy;
+        core::KVCache cache(core::world_cache_shape(model_, b), policy);
+        core::WorldModelSession session(model_, cache, {.steps = o_.steps, .seeds = seeds});
+        const size_t fb = frame_bytes(first.clip);
+        const int64_t k = model_.config().chunk_latents, tl = first.clip.frames_per_latent;
+        // The walks' frames [from, from + count) and labels, one walk after another.
+        std::vector<uint8_t> rgb;
+        std::vector<int> labels;
+        auto gather = [&](int64_t from_latent, int64_t latents, bool frames) {
+            rgb.clear();
+            labels.clear();
+            for (const TrajectoryResult* t : walks) {
+                const world::Clip& clip = t->trajectory.clip;
+                const auto* l = clip.labels.data() + from_latent;
+                labels.insert(labels.end(), l, l + latents);
+                if (!frames) continue;
+                const uint8_t* f = clip.frames.data() + static_cast<size_t>(from_latent * tl) * fb;
+                rgb.insert(rgb.end(), f, f + static_cast<size_t>(latents * tl) * fb);
+            }
+        };
+        gather(0, first.context_latents, true);
+        session.prime(rgb, first.context_frames(), labels);
+        const int64_t chunks = first.generated_latents / k;
+        for (Run* run : runs) {
+            if (mode == Mode::kRollout) {
+                run->frames.reserve(static_cast<size_t>(chunks * k * tl) * fb);
+            }
+        }
         for (int64_t c = 0; c < chunks; ++c) {
-            const int64_t latent = tr.context_latents + c * k;
-            const std::span<const int> labels(clip.labels.data() + latent, static_cast<size_t>(k));
+            const int64_t latent = first.context_latents + c * k;
+            gather(latent, k, false);
             const core::WorldFrames f =
                 mode == Mode::kRollout ? session.step(labels) : session.predict(labels);
             double ms = session.last_step_ms();
-            for (int64_t i = 0; i < f.count; ++i) {
-                scores.add(std::span(f.rgb.data() + i * static_cast<int64_t>(fb), fb),
-                           clip.frame(static_cast<int>(latent * tl + i)), clip.width);
-            }
-            if (mode == Mode::kRollout) {
-                run.frames.insert(run.frames.end(), f.rgb.begin(), f.rgb.end());
-                run.chunk_ms.push_back(ms);
-            } else {
-                run.ahead_frames.insert(run.ahead_frames.end(), f.rgb.begin(), f.rgb.end());
-            }
             if (mode == Mode::kAhead &&
                 c + 1 < chunks) {  // the last chunk's truth would never be attended to
                 const auto start = std::chrono::steady_clock::now();
-                session.commit(std::span(clip.frames.data() + latent * tl * fb,
-                                         static_cast<size_t>(k * tl) * fb),
-                               k * tl, labels);
+                gather(latent, k, true);
+                session.commit(rgb, k * tl, labels);
                 ms += ms_since(start);
             }
-            (mode == Mode::kRollout ? run.rollout_ms : run.ahead_ms) += ms;
-            report_();
+            // Scored on all threads, a walk to each.
+            at::parallel_for(0, b, 1, [&](int64_t lo, int64_t hi) {
+                for (int64_t j = lo; j < hi; ++j) {
+                    const world::Clip& clip = walks[static_cast<size_t>(j)]->trajectory.clip;
+                    Run& run = *runs[static_cast<size_t>(j)];
+                    Scores& scores = mode == Mode::kRollout ? run.truth : run.ahead;
+                    const auto walk = f.rgb.begin() + j * f.count * static_cast<int64_t>(fb);
+                    for (int64_t i = 0; i < f.count; ++i) {
+                        scores.add(std::span(&*walk + i * static_cast<int64_t>(fb), fb),
+                                   clip.frame(static_cast<int>(latent * tl + i)), clip.width);
+                    }
+                    auto& kept = mode == Mode::kRollout ? run.frames : run.ahead_frames;
+                    kept.insert(kept.end(), walk, walk + f.count * static_cast<int64_t>(fb));
+                    const double share = ms / static_cast<double>(b);
+                    if (mode == Mode::kRollout) run.chunk_ms.push_back(share);
+                    (mode == Mode::kRollout ? run.rollout_ms : run.ahead_ms) += share;
+                }
+            });
+            for (int64_t j = 0; j < b; ++j) report_();
         }
-        if (mode == Mode::kRollout) {
-            run.chunks = chunks;
-            run.stats = cache.stats();
-        } else {
-            run.has_ahead = true;
+        const core::CacheStats stats =
+            mode == Mode::kRollout ? per_walk(cache.stats(), b) : core::CacheStats{};
+        for (Run* run : runs) {
+            if (mode == Mode::kRollout) {
+                run->chunks = chunks;
+                run->stats = stats;
+            } else {
+                run->has_ahead = true;
+            }
         }
     }
 
@@ -377,6 +431,34 @@ class Evaluator {
     const EvalOptions& o_;
     std::function<void()> report_;
 };
+
+// Mean PSNR over the runs' frames (rollout or 1 chunk ahead), for progress lines.
+double mean_psnr(const std::vector<Run*>& runs, bool ahead) {
+    double sum = 0;
+    size_t n = 0;
+    for (const Run* r : runs) {
+        const auto& psnr = ahead ? r->ahead.psnr : r->truth.psnr;
+        for (double v : psnr) sum += v;
+        n += psnr.size();
+    }
+    return n > 0 ? sum / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
+}
+
+// The copy baselines: the last context frame for the rollout, the last ground-truth frame
+// before each chunk for 1 chunk ahead.
+void score_copies(TrajectoryResult& t, int64_t chunk_latents) {
+    const EvalTrajectory& tr = t.trajectory;
+    const int chunk_frames = static_cast<int>(chunk_latents) * tr.clip.frames_per_latent;
+    const size_t fb = static_cast<size_t>(tr.clip.width) * static_cast<size_t>(tr.clip.height) * 3;
+    const std::span<const uint8_t> last_context(
+        tr.clip.frames.data() + (tr.context_frames() - 1) * fb, fb);
+    for (int f = tr.context_frames(); f < tr.clip.frame_count(); ++f) {
+        t.copy.add(last_context, tr.clip.frame(f), tr.clip.width);
+        const int chunk_start =
+            tr.context_frames() + (f - tr.context_frames()) / chunk_frames * chunk_frames;
+        t.ahead_copy.add(tr.clip.frame(chunk_start - 1), tr.clip.frame(f), tr.clip.width);
+    }
+}
 
 void compare_with_bf16(const Run& bf16, const EvalTrajectory& tr, Run& run) {
     const size_t fb = Evaluator::frame_bytes(tr.clip);
@@ -555,31 +637,52 @@ int run_eval(const EvalOptions& o) {
     revisit_options.max_angle_deg = o.revisit_angle_deg;
     revisit_options.min_gap_frames = o.revisit_gap_frames;
 
-    std::vector<TrajectoryResult> results;
+    // The walks' ground truth, rendered on all threads (the world is only read).
+    const auto render_start = std::chrono::steady_clock::now();
+    std::vector<TrajectoryResult> results(o.trajectories.size() * static_cast<size_t>(o.walks));
+    at::parallel_for(0, static_cast<int64_t>(results.size()), 1, [&](int64_t lo, int64_t hi) {
+        for (auto i = static_cast<size_t>(lo); i < static_cast<size_t>(hi); ++i) {
+            TrajectoryResult& t = results[i];
+            EvalTrajectoryRequest request;
+            t.kind = o.trajectories[i % o.trajectories.size()];
+            t.walk = static_cast<int>(i / o.trajectories.size());
+            request.name = t.kind;
+            request.seed = core::Rng::mix(o.walk_seed, i);
+            request.context_latents = o.context;
+            request.frames = o.frames;
+            request.loop_side = o.loop_side;
+            request.image_size = static_cast<int>(c.image_size);
+            request.frames_per_latent = static_cast<int>(tl);
+            request.chunk_latents = static_cast<int>(k);
+            t.trajectory = make_eval_trajectory(world, request);
+            if (o.walks > 1) t.trajectory.name = fmt::format("{} #{}", t.kind, t.walk + 1);
+            t.noise_seed = core::Rng::mix(o.seed, i);
+            t.revisits = world::find_revisits(world, t.trajectory.clip.frame_poses, revisit_options,
+                                              t.trajectory.context_frames());
+        }
+    });
     int64_t total_chunks = 0;
-    for (size_t i = 0; i < o.trajectories.size() * static_cast<size_t>(o.walks); ++i) {
-        TrajectoryResult t;
-        EvalTrajectoryRequest request;
-        t.kind = o.trajectories[i % o.trajectories.size()];
-        t.walk = static_cast<int>(i / o.trajectories.size());
-        request.name = t.kind;
-        request.seed = core::Rng::mix(o.walk_seed, i);
-        request.context_latents = o.context;
-        request.frames = o.frames;
-        request.loop_side = o.loop_side;
-        request.image_size = static_cast<int>(c.image_size);
-        request.frames_per_latent = static_cast<int>(tl);
-        request.chunk_latents = static_cast<int>(k);
-        t.trajectory = make_eval_trajectory(world, request);
-        if (o.walks > 1) t.trajectory.name = fmt::format("{} #{}", t.kind, t.walk + 1);
-        t.noise_seed = core::Rng::mix(o.seed, i);
-        t.revisits = world::find_revisits(world, t.trajectory.clip.frame_poses, revisit_options,
-                                          t.trajectory.context_frames());
+    // Walks of equal length run side by side, --batch at a time, in the order of the first.
+    std::vector<std::vector<TrajectoryResult*>> groups;
+    for (auto& t : results) {
         const int64_t chunks = t.trajectory.generated_latents / k;
         const size_t windows = t.revisits.empty() ? 0 : o.windows.size();
         total_chunks += chunks * static_cast<int64_t>(caches.size() * (o.ahead ? 2 : 1) + windows);
-        results.push_back(std::move(t));
+        auto fits = [&](const std::vector<TrajectoryResult*>& g) {
+            const EvalTrajectory& a = g.front()->trajectory;
+            return static_cast<int>(g.size()) < o.batch &&
+                   a.context_latents == t.trajectory.context_latents &&
+                   a.generated_latents == t.trajectory.generated_latents;
+        };
+        auto open = std::find_if(groups.begin(), groups.end(), fits);
+        if (open == groups.end()) {
+            groups.push_back({&t});
+        } else {
+            open->push_back(&t);
+        }
     }
+    std::cerr << fmt::format("eval: {} walks rendered in {:.1f} s, {} batch(es)\n", results.size(),
+                             ms_since(render_start) / 1000.0, groups.size());
 
     std::cerr << fmt::format("eval: {} on {}, {} trajectories x {} caches{}, {} denoising steps\n",
                              o.model, core::device_name(device), results.size(), caches.size(),
@@ -597,24 +700,24 @@ int run_eval(const EvalOptions& o) {
         if (!progress.interactive()) progress.update(done, what);
     };
 
-    for (auto& t : results) {
-        const EvalTrajectory& tr = t.trajectory;
-        t.runs.resize(caches.size());
-        const size_t fb = Evaluator::frame_bytes(tr.clip);
-        const std::span<const uint8_t> last_context(
-            tr.clip.frames.data() + (tr.context_frames() - 1) * fb, fb);
-        for (int f = tr.context_frames(); f < tr.clip.frame_count(); ++f) {
-            t.copy.add(last_context, tr.clip.frame(f), tr.clip.width);
-            const int chunk_start = tr.context_frames() + (f - tr.context_frames()) /
-                                                              static_cast<int>(k * tl) *
-                                                              static_cast<int>(k * tl);
-            t.ahead_copy.add(tr.clip.frame(chunk_start - 1), tr.clip.frame(f), tr.clip.width);
+    for (const std::vector<TrajectoryResult*>& group : groups) {
+        const std::vector<const TrajectoryResult*> walks(group.begin(), group.end());
+        const EvalTrajectory& tr = group.front()->trajectory;
+        const std::string name =
+            group.size() == 1 ? tr.name : fmt::format("{} walks ({} ...)", group.size(), tr.name);
+        for (TrajectoryResult* t : group) {
+            t->runs.resize(caches.size());
+            score_copies(*t, k);
+            t->autoencoder = autoencoder_scores(model, t->trajectory);
         }
 
-        t.autoencoder = autoencoder_scores(model, tr);
-
-        int64_t budget = 0;           // bytes of the budget reference at the end
+        int64_t budget = 0;           // bytes of the budget reference at the end, per walk
         double bf16_frame_bytes = 0;  // bytes one frame takes in the BF16 cache, as held
+        auto runs_of = [&](size_t index) {
+            std::vector<Run*> runs;
+            for (TrajectoryResult* t : group) runs.push_back(&t->runs[index]);
+            return runs;
+        };
         auto run_entry = [&](size_t index) {
             const EvalCache& e = caches[index];
             int64_t window = e.window_frames;
@@ -623,21 +726,24 @@ int run_eval(const EvalOptions& o) {
                 window = std::max<int64_t>(
                     1, static_cast<int64_t>(static_cast<double>(budget) / bf16_frame_bytes) - sink);
             }
-            Run& run = t.runs[index];
-            run.cache = e.name;
-            run.policy = policy_for(e, o, c, window);
-            run.label = label_of(e, run.policy);
-            detail = fmt::format("{} / {}: rollout", tr.name, run.label);
-            evaluator.run(t, run, Evaluator::Mode::kRollout);
+            const std::vector<Run*> runs = runs_of(index);
+            for (Run* run : runs) {
+                run->cache = e.name;
+                run->policy = policy_for(e, o, c, window);
+                run->label = label_of(e, run->policy);
+            }
+            const Run& run = *runs.front();
+            detail = fmt::format("{} / {}: rollout", name, run.label);
+            evaluator.run(walks, runs, Evaluator::Mode::kRollout);
             finished(fmt::format(
-                "{} / {}: rollout PSNR {:.2f} dB, {:.1f} frames/s", tr.name, run.label,
-                mean(run.truth.psnr),
+                "{} / {}: rollout PSNR {:.2f} dB, {:.1f} frames/s", name, run.label,
+                mean_psnr(runs, false),
                 static_cast<double>(run.truth.psnr.size()) / (run.rollout_ms / 1000.0)));
             if (o.ahead) {
-                detail = fmt::format("{} / {}: 1 chunk ahead", tr.name, run.label);
-                evaluator.run(t, run, Evaluator::Mode::kAhead);
-                finished(fmt::format("{} / {}: 1 chunk ahead PSNR {:.2f} dB", tr.name, run.label,
-                                     mean(run.ahead.psnr)));
+                detail = fmt::format("{} / {}: 1 chunk ahead", name, run.label);
+                evaluator.run(walks, runs, Evaluator::Mode::kAhead);
+                finished(fmt::format("{} / {}: 1 chunk ahead PSNR {:.2f} dB", name, run.label,
+                                     mean_psnr(runs, true)));
             }
             if (e.is_bf16_full()) {
                 bf16_frame_bytes =
@@ -652,31 +758,49 @@ int run_eval(const EvalOptions& o) {
         for (size_t i = 0; i < caches.size(); ++i) {
             if (caches[i].budget_matched()) run_entry(i);
         }
-        for (auto& run : t.runs) {
-            compare_with_bf16(t.runs.front(), tr, run);
-            score_revisits(t, k, run);
-        }
-        if (!t.revisits.empty()) {
-            for (int64_t w : o.windows) {
-                Run run;
-                run.cache = fmt::format("window-{}", w);
-                run.policy = policy_for(parse_eval_cache(run.cache), o, c, w);
-                run.label = fmt::format("BF16 window {}", w);
-                detail = fmt::format("{} / {}: rollout", tr.name, run.label);
-                evaluator.run(t, run, Evaluator::Mode::kRollout);
-                finished(fmt::format("{} / {}: rollout PSNR {:.2f} dB", tr.name, run.label,
-                                     mean(run.truth.psnr)));
-                compare_with_bf16(t.runs.front(), tr, run);
-                score_revisits(t, k, run);
-                run.frames.clear();
-                t.history_runs.push_back(std::move(run));
+        for (TrajectoryResult* t : group) {
+            for (auto& run : t->runs) {
+                compare_with_bf16(t->runs.front(), t->trajectory, run);
+                score_revisits(*t, k, run);
             }
         }
-        for (auto& run : t.runs) {
-            run.frames.clear();
-            run.frames.shrink_to_fit();
-            run.ahead_frames.clear();
-            run.ahead_frames.shrink_to_fit();
+        // Windows for the revisit table, over the walks that revisit.
+        std::vector<TrajectoryResult*> revisiting;
+        for (TrajectoryResult* t : group) {
+            if (!t->revisits.empty()) revisiting.push_back(t);
+        }
+        if (!revisiting.empty()) {
+            const std::vector<const TrajectoryResult*> rwalks(revisiting.begin(), revisiting.end());
+            for (int64_t w : o.windows) {
+                std::vector<Run> runs(revisiting.size());
+                std::vector<Run*> ptrs;
+                for (Run& run : runs) {
+                    run.cache = fmt::format("window-{}", w);
+                    run.policy = policy_for(parse_eval_cache(run.cache), o, c, w);
+                    run.label = fmt::format("BF16 window {}", w);
+                    ptrs.push_back(&run);
+                }
+                detail = fmt::format("{} / {}: rollout", name, runs.front().label);
+                evaluator.run(rwalks, ptrs, Evaluator::Mode::kRollout);
+                finished(fmt::format("{} / {}: rollout PSNR {:.2f} dB", name, runs.front().label,
+                                     mean_psnr(ptrs, false)));
+                for (size_t j = 0; j < revisiting.size(); ++j) {
+                    TrajectoryResult& t = *revisiting[j];
+                    Run& run = runs[j];
+                    compare_with_bf16(t.runs.front(), t.trajectory, run);
+                    score_revisits(t, k, run);
+                    run.frames.clear();
+                    t.history_runs.push_back(std::move(run));
+                }
+            }
+        }
+        for (TrajectoryResult* t : group) {
+            for (auto& run : t->runs) {
+                run.frames.clear();
+                run.frames.shrink_to_fit();
+                run.ahead_frames.clear();
+                run.ahead_frames.shrink_to_fit();
+            }
         }
     }
     progress.finish();
@@ -856,6 +980,7 @@ int run_eval(const EvalOptions& o) {
               {"seed", o.seed},
               {"walk_seed", o.walk_seed},
               {"walks", o.walks},
+              {"batch", o.batch},
               {"context_latents", o.context},
               {"frames", o.frames},
               {"loop_side", o.loop_side},
@@ -923,7 +1048,12 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--walks", o->walks,
                     "walks per trajectory, each from its own start pose with its own sampler "
                     "noise; tables (a') and (b) average over them")
-        ->check(CLI::Range(1, 64));
+        ->check(CLI::Range(1, 4096));
+    sub->add_option("--batch", o->batch,
+                    "walks run side by side as one batch, those of equal length (a GPU runs "
+                    "many at little more than the cost of one); times are then the batch's "
+                    "shared among its walks")
+        ->check(CLI::Range(1, 1024));
     sub->add_option("--caches", o->caches,
                     "cache configurations: <codec>[-int2|-int4][-g<G>][-s<S>][-c<C>] (codec bf16, "
                     "fp8, rtn, qvg, kivi, quarot), window[-N], sink-window[-N]")

@@ -11,11 +11,11 @@
 
 namespace qvg::core {
 
-CacheShape world_cache_shape(const WorldModel& model) {
+CacheShape world_cache_shape(const WorldModel& model, int64_t batch) {
     const WorldModelConfig& c = model.config();
     CacheShape shape;
     shape.num_layers = c.dit.num_layers;
-    shape.batch = 1;
+    shape.batch = batch;
     shape.heads = c.dit.num_heads;
     shape.head_dim = c.dit.head_dim();
     shape.tokens_per_frame = c.tokens_per_latent();
@@ -24,10 +24,11 @@ CacheShape world_cache_shape(const WorldModel& model) {
 
 WorldModelSession::WorldModelSession(const WorldModel& model, History& history,
                                      WorldSamplingOptions options)
-    : model_(model),
-      history_(history),
-      gen_(at::make_generator<at::CPUGeneratorImpl>(options.seed)),
-      contiguous_positions_(options.contiguous_positions) {
+    : model_(model), history_(history), contiguous_positions_(options.contiguous_positions) {
+    if (options.seeds.empty()) options.seeds.push_back(options.seed);
+    for (uint64_t seed : options.seeds) {
+        gens_.push_back(at::make_generator<at::CPUGeneratorImpl>(seed));
+    }
     const WorldModelConfig& c = model.config();
     QVG_CHECK(history.num_layers() == c.dit.num_layers,
               "world session: history has {} layers, the model {}", history.num_layers(),
@@ -40,7 +41,7 @@ WorldModelSession::WorldModelSession(const WorldModel& model, History& history,
         sigmas_.push_back(static_cast<float>(u * c.shift / (1.0 + (c.shift - 1.0) * u)));
     }
     c10::InferenceMode guard;
-    text_ = model.text(1);
+    text_ = model.text(batch());
 }
 
 at::Tensor WorldModelSession::labels_tensor(std::span<const int> labels) const {
@@ -49,7 +50,7 @@ at::Tensor WorldModelSession::labels_tensor(std::span<const int> labels) const {
                   label);
     }
     std::vector<int64_t> values(labels.begin(), labels.end());
-    return at::tensor(values, at::kLong).view({1, static_cast<int64_t>(values.size())});
+    return at::tensor(values, at::kLong).view({batch(), -1});
 }
 
 void WorldModelSession::prime(std::span<const uint8_t> rgb, int64_t frames,
@@ -65,19 +66,21 @@ void WorldModelSession::commit(std::span<const uint8_t> rgb, int64_t frames,
     QVG_CHECK(frames > 0 && frames % (t * k) == 0,
               "world session: {} ground-truth frames are not a whole number of blocks ({} frames)",
               frames, t * k);
-    QVG_CHECK(static_cast<int64_t>(rgb.size()) == frames * s * s * 3,
-              "world session: expected {} bytes for {} frames of {}x{} RGB, found {}",
-              frames * s * s * 3, frames, s, s, rgb.size());
+    const int64_t b = batch();
+    QVG_CHECK(static_cast<int64_t>(rgb.size()) == b * frames * s * s * 3,
+              "world session: expected {} bytes for {} x {} frames of {}x{} RGB, found {}",
+              b * frames * s * s * 3, b, frames, s, s, rgb.size());
     const int64_t latents = frames / t;
-    QVG_CHECK(static_cast<int64_t>(labels.size()) == latents,
-              "world session: expected {} action labels (one per latent), found {}", latents,
-              labels.size());
+    QVG_CHECK(static_cast<int64_t>(labels.size()) == b * latents,
+              "world session: expected {} action labels (one per latent of {} walk(s)), found {}",
+              b * latents, b, labels.size());
     at::Tensor lab = labels_tensor(labels);
     c10::InferenceMode guard;
-    at::Tensor video = video_from_rgb8(rgb.data(), frames, s, s, t);
+    at::Tensor video = video_from_rgb8(rgb.data(), b * frames, s, s, t);
     settle_positions();
-    at::Tensor z = model_.normalize(model_.encode(video)).unsqueeze(0);  // [1, N, C, h, w]
-    const at::Tensor t0 = at::zeros({1, k}, at::kFloat);
+    at::Tensor z = model_.normalize(model_.encode(video));  // [B * N, C, h, w]
+    z = z.view({b, latents, z.size(1), z.size(2), z.size(3)});
+    const at::Tensor t0 = at::zeros({b, k}, at::kFloat);
     for (int64_t i = 0; i < latents / k; ++i) {
         model_.flow(z.narrow(1, i * k, k), t0, lab.narrow(1, i * k, k), text_, &history_,
                     next_latent_, CacheWrite::kCommit);
@@ -94,8 +97,9 @@ void WorldModelSession::settle_positions() {
 
 at::Tensor WorldModelSession::block_labels(std::span<const int> labels) const {
     const int64_t k = model_.config().chunk_latents;
-    QVG_CHECK(static_cast<int64_t>(labels.size()) == k,
-              "world session: expected {} action labels for a block, found {}", k, labels.size());
+    QVG_CHECK(static_cast<int64_t>(labels.size()) == batch() * k,
+              "world session: expected {} action labels for a block of {} walk(s), found {}",
+              batch() * k, batch(), labels.size());
     return labels_tensor(labels);
 }
 
@@ -104,16 +108,23 @@ at::Tensor WorldModelSession::denoise(const at::Tensor& labels) {
     const int64_t k = c.chunk_latents, ls = c.latent_size();
     const at::Device device = model_.device();
     const std::vector<int64_t> shape = {1, k, c.latent_channels, ls, ls};
+    // Each walk's noise from its own stream: what a session of that walk alone draws.
     auto noise = [&] {
-        return at::randn(shape, gen_, at::TensorOptions().dtype(at::kFloat)).to(device);
+        std::vector<at::Tensor> parts;
+        parts.reserve(gens_.size());
+        for (auto& gen : gens_) {
+            parts.push_back(at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)));
+        }
+        return (parts.size() == 1 ? parts.front() : at::cat(parts)).to(device);
     };
     at::Tensor x = noise();
     at::Tensor x0;
     const auto steps = static_cast<int64_t>(sigmas_.size());
     for (int64_t j = 0; j < steps; ++j) {
         const float sigma = sigmas_[static_cast<size_t>(j)];
-        at::Tensor v = model_.flow(x, at::full({1, k}, sigma * 1000.0f, at::kFloat), labels, text_,
-                                   &history_, next_latent_, CacheWrite::kAttendOnly, &stats_);
+        at::Tensor v =
+            model_.flow(x, at::full({batch(), k}, sigma * 1000.0f, at::kFloat), labels, text_,
+                        &history_, next_latent_, CacheWrite::kAttendOnly, &stats_);
         x0 = x - sigma * v;
         if (j + 1 < steps) {
             const float next = sigmas_[static_cast<size_t>(j + 1)];
@@ -125,8 +136,10 @@ at::Tensor WorldModelSession::denoise(const at::Tensor& labels) {
 
 WorldFrames WorldModelSession::frames_of(const at::Tensor& x0) const {
     const WorldModelConfig& c = model_.config();
-    at::Tensor video = model_.decode(model_.denormalize(x0.squeeze(0)));  // [k, 3T, H, W]
+    // [B * k, 3T, H, W], walk after walk
+    at::Tensor video = model_.decode(model_.denormalize(x0.flatten(0, 1)));
     WorldFrames out;
+    out.batch = batch();
     out.count = c.chunk_latents * c.frames_per_latent;
     out.height = c.image_size;
     out.width = c.image_size;
@@ -161,7 +174,7 @@ WorldFrames WorldModelSession::step(std::span<const int> labels) {
     c10::InferenceMode guard;
     settle_positions();
     at::Tensor x0 = denoise(lab);
-    model_.flow(x0, at::zeros({1, c.chunk_latents}, at::kFloat), lab, text_, &history_,
+    model_.flow(x0, at::zeros({batch(), c.chunk_latents}, at::kFloat), lab, text_, &history_,
                 next_latent_, CacheWrite::kCommit, &stats_);
     next_latent_ += c.chunk_latents;
     generated_ = true;

@@ -239,6 +239,53 @@ TEST(EvalCli, WalksRepeatEachTrajectoryFromItsOwnStartAndAverage) {
     EXPECT_NE(r.output.find(fmt::format("{:.2f}", m)), std::string::npos) << m << "\n" << r.output;
 }
 
+// --batch runs walks of equal length side by side: the same walks, bytes and revisits as one by
+// one, and the same scores to float rounding (each walk keeps its own noise stream).
+TEST(EvalCli, BatchedWalksScoreAsTheyDoOneByOne) {
+    TempDir dir;
+    const fs::path model = save_tiny_model(dir.path());
+    json reports[2];
+    for (int batch : {1, 2}) {
+        const fs::path out = dir.path() / fmt::format("batch{}.json", batch);
+        const CommandResult r = run_qvg(eval_args(
+            model, out,
+            fmt::format("--trajectories straight,square --walks 3 --seed 3 --batch {}", batch)));
+        ASSERT_EQ(r.exit_code, 0) << r.output;
+        if (batch == 2) {  // straight and square: 3 walks each, in batches of 2 and 1
+            EXPECT_NE(r.output.find("6 walks rendered"), std::string::npos) << r.output;
+            EXPECT_NE(r.output.find("4 batch(es)"), std::string::npos) << r.output;
+        }
+        reports[batch - 1] = read_json(out);
+    }
+    EXPECT_EQ(reports[1].at("options").at("batch"), 2);
+    const json& a = reports[0].at("trajectories");
+    const json& b = reports[1].at("trajectories");
+    ASSERT_EQ(a.size(), 6u);
+    ASSERT_EQ(b.size(), 6u);
+    for (size_t t = 0; t < a.size(); ++t) {
+        EXPECT_EQ(a[t].at("name"), b[t].at("name"));
+        EXPECT_EQ(a[t].at("start_pose"), b[t].at("start_pose"));
+        EXPECT_EQ(a[t].at("noise_seed"), b[t].at("noise_seed"));
+        EXPECT_EQ(a[t].at("revisit_frames"), b[t].at("revisit_frames"));
+        EXPECT_EQ(a[t].at("copy"), b[t].at("copy"));
+        ASSERT_EQ(a[t].at("runs").size(), b[t].at("runs").size());
+        ASSERT_EQ(a[t].at("history_runs").size(), b[t].at("history_runs").size());
+        for (size_t i = 0; i < a[t].at("runs").size(); ++i) {
+            const json& ra = a[t].at("runs")[i];
+            const json& rb = b[t].at("runs")[i];
+            const std::string what = fmt::format("{} / {}", a[t].at("name").get<std::string>(),
+                                                 ra.at("label").get<std::string>());
+            EXPECT_EQ(ra.at("kv_bytes"), rb.at("kv_bytes")) << what;  // per walk, not per batch
+            EXPECT_EQ(ra.at("kv_frames_held"), rb.at("kv_frames_held")) << what;
+            EXPECT_EQ(ra.at("rollout").at("psnr").size(), rb.at("rollout").at("psnr").size());
+            // One chunk ahead nothing drifts: only rounding separates the two.
+            EXPECT_NEAR(ra.at("ahead").at("mean_psnr").get<double>(),
+                        rb.at("ahead").at("mean_psnr").get<double>(), 0.05)
+                << what;
+        }
+    }
+}
+
 // -asym stores a zero point beside each scale (more bytes, 4 INT2 levels instead of 3) and -i<N>
 // sets the k-means iterations; both show in the row's label and policy.
 TEST(EvalCli, AsymmetricAndIterationSuffixesReachTheCodec) {

@@ -2,6 +2,8 @@
 // history exactly as it was (and predicts what step() would generate), and ground truth
 // committed after generation has started appends exactly one block per block of frames.
 
+#include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -262,6 +264,54 @@ TEST(WorldModelSessionTiming, SplitsTheBlockIntoDitCacheAndDecoder) {
     }
     EXPECT_GT(cache.stats().layers.front().spans, 0);
     EXPECT_GT(cache_ms, 0.0);  // spans were encoded and read
+}
+
+// Walks side by side: each walk of a batch draws the noise a session of that walk alone draws,
+// so its frames are that session's (to float rounding: the batch changes the matrix shapes).
+TEST(WorldModelSessionBatch, EachWalkOfABatchGeneratesWhatItWouldAlone) {
+    const WorldModel model = tiny_model();
+    const WorldModelConfig& c = model.config();
+    const int64_t t = c.frames_per_latent, fb = c.image_size * c.image_size * 3;
+    const std::vector<std::vector<uint8_t>> ctx = {random_frames(c, 2, 21),
+                                                   random_frames(c, 2, 22)};
+    const std::vector<std::vector<int>> ctx_labels = {{0, 9}, {0, 3}};
+    const std::vector<std::vector<int>> labels = {{10}, {40}};
+    const std::vector<uint64_t> seeds = {7, 8};
+
+    std::vector<WorldFrames> alone;
+    for (size_t j = 0; j < 2; ++j) {
+        KVCache cache(world_cache_shape(model), CachePolicy{});
+        WorldModelSession session(model, cache, {.steps = 3, .seed = seeds[j]});
+        session.prime(ctx[j], 2 * t, ctx_labels[j]);
+        session.step(labels[j]);
+        alone.push_back(session.step(labels[j]));
+    }
+
+    KVCache cache(world_cache_shape(model, 2), CachePolicy{});
+    WorldModelSession session(model, cache, {.steps = 3, .seeds = seeds});
+    EXPECT_EQ(session.batch(), 2);
+    std::vector<uint8_t> both = ctx[0];
+    both.insert(both.end(), ctx[1].begin(), ctx[1].end());
+    const std::vector<int> both_ctx = {0, 9, 0, 3}, both_labels = {10, 40};
+    session.prime(both, 2 * t, both_ctx);
+    session.step(both_labels);
+    const WorldFrames f = session.step(both_labels);
+    ASSERT_EQ(f.batch, 2);
+    ASSERT_EQ(f.count, alone[0].count);
+    ASSERT_EQ(f.rgb.size(), static_cast<size_t>(2 * f.count * fb));
+    EXPECT_EQ(cache.stats().frames, 4);
+    for (size_t j = 0; j < 2; ++j) {
+        const auto* got = f.rgb.data() + j * static_cast<size_t>(f.count * fb);
+        int worst = 0;
+        for (size_t i = 0; i < alone[j].rgb.size(); ++i) {
+            worst = std::max(worst, std::abs(int{got[i]} - int{alone[j].rgb[i]}));
+        }
+        EXPECT_LE(worst, 1) << "walk " << j;
+    }
+    // The walks differ (their own context, labels and noise), and bad sizes are refused.
+    EXPECT_NE(std::vector<uint8_t>(f.rgb.begin(), f.rgb.begin() + f.count * fb), alone[1].rgb);
+    EXPECT_THROW(session.step(std::vector<int>{10}), Error);
+    EXPECT_THROW(session.commit(ctx[0], t * 2, ctx_labels[0]), Error);
 }
 
 }  // namespace

@@ -224,6 +224,10 @@ TEST(DecodeKernel, CodecDecodeIntoOnCudaEqualsTheCpuCodec) {
             for (auto& st : g.stages) {
                 st.ids = st.ids.cuda();
                 st.centroids = st.centroids.cuda();
+                if (st.centroid_scales.defined()) {  // INT4 codebooks
+                    st.centroid_scales = st.centroid_scales.cuda();
+                    st.centroid_zeros = st.centroid_zeros.cuda();
+                }
             }
             at::Tensor out = at::empty({1, x.size(2), 2, 128},
                                        at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
