@@ -90,7 +90,12 @@ echo "eval: $((procs + cpu_procs)) slots, $done_seeds walk seeds in $((SECONDS -
 grep -h "error" "$out"/eval/*.txt | head -20
 rm -f "$counter" "$counter.lock"
 if compgen -G "$out/eval/*.json" >/dev/null; then
-  python3 packaging/eval/cache_losses.py "$out"/eval/*.json >"$out/losses.md" && cat "$out/losses.md"
+  python3 packaging/eval/cache_losses.py --csv "$out/losses.csv" ${QVG_VERSUS:+--versus "$QVG_VERSUS"} \
+    "$out"/eval/*.json >"$out/losses.md" && cat "$out/losses.md"
 fi
+# The device brings back files of at most 16 MiB: a larger archive comes in parts (cat to join).
 tar -czf "$out/eval.tar.gz" -C "$out" eval && rm -rf "$out/eval"
+if (($(stat -c %s "$out/eval.tar.gz") > 15 * 1048576)); then
+  split -b 15M -d "$out/eval.tar.gz" "$out/eval.tar.gz.part" && rm "$out/eval.tar.gz"
+fi
 ls -l "$out"
