@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Pools the per-walk CSV archives of cache_losses.py --csv (docs/eval/*.csv), walk by walk.
+
+    packaging/eval/pool_walks.py [--versus LABEL ...] ARCHIVE.csv [ARCHIVE.csv ...]
+
+A walk is its trajectory, start pose and noise seed (the model and world are those of the
+archives given); a walk found in several archives counts once, from the first. For each cache
+it prints, over the walks that ran it beside BF16: the rollout loss (BF16's ground-truth PSNR
+minus the cache's) and, where the archives have it, the 1-ahead loss, each as mean ± standard
+error. --versus LABEL pairs every cache with LABEL over the walks that ran both: the mean
+difference of rollout PSNR (and of 1-ahead PSNR), its standard error, the walks ahead, and the
+walks a lead of that size would need to show at two standard errors.
+Uses only the standard library.
+"""
+import csv
+import math
+import statistics
+import sys
+
+
+def se(values):
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+
+
+def load(paths):
+    """walk -> {cache label: (rollout PSNR, 1-ahead PSNR or None)}, labels in order of appearance."""
+    walks, order, owner = {}, [], {}
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                walk = (row["trajectory"].split(" #")[0], row["start_pose_x_y_z_yaw_pitch"],
+                        row["noise_seed"])
+                if owner.setdefault(walk, path) != path:
+                    continue  # the walk came first in another archive
+                label = row["cache"]
+                if label not in order:
+                    order.append(label)
+                ahead = float(row["ahead_psnr"]) if row.get("ahead_psnr") else None
+                walks.setdefault(walk, {})[label] = (float(row["rollout_psnr"]), ahead)
+    return walks, order
+
+
+def main(paths, versus):
+    walks, order = load(paths)
+    if "BF16" not in order:
+        sys.exit("no BF16 rows in the archives: losses are taken against BF16")
+    print("| cache | walks | rollout loss | 1-ahead walks | 1-ahead loss |")
+    print("|---|---|---|---|---|")
+    for label in order:
+        pairs = [w for w in walks.values() if label in w and "BF16" in w]
+        loss = [w["BF16"][0] - w[label][0] for w in pairs]
+        ahead = [w["BF16"][1] - w[label][1] for w in pairs
+                 if w[label][1] is not None and w["BF16"][1] is not None]
+        ahead_cell = f"{statistics.mean(ahead):+.3f} ± {se(ahead):.3f}" if ahead else "-"
+        print(f"| {label} | {len(loss)} | {statistics.mean(loss):+.3f} ± {se(loss):.3f} "
+              f"| {len(ahead)} | {ahead_cell} |")
+    for ref in versus:
+        if ref not in order:
+            sys.exit(f"--versus {ref!r}: no such cache in the archives (have: {', '.join(order)})")
+        print(f"\n| cache | minus {ref}, paired | walks | ahead | walks for 2 SE at this lead "
+              "| 1-ahead minus, paired | 1-ahead walks |")
+        print("|---|---|---|---|---|---|---|")
+        for label in order:
+            if label == ref:
+                continue
+            both = [w for w in walks.values() if label in w and ref in w]
+            if len(both) < 2:
+                continue
+            diff = [w[label][0] - w[ref][0] for w in both]
+            m, sd = statistics.mean(diff), statistics.stdev(diff)
+            need = f"{math.ceil((2 * sd / m) ** 2)}" if m != 0 else "-"
+            ahead = [w[label][1] - w[ref][1] for w in both
+                     if w[label][1] is not None and w[ref][1] is not None]
+            ahead_cell = f"{statistics.mean(ahead):+.3f} ± {se(ahead):.3f}" if len(ahead) > 1 else "-"
+            print(f"| {label} | {m:+.3f} ± {se(diff):.3f} | {len(diff)} "
+                  f"| {sum(x > 0 for x in diff)} | {need} | {ahead_cell} | {len(ahead)} |")
+
+
+if __name__ == "__main__":
+    args, versus = sys.argv[1:], []
+    while len(args) >= 2 and args[0] == "--versus":
+        versus.append(args[1])
+        args = args[2:]
+    if not args or args[0].startswith("-"):
+        sys.exit(__doc__)
+    main(args, versus)
