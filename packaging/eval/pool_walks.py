@@ -9,7 +9,9 @@ it prints, over the walks that ran it beside BF16: the rollout loss (BF16's grou
 minus the cache's) and, where the archives have it, the 1-ahead loss, each as mean ± standard
 error. --versus LABEL pairs every cache with LABEL over the walks that ran both: the mean
 difference of rollout PSNR (and of 1-ahead PSNR), its standard error, the walks ahead, and the
-walks a lead of that size would need to show at two standard errors.
+walks a lead of that size would need to show at two standard errors; and, for a typical walk
+rather than the mean, the median difference with the two-sided exact sign test's p (how likely
+so lopsided a count of walks ahead would be if either cache were ahead on half the walks).
 Uses only the standard library.
 """
 import csv
@@ -20,6 +22,17 @@ import sys
 
 def se(values):
     return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+
+
+def sign_test(ahead, n):
+    """Two-sided exact binomial p of `ahead` successes in `n` trials at one half."""
+    if n == 0:
+        return float("nan")
+    k = min(ahead, n - ahead)
+    log_half_n = n * math.log(0.5)
+    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                        + log_half_n) for i in range(k + 1))
+    return min(1.0, 2 * tail)
 
 
 def load(paths):
@@ -58,8 +71,8 @@ def main(paths, versus):
         if ref not in order:
             sys.exit(f"--versus {ref!r}: no such cache in the archives (have: {', '.join(order)})")
         print(f"\n| cache | minus {ref}, paired | walks | ahead | walks for 2 SE at this lead "
-              "| 1-ahead minus, paired | 1-ahead walks |")
-        print("|---|---|---|---|---|---|---|")
+              "| median | sign test p | 1-ahead minus, paired | 1-ahead walks |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for label in order:
             if label == ref:
                 continue
@@ -72,8 +85,12 @@ def main(paths, versus):
             ahead = [w[label][1] - w[ref][1] for w in both
                      if w[label][1] is not None and w[ref][1] is not None]
             ahead_cell = f"{statistics.mean(ahead):+.3f} ± {se(ahead):.3f}" if len(ahead) > 1 else "-"
+            ahead_walks = sum(x > 0 for x in diff)
+            # Ties (equal PSNR) are no evidence either way: the sign test leaves them out.
+            decided = sum(x != 0 for x in diff)
             print(f"| {label} | {m:+.3f} ± {se(diff):.3f} | {len(diff)} "
-                  f"| {sum(x > 0 for x in diff)} | {need} | {ahead_cell} | {len(ahead)} |")
+                  f"| {ahead_walks} | {need} | {statistics.median(diff):+.3f} "
+                  f"| {sign_test(ahead_walks, decided):.3g} | {ahead_cell} | {len(ahead)} |")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,19 @@ class PoolWalksTest(unittest.TestCase):
         paired = self.table_row(out, "A", after="minus B")
         # mean -1/3, sd 1.1547: (2 * 1.1547 / (1/3))^2 = 48 walks
         self.assertEqual(paired[1:5], ["-0.333 ± 0.667", "3", "1", "48"])
-        self.assertEqual(paired[5:7], ["+0.200 ± 0.100", "2"])
+        # median -1; 1 of 3 ahead: two-sided exact p = 2 * (1 + 3) / 8 = 1
+        self.assertEqual(paired[5:7], ["-1.000", "1"])
+        self.assertEqual(paired[7:9], ["+0.200 ± 0.100", "2"])
+
+    def test_sign_test(self):
+        sys.path.insert(0, os.path.dirname(SCRIPT))
+        from pool_walks import sign_test
+        self.assertAlmostEqual(sign_test(9, 10), 2 * 11 / 1024)  # 0.0215
+        self.assertAlmostEqual(sign_test(1, 10), 2 * 11 / 1024)
+        self.assertEqual(sign_test(5, 10), 1.0)
+        # 2,504 walks, 1,318 ahead: the normal approximation with continuity correction gives
+        # z = (66 - 0.5) / 25.02 = 2.618, p = 0.00885
+        self.assertAlmostEqual(sign_test(1318, 2504), 0.00885, delta=0.0002)
 
     def test_unknown_reference_is_an_error(self):
         r = subprocess.run([sys.executable, SCRIPT, "--versus", "C", *self.paths],
