@@ -15,6 +15,7 @@
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
 #include "qvg/core/kmeans.h"
+#include "qvg/core/quant_pack.h"
 #include "qvg/core/synthetic.h"
 #include "qvg/core/wan_rope.h"
 #include "table.h"
@@ -279,6 +280,24 @@ int run(const KernelBenchOptions& o) {
                     [&] { codec->decode_into(span, out, &angles, &launch); }, rope_bytes);
             }
         }
+    }
+    // The range search per group (clip_search, 13 ranges tried): the asymmetric S1 encode with
+    // and without it (on the GPU both in the fused kernel), and the scalar quantization alone on
+    // ATen ops with and without it, in one run.
+    for (bool clip : {false, true}) {
+        core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
+        cfg.stages = 1;
+        cfg.asymmetric = true;
+        cfg.clip_search = clip;
+        auto codec = core::Codec::create(cfg);
+        const double enc_ms = core::median_ms(
+            device, [&] { (void)codec->encode(x); }, std::max(5, o.reps / 5), 2);
+        add(cfg.describe() + " encode (2 iters)", enc_ms, static_cast<double>(x.nbytes()));
+        const core::GroupQuantSpec spec_q{2, 64, true, clip};
+        add_timed(
+            fmt::format("  INT2 G64 asym{} group quantization alone (ATen ops)",
+                        clip ? " range search" : ""),
+            [&] { (void)core::quantize_groups(x, spec_q); }, static_cast<double>(x.nbytes()));
     }
     const std::string gpu = core::device_name(device);
     std::cout << fmt::format("qvg kernel-bench on {} ({}), commit {}\n", gpu, device.str(),

@@ -126,10 +126,9 @@ class QvgCodec final : public Codec {
         at::Tensor r =
             (x.scalar_type() == at::kBFloat16 ? x : x.to(at::kFloat)).view({b * h, n, d});
         const GroupQuantSpec spec = spec_of(config_);
-        // The fused kernels quantize per token with min-max ranges; keys held per channel and
-        // the range search take the ATen path.
-        [[maybe_unused]] const bool fusable =
-            !per_channel(config_, ctx.role) && !config_.clip_search;
+        // The fused kernels quantize per token (the range search included); keys held per
+        // channel take the ATen path.
+        [[maybe_unused]] const bool fusable = !per_channel(config_, ctx.role);
         for (int s = 0; s < config_.stages; ++s) {
             KMeansOptions opt;
             opt.centroids = c;

@@ -860,6 +860,50 @@ __global__ void __launch_bounds__(kReseedThreads) reseed_kernel(KMeansReseedPara
     }
 }
 
+// The range search (ResidualQuantParams::clip_search): candidate 0 is min-max, candidate c > 0
+// narrows it to 1 - 0.05 c. Every operation rounds as the CPU reference's (no contraction).
+constexpr int kClipSteps = 12;
+constexpr float kClipStep = 0.05f;
+
+template <bool kAsym>
+__device__ __forceinline__ void range_bits(float amax, float lo, float hi, int cand, float inv,
+                                           uint8_t& s8, uint8_t& z8) {
+    const float shrink = __fsub_rn(1.0f, __fmul_rn(static_cast<float>(cand), kClipStep));
+    if constexpr (!kAsym) {
+        const float a = cand == 0 ? amax : __fmul_rn(amax, shrink);
+        s8 = fp8_encode(fmaxf(__fmul_rn(a, inv), 1e-10f));
+        z8 = 0;
+    } else {
+        float mn = lo, mx = hi;
+        if (cand > 0) {
+            const float mid = __fmul_rn(__fadd_rn(hi, lo), 0.5f);
+            const float half = __fmul_rn(__fmul_rn(__fsub_rn(hi, lo), 0.5f), shrink);
+            mn = __fsub_rn(mid, half);
+            mx = __fadd_rn(mid, half);
+        }
+        z8 = fp8_encode(mn);
+        s8 = fp8_encode(fmaxf(__fmul_rn(__fsub_rn(mx, mn), inv), 1e-10f));
+    }
+}
+
+// One value's code (q, before any offset) and its decode without the stage's centroid.
+template <bool kAsym, int kQmax>
+__device__ __forceinline__ float quantize_value(float v, float s, float z, float& q) {
+    if constexpr (kAsym) {
+        q = s == 0.0f
+                ? 0.0f
+                : fminf(fmaxf(round_half_away(__fdiv_rn(__fsub_rn(v, z), s)), 0.0f), float(kQmax));
+        return __fadd_rn(__fmul_rn(q, s), z);
+    } else {
+        if (s == 0.0f) {
+            q = v < 0.0f ? -float(kQmax) : float(kQmax);
+        } else {
+            q = fminf(fmaxf(round_half_away(__fdiv_rn(v, s)), -float(kQmax)), float(kQmax));
+        }
+        return __fadd_rn(__fmul_rn(q, s), 0.0f);
+    }
+}
+
 template <int kBits, bool kAsym, bool kStage, bool kBf16In>
 __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) {
     // grid.y = group (b * heads + h); grid.x covers its tokens x (dim / 8) threads, 32-bit math.
@@ -931,37 +975,46 @@ __global__ void __launch_bounds__(kThreads) quant_kernel(ResidualQuantParams p) 
     }
     constexpr int kQmax = kAsym ? (1 << kBits) - 1 : (1 << (kBits - 1)) - 1;
     const float inv = 1.0f / static_cast<float>(kQmax);
-    float s, z = 0.0f;
-    uint8_t s8, z8 = 0;
-    if constexpr (kAsym) {
-        z8 = fp8_encode(lo);
-        s8 = fp8_encode(fmaxf(__fmul_rn(__fsub_rn(hi, lo), inv), 1e-10f));
-        z = fp8_decode(z8);
-    } else {
-        s8 = fp8_encode(fmaxf(__fmul_rn(a, inv), 1e-10f));
+    uint8_t s8, z8;
+    range_bits<kAsym>(a, lo, hi, 0, inv, s8, z8);
+    if (p.clip_search) {  // uniform over the grid
+        // Each range's error: this thread's 8 channels in turn, then the group's threads
+        // pairwise; every thread of the group ends with the same sums and the same choice.
+        auto error_of = [&](uint8_t cs8, uint8_t cz8) {
+            const float cs = fp8_decode(cs8), cz = kAsym ? fp8_decode(cz8) : 0.0f;
+            float e = 0.0f;
+#pragma unroll
+            for (int i = 0; i < kVec; ++i) {
+                float q;
+                const float d = __fsub_rn(quantize_value<kAsym, kQmax>(r[i], cs, cz, q), r[i]);
+                e = __fadd_rn(e, __fmul_rn(d, d));
+            }
+            for (int off = 1; off < lanes; off <<= 1)
+                e = __fadd_rn(e, __shfl_xor_sync(0xffffffffu, e, off));
+            return e;
+        };
+        float best = error_of(s8, z8);
+        for (int cand = 1; cand <= kClipSteps; ++cand) {
+            uint8_t cs8, cz8;
+            range_bits<kAsym>(a, lo, hi, cand, inv, cs8, cz8);
+            const float e = error_of(cs8, cz8);
+            if (e < best) {
+                best = e;
+                s8 = cs8;
+                z8 = cz8;
+            }
+        }
     }
-    s = fp8_decode(s8);
+    const float s = fp8_decode(s8);
+    const float z = kAsym ? fp8_decode(z8) : 0.0f;
 
     int u[kVec];
     float res_sq = 0.0f, err_sq = 0.0f, in_sq = 0.0f;
 #pragma unroll
     for (int i = 0; i < kVec; ++i) {
-        float q, y;
-        if constexpr (kAsym) {
-            q = s == 0.0f ? 0.0f
-                          : fminf(fmaxf(round_half_away(__fdiv_rn(__fsub_rn(r[i], z), s)), 0.0f),
-                                  float(kQmax));
-            u[i] = static_cast<int>(q);
-            y = __fadd_rn(__fmul_rn(q, s), z);
-        } else {
-            if (s == 0.0f) {
-                q = r[i] < 0.0f ? -float(kQmax) : float(kQmax);
-            } else {
-                q = fminf(fmaxf(round_half_away(__fdiv_rn(r[i], s)), -float(kQmax)), float(kQmax));
-            }
-            u[i] = static_cast<int>(q) + kQmax;
-            y = __fadd_rn(__fmul_rn(q, s), 0.0f);
-        }
+        float q;
+        float y = quantize_value<kAsym, kQmax>(r[i], s, z, q);
+        u[i] = static_cast<int>(q) + (kAsym ? 0 : kQmax);
         if constexpr (kStage) y = __fadd_rn(y, c[i]);
         const float e = __fsub_rn(x[i], bf16_round(y));
         res_sq = __fadd_rn(res_sq, __fmul_rn(r[i], r[i]));

@@ -95,6 +95,77 @@ void assign_reference(const AssignParams& p) {
     }
 }
 
+namespace {
+
+constexpr int kClipSteps = 12;      // ranges narrowed by 5%, 10%, ... 60%
+constexpr float kClipStep = 0.05f;  // (the CPU codec's clip_search, quant_pack.cpp)
+
+// FP8 scale (and zero) bits of one group from its statistics, for range candidate `cand`
+// (0: min-max; c > 0: narrowed to 1 - 0.05 c of it, about its middle when asymmetric, about 0
+// when symmetric), in the CPU codec's float operations.
+void range_bits(bool asym, float amax, float lo, float hi, int cand, float inv, uint8_t& s8,
+                uint8_t& z8) {
+    const float shrink = 1.0f - static_cast<float>(cand) * kClipStep;
+    if (!asym) {
+        const float a = cand == 0 ? amax : amax * shrink;
+        s8 = detail::fp8_e4m3_from_float(std::fmax(a * inv, 1e-10f));
+        z8 = 0;
+        return;
+    }
+    float mn = lo, mx = hi;
+    if (cand > 0) {
+        const float mid = (hi + lo) * 0.5f, half = (hi - lo) * 0.5f * shrink;
+        mn = mid - half;
+        mx = mid + half;
+    }
+    z8 = detail::fp8_e4m3_from_float(mn);
+    s8 = detail::fp8_e4m3_from_float(std::fmax((mx - mn) * inv, 1e-10f));
+}
+
+// One value's stored code u and its decoded value (without any stage's centroid).
+float quantize_value(bool asym, int qmax, float v, float s, float z, int& u) {
+    float q;
+    if (!asym) {
+        if (s == 0.0f) {
+            q = v < 0 ? -static_cast<float>(qmax) : static_cast<float>(qmax);
+        } else {
+            q = std::fmin(std::fmax(detail::round_half_away(v / s), -static_cast<float>(qmax)),
+                          static_cast<float>(qmax));
+        }
+        u = static_cast<int>(q) + qmax;
+        const float y = q * s;
+        return y + 0.0f;
+    }
+    q = s == 0.0f ? 0.0f
+                  : std::fmin(std::fmax(detail::round_half_away((v - z) / s), 0.0f),
+                              static_cast<float>(qmax));
+    u = static_cast<int>(q);
+    const float y = q * s;
+    return y + z;
+}
+
+// A group's squared error sum((y - r)^2) under one range, in the CUDA kernel's order: each run
+// of 8 channels (one thread's) summed in turn, then the runs added pairwise by a xor butterfly.
+float clip_error(const ResidualQuantParams& p, int qmax, const float* rg, uint8_t s8, uint8_t z8) {
+    const float s = detail::fp8_e4m3_to_float(s8);
+    const float z = p.asymmetric ? detail::fp8_e4m3_to_float(z8) : 0.0f;
+    constexpr int kRun = 8;
+    std::vector<float> part(static_cast<size_t>(p.group / kRun), 0.0f);
+    for (int i = 0; i < p.group; ++i) {
+        int u = 0;
+        const float e = quantize_value(p.asymmetric, qmax, rg[i], s, z, u) - rg[i];
+        part[static_cast<size_t>(i / kRun)] += e * e;
+    }
+    for (size_t off = 1; off < part.size(); off <<= 1) {
+        std::vector<float> next(part.size());
+        for (size_t l = 0; l < part.size(); ++l) next[l] = part[l] + part[l ^ off];
+        part.swap(next);
+    }
+    return part.front();
+}
+
+}  // namespace
+
 void residual_quant_reference(const ResidualQuantParams& p) {
     const int per_byte = 8 / p.bits;
     const int qmax = p.asymmetric ? (1 << p.bits) - 1 : (1 << (p.bits - 1)) - 1;
@@ -126,52 +197,36 @@ void residual_quant_reference(const ResidualQuantParams& p) {
             float res_sq = 0.0f, err_sq = 0.0f, in_sq = 0.0f;
             for (int64_t k = 0; k < groups_per_row; ++k) {
                 const float* rg = r.data() + k * p.group;
-                float s, z = 0.0f;
-                if (!p.asymmetric) {
-                    float amax = 0.0f;
-                    for (int i = 0; i < p.group; ++i) amax = std::fmax(amax, std::fabs(rg[i]));
-                    const uint8_t s8 = detail::fp8_e4m3_from_float(std::fmax(amax * inv, 1e-10f));
-                    p.scales[row * groups_per_row + k] = s8;
-                    s = detail::fp8_e4m3_to_float(s8);
-                } else {
-                    float mn = rg[0], mx = rg[0];
-                    for (int i = 1; i < p.group; ++i) {
-                        mn = std::fmin(mn, rg[i]);
-                        mx = std::fmax(mx, rg[i]);
-                    }
-                    const uint8_t z8 = detail::fp8_e4m3_from_float(mn);
-                    const uint8_t s8 =
-                        detail::fp8_e4m3_from_float(std::fmax((mx - mn) * inv, 1e-10f));
-                    p.scales[row * groups_per_row + k] = s8;
-                    p.zeros[row * groups_per_row + k] = z8;
-                    s = detail::fp8_e4m3_to_float(s8);
-                    z = detail::fp8_e4m3_to_float(z8);
+                float amax = 0.0f, lo = rg[0], hi = rg[0];
+                for (int i = 0; i < p.group; ++i) {
+                    amax = std::fmax(amax, std::fabs(rg[i]));
+                    lo = std::fmin(lo, rg[i]);
+                    hi = std::fmax(hi, rg[i]);
                 }
+                uint8_t s8 = 0, z8 = 0;
+                range_bits(p.asymmetric, amax, lo, hi, 0, inv, s8, z8);
+                if (p.clip_search) {
+                    float best = clip_error(p, qmax, rg, s8, z8);
+                    for (int cand = 1; cand <= kClipSteps; ++cand) {
+                        uint8_t cs8 = 0, cz8 = 0;
+                        range_bits(p.asymmetric, amax, lo, hi, cand, inv, cs8, cz8);
+                        const float e = clip_error(p, qmax, rg, cs8, cz8);
+                        if (e < best) {  // the first range of least error
+                            best = e;
+                            s8 = cs8;
+                            z8 = cz8;
+                        }
+                    }
+                }
+                p.scales[row * groups_per_row + k] = s8;
+                if (p.asymmetric) p.zeros[row * groups_per_row + k] = z8;
+                const float s = detail::fp8_e4m3_to_float(s8);
+                const float z = p.asymmetric ? detail::fp8_e4m3_to_float(z8) : 0.0f;
                 for (int i = 0; i < p.group; ++i) {
                     const int64_t d = k * p.group + i;
                     const float v = rg[i];
-                    float q;
-                    float y;
-                    if (!p.asymmetric) {
-                        if (s == 0.0f) {
-                            q = v < 0 ? -static_cast<float>(qmax) : static_cast<float>(qmax);
-                        } else {
-                            q = std::fmin(std::fmax(detail::round_half_away(v / s),
-                                                    -static_cast<float>(qmax)),
-                                          static_cast<float>(qmax));
-                        }
-                        u[static_cast<size_t>(d)] = static_cast<int>(q) + qmax;
-                        y = q * s;
-                        y = y + 0.0f;
-                    } else {
-                        q = s == 0.0f
-                                ? 0.0f
-                                : std::fmin(std::fmax(detail::round_half_away((v - z) / s), 0.0f),
-                                            static_cast<float>(qmax));
-                        u[static_cast<size_t>(d)] = static_cast<int>(q);
-                        y = q * s;
-                        y = y + z;
-                    }
+                    float y =
+                        quantize_value(p.asymmetric, qmax, v, s, z, u[static_cast<size_t>(d)]);
                     if (p.ids != nullptr) y = y + c[static_cast<size_t>(d)];
                     const float xh = detail::bf16_to_float(detail::float_to_bf16(y));
                     res_sq += v * v;

@@ -27,8 +27,10 @@ TEST(EncodeKernel, ResidualQuantMatchesTheReference) {
         for (int64_t tokens : {1, 37, 1031})
             for (int bits : {2, 4})
                 for (int group : {16, 32, 64, 128})
-                    for (bool asym : {false, true})
+                    for (int variant = 0; variant < 4; ++variant)
                         for (bool stage : {false, true}) {
+                            // The range search (clip) with the same arithmetic as the reference.
+                            const bool asym = variant % 2 == 1, clip = variant >= 2;
                             const int64_t g = 3, c = 256;
                             at::Tensor x =
                                 (at::randn({g, tokens, dim}) * 3).to(at::kBFloat16).to(at::kFloat);
@@ -58,6 +60,7 @@ TEST(EncodeKernel, ResidualQuantMatchesTheReference) {
                                 p.bits = bits;
                                 p.group = group;
                                 p.asymmetric = asym;
+                                p.clip_search = clip;
                                 p.codes = codes.data_ptr<uint8_t>();
                                 p.scales = scales.data_ptr<uint8_t>();
                                 p.zeros = zeros.data_ptr<uint8_t>();
@@ -77,7 +80,8 @@ TEST(EncodeKernel, ResidualQuantMatchesTheReference) {
                             const std::string what =
                                 "D" + std::to_string(dim) + " N" + std::to_string(tokens) + " INT" +
                                 std::to_string(bits) + " G" + std::to_string(group) +
-                                (asym ? " asym" : "") + (stage ? " stage" : "");
+                                (asym ? " asym" : "") + (clip ? " clip" : "") +
+                                (stage ? " stage" : "");
                             ASSERT_TRUE(at::equal(c1, c2.cpu())) << what;
                             ASSERT_TRUE(at::equal(s1, s2.cpu())) << what;
                             if (asym) {
@@ -160,24 +164,33 @@ TEST(CudaCodec, SpanEncodeMatchesTheCpuCodec) {
     core::SyntheticTokens s;
     s.frames = 2;
     at::Tensor x = core::synthetic_tokens(s);
-    for (int stages : {0, 1, 2}) {
-        core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
-        cfg.stages = stages;
-        auto codec = core::Codec::create(cfg);
-        core::EncodedSpan a = codec->encode(x);
-        core::EncodedSpan b = codec->encode(x.cuda());
-        std::printf("S%d: rel error CPU %.6f CUDA %.6f\n", stages, a.rel_error, b.rel_error);
-        EXPECT_NEAR(a.rel_error, b.rel_error, 2e-3);
-        EXPECT_EQ(a.bytes(), b.bytes());
-        if (stages == 0) {
-            EXPECT_TRUE(at::equal(a.quant.codes, b.quant.codes.cpu()));
+    for (int stages : {0, 1, 2})
+        for (bool clip : {false, true}) {  // the range search runs in the fused kernel too
+            core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
+            cfg.stages = stages;
+            cfg.clip_search = clip;
+            cfg.asymmetric = clip;
+            auto codec = core::Codec::create(cfg);
+            core::EncodedSpan a = codec->encode(x);
+            core::EncodedSpan b = codec->encode(x.cuda());
+            std::printf("S%d%s: rel error CPU %.6f CUDA %.6f\n", stages, clip ? " asym clip" : "",
+                        a.rel_error, b.rel_error);
+            EXPECT_NEAR(a.rel_error, b.rel_error, 2e-3);
+            EXPECT_EQ(a.bytes(), b.bytes());
+            if (stages == 0 && !clip) {
+                EXPECT_TRUE(at::equal(a.quant.codes, b.quant.codes.cpu()));
+            } else if (stages == 0) {  // near-ties between ranges may go either way
+                const double same =
+                    a.quant.scales.eq(b.quant.scales.cpu()).to(at::kFloat).mean().item<double>();
+                EXPECT_GT(same, 0.999);
+            }
+            // The GPU span decodes (kernel) to what the CPU codec decodes from the same data.
+            core::EncodedSpan back = b;
+            back.quant = {b.quant.codes.cpu(), b.quant.scales.cpu(), {}};
+            if (clip) back.quant.zeros = b.quant.zeros.cpu();
+            for (auto& st : back.stages) st = {st.ids.cpu(), st.centroids.cpu()};
+            EXPECT_TRUE(at::equal(codec->decode(back), codec->decode(b).cpu()));
         }
-        // The GPU span decodes (kernel) to what the CPU codec decodes from the same data.
-        core::EncodedSpan back = b;
-        back.quant = {b.quant.codes.cpu(), b.quant.scales.cpu(), {}};
-        for (auto& st : back.stages) st = {st.ids.cpu(), st.centroids.cpu()};
-        EXPECT_TRUE(at::equal(codec->decode(back), codec->decode(b).cpu()));
-    }
 }
 
 }  // namespace

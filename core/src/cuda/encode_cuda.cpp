@@ -124,6 +124,7 @@ bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::T
     p.bits = spec.bits;
     p.group = spec.group;
     p.asymmetric = spec.asymmetric;
+    p.clip_search = spec.clip_search;
     p.codes = out.quant.codes.data_ptr<uint8_t>();
     p.scales = out.quant.scales.data_ptr<uint8_t>();
     p.zeros = spec.asymmetric ? out.quant.zeros.data_ptr<uint8_t>() : nullptr;

@@ -38,6 +38,11 @@ struct ResidualQuantParams {
     int bits = 2;
     int group = 64;
     bool asymmetric = false;
+    // Per group the range of least squared error between r and its decode among min-max and
+    // min-max narrowed in 5% steps to 40% (about the middle when asymmetric, about 0 when
+    // symmetric), the first on ties: the CPU codec's clip_search. The error of each range is
+    // summed per 8 channels in order, then pairwise (xor butterfly) over the group's runs.
+    bool clip_search = false;
     uint8_t* codes = nullptr;      // [G, N, D * bits / 8]
     uint8_t* scales = nullptr;     // [G, N, D / group] FP8-E4M3 bits
     uint8_t* zeros = nullptr;      // [G, N, D / group], asymmetric only
