@@ -1001,7 +1001,12 @@ int run_eval(const EvalOptions& o) {
                "per frame, and video_psnr_vs_bf16 from the MSE over all "
                "generated frames; under ahead, each chunk predicted from the ground truth "
                "against the BF16 cache's prediction with the same noise"},
-              {"kv_bytes", "held by the cache at the end of the rollout, every byte counted"}}},
+              {"kv_bytes", "held by the cache at the end of the rollout, every byte counted"},
+              {"batch",
+               "with options.batch above 1 the walks of a batch ran side by side: bytes are "
+               "per walk, the cache's error telemetry (kv) is the batch's, and the times "
+               "(rollout_ms, chunk_ms, ms_per_chunk, fps) are the batch's divided among its "
+               "walks"}}},
             {"revisit_definition",
              {{"max_distance_m", o.revisit_distance_m},
               {"max_angle_deg", o.revisit_angle_deg},
@@ -1048,11 +1053,13 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--walks", o->walks,
                     "walks per trajectory, each from its own start pose with its own sampler "
                     "noise; tables (a') and (b) average over them")
-        ->check(CLI::Range(1, 4096));
+        ->check(CLI::Range(1, 1024));
     sub->add_option("--batch", o->batch,
                     "walks run side by side as one batch, those of equal length (a GPU runs "
-                    "many at little more than the cost of one); times are then the batch's "
-                    "shared among its walks")
+                    "many at little more than the cost of one). Each walk keeps its own noise; "
+                    "k-means draws its first centroids per row of the batch, so a QVG walk's "
+                    "numbers depend on the batch it ran in (equally good, not equal). Times and "
+                    "cache error telemetry are then the batch's (times shared among its walks)")
         ->check(CLI::Range(1, 1024));
     sub->add_option("--caches", o->caches,
                     "cache configurations: <codec>[-int2|-int4][-g<G>][-s<S>][-c<C>] (codec bf16, "

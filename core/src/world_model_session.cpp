@@ -30,6 +30,11 @@ WorldModelSession::WorldModelSession(const WorldModel& model, History& history,
         gens_.push_back(at::make_generator<at::CPUGeneratorImpl>(seed));
     }
     const WorldModelConfig& c = model.config();
+    if (const auto* cache = dynamic_cast<const KVCache*>(&history)) {
+        QVG_CHECK(cache->shape().batch == batch(),
+                  "world session: {} walk(s) (noise seeds) for a cache of batch {}", batch(),
+                  cache->shape().batch);
+    }
     QVG_CHECK(history.num_layers() == c.dit.num_layers,
               "world session: history has {} layers, the model {}", history.num_layers(),
               c.dit.num_layers);

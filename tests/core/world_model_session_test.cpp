@@ -312,6 +312,9 @@ TEST(WorldModelSessionBatch, EachWalkOfABatchGeneratesWhatItWouldAlone) {
     EXPECT_NE(std::vector<uint8_t>(f.rgb.begin(), f.rgb.begin() + f.count * fb), alone[1].rgb);
     EXPECT_THROW(session.step(std::vector<int>{10}), Error);
     EXPECT_THROW(session.commit(ctx[0], t * 2, ctx_labels[0]), Error);
+    // The cache must hold as many walks as there are noise streams.
+    KVCache single(world_cache_shape(model), CachePolicy{});
+    EXPECT_THROW(WorldModelSession(model, single, {.steps = 3, .seeds = seeds}), Error);
 }
 
 }  // namespace
