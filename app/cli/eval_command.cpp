@@ -285,29 +285,6 @@ std::string label_of(const EvalCache& entry, const core::CachePolicy& p) {
     return label;
 }
 
-// The generated part of a trajectory's ground truth through the autoencoder, scored against
-// itself: the ceiling of every prediction made in latent space.
-Scores autoencoder_scores(const core::WorldModel& model, const EvalTrajectory& tr) {
-    const world::Clip& clip = tr.clip;
-    const int64_t tl = clip.frames_per_latent;
-    const size_t fb = static_cast<size_t>(clip.width) * static_cast<size_t>(clip.height) * 3;
-    const uint8_t* first = clip.frames.data() + static_cast<size_t>(tr.context_frames()) * fb;
-    std::vector<uint8_t> rgb;
-    {
-        c10::InferenceMode guard;
-        const at::Tensor video =
-            core::video_from_rgb8(first, tr.generated_frames(), clip.height, clip.width, tl)
-                .to(model.device());
-        rgb = core::rgb8_from_video(model.decode(model.encode(video)).cpu(), tl);
-    }
-    Scores s;
-    for (int f = 0; f < tr.generated_frames(); ++f) {
-        s.add(std::span(rgb.data() + static_cast<size_t>(f) * fb, fb),
-              clip.frame(tr.context_frames() + f), clip.width);
-    }
-    return s;
-}
-
 // A batch's cache statistics for one of its `walks` walks: every walk holds the same frames in
 // spans of the same sizes, so the bytes divide evenly; the errors are the batch's means.
 core::CacheStats per_walk(core::CacheStats stats, int64_t walks) {
@@ -458,6 +435,44 @@ void score_copies(TrajectoryResult& t, int64_t chunk_latents) {
             tr.context_frames() + (f - tr.context_frames()) / chunk_frames * chunk_frames;
         t.ahead_copy.add(tr.clip.frame(chunk_start - 1), tr.clip.frame(f), tr.clip.width);
     }
+}
+
+// The generated part of each walk's ground truth through the autoencoder (all walks of equal
+// length in one pass), scored against itself: the ceiling of every prediction made in latent
+// space. Also the copy baselines; the scoring on all threads.
+void score_baselines(const core::WorldModel& model, const std::vector<TrajectoryResult*>& walks,
+                     int64_t chunk_latents) {
+    const EvalTrajectory& first = walks.front()->trajectory;
+    const int64_t tl = first.clip.frames_per_latent, frames = first.generated_frames();
+    const size_t fb = static_cast<size_t>(first.clip.width) * first.clip.height * 3;
+    std::vector<uint8_t> truth;
+    truth.reserve(walks.size() * static_cast<size_t>(frames) * fb);
+    for (const TrajectoryResult* t : walks) {
+        const uint8_t* from = t->trajectory.clip.frames.data() +
+                              static_cast<size_t>(t->trajectory.context_frames()) * fb;
+        truth.insert(truth.end(), from, from + static_cast<size_t>(frames) * fb);
+    }
+    std::vector<uint8_t> rgb;
+    {
+        c10::InferenceMode guard;
+        const at::Tensor video =
+            core::video_from_rgb8(truth.data(), static_cast<int64_t>(walks.size()) * frames,
+                                  first.clip.height, first.clip.width, tl)
+                .to(model.device());
+        rgb = core::rgb8_from_video(model.decode(model.encode(video)).cpu(), tl);
+    }
+    at::parallel_for(0, static_cast<int64_t>(walks.size()), 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t j = lo; j < hi; ++j) {
+            TrajectoryResult& t = *walks[static_cast<size_t>(j)];
+            score_copies(t, chunk_latents);
+            const world::Clip& clip = t.trajectory.clip;
+            const uint8_t* mine = rgb.data() + static_cast<size_t>(j * frames) * fb;
+            for (int f = 0; f < frames; ++f) {
+                t.autoencoder.add(std::span(mine + static_cast<size_t>(f) * fb, fb),
+                                  clip.frame(t.trajectory.context_frames() + f), clip.width);
+            }
+        }
+    });
 }
 
 void compare_with_bf16(const Run& bf16, const EvalTrajectory& tr, Run& run) {
@@ -705,11 +720,8 @@ int run_eval(const EvalOptions& o) {
         const EvalTrajectory& tr = group.front()->trajectory;
         const std::string name =
             group.size() == 1 ? tr.name : fmt::format("{} walks ({} ...)", group.size(), tr.name);
-        for (TrajectoryResult* t : group) {
-            t->runs.resize(caches.size());
-            score_copies(*t, k);
-            t->autoencoder = autoencoder_scores(model, t->trajectory);
-        }
+        for (TrajectoryResult* t : group) t->runs.resize(caches.size());
+        score_baselines(model, group, k);
 
         int64_t budget = 0;           // bytes of the budget reference at the end, per walk
         double bf16_frame_bytes = 0;  // bytes one frame takes in the BF16 cache, as held
