@@ -281,6 +281,19 @@ int run(const KernelBenchOptions& o) {
             }
         }
     }
+    // Small codebooks at the decode: FP8 ones read as they are by the kernel, INT4 ones widened
+    // to BF16 first, against BF16 codebooks of the same centroids count (S1, C256), one run.
+    for (int bits : {16, 8, 4}) {
+        core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
+        cfg.stages = 1;
+        cfg.codebook_bits = bits;
+        auto codec = core::Codec::create(cfg);
+        const core::EncodedSpan span = codec->encode(x);
+        at::Tensor out = at::empty({1, n, h, d}, x.options());
+        add_timed(
+            cfg.describe() + " decode -> bf16 [B,N,H,D]", [&] { codec->decode_into(span, out); },
+            static_cast<double>(span.bytes() + out.nbytes()));
+    }
     // The range search per group (clip_search, 13 ranges tried): the asymmetric S1 encode with
     // and without it (on the GPU both in the fused kernel), and the scalar quantization alone on
     // ATen ops with and without it, in one run.

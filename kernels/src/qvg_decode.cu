@@ -101,6 +101,28 @@ __device__ __forceinline__ void load_codes(const QvgDecodeParams& p, int64_t row
     if constexpr (kAsym) l.zero = __ldg(p.zeros + g);
 }
 
+// 8 FP8-E4M3 centroid values (lowest address first) as 8 BF16 in the layout of a 16-byte BF16
+// load: exact, since every E4M3 value is a BF16 value (through half and float, no rounding).
+__device__ __forceinline__ uint4 widen_fp8x8(uint2 v) {
+    const uint32_t w[2] = {v.x, v.y};
+    uint32_t out[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const auto pair =
+            static_cast<__nv_fp8x2_storage_t>((w[i >> 1] >> (16 * (i & 1))) & 0xffffu);
+        const float2 f = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3)));
+        out[i] = (__float_as_uint(f.x) >> 16) | (__float_as_uint(f.y) & 0xffff0000u);
+    }
+    return make_uint4(out[0], out[1], out[2], out[3]);
+}
+
+// 8 channels of centroid `row_elem / dim` of stage st from global memory, BF16 or FP8.
+__device__ __forceinline__ uint4 load_centroid8(const QvgDecodeParams& p, int st, int64_t elem) {
+    if (p.centroids_fp8[st] != nullptr)
+        return widen_fp8x8(__ldg(reinterpret_cast<const uint2*>(p.centroids_fp8[st] + elem)));
+    return __ldg(reinterpret_cast<const uint4*>(p.centroids[st] + elem));
+}
+
 // Stage st's centroid slice of one part, given the row's id. table: the head's codebooks in
 // shared memory ([stage][C][D]), or null to read them from global memory.
 template <int kStages>
@@ -111,8 +133,7 @@ __device__ __forceinline__ void load_centroid(const QvgDecodeParams& p, int64_t 
         l.cent[st] =
             *reinterpret_cast<const uint4*>(table + (st * p.num_centroids + id) * p.dim + d0);
     } else {
-        l.cent[st] = __ldg(reinterpret_cast<const uint4*>(
-            p.centroids[st] + (bh * p.num_centroids + id) * p.dim + d0));
+        l.cent[st] = load_centroid8(p, st, (bh * p.num_centroids + id) * p.dim + d0);
     }
 }
 
@@ -503,7 +524,7 @@ constexpr size_t kMaxSharedTable = 128 * 1024;
 template <int kBits, bool kAsym, int kStages, bool kRope, int kParts>
 cudaError_t launch_parts(const QvgDecodeParams& p, cudaStream_t stream) {
     if (p.batch * p.heads > 65535) return cudaErrorInvalidValue;
-    if (p.shared_centroids && p.num_stages > 0) {
+    if (p.shared_centroids && p.num_stages > 0 && p.centroids_fp8[0] == nullptr) {
         const size_t smem = static_cast<size_t>(p.num_stages * p.num_centroids * p.dim * 2);
         if (smem <= kMaxSharedTable) {
             bool launched = false;
@@ -926,10 +947,9 @@ __global__ void __launch_bounds__(kThreads) decode_compact_kernel(QvgDecodeParam
 #pragma unroll
     for (int st = 0; st < kStages; ++st) {
         if (st < p.num_stages) {
-            const uint16_t* c = p.centroids[st] + (bh * centroids + id[st]) * kDim + first;
+            const unsigned c = (bh * centroids + id[st]) * kDim + first;
 #pragma unroll
-            for (int j = 0; j < kParts; ++j)
-                l[j].cent[st] = __ldg(reinterpret_cast<const uint4*>(c + j * kStep));
+            for (int j = 0; j < kParts; ++j) l[j].cent[st] = load_centroid8(p, st, c + j * kStep);
         }
     }
     uint16_t* out = p.out + (b * static_cast<unsigned>(p.out_stride_b) +
@@ -1118,7 +1138,10 @@ cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream) {
         return cudaErrorInvalidValue;
     }
     for (int s = 0; s < p.num_stages; ++s) {
-        if (!aligned16(p.centroids[s])) return cudaErrorInvalidValue;
+        if (p.centroids_fp8[s] != nullptr ? reinterpret_cast<uintptr_t>(p.centroids_fp8[s]) % 8
+                                          : !aligned16(p.centroids[s])) {
+            return cudaErrorInvalidValue;
+        }
     }
     if (p.rope_cos != nullptr && (!aligned16(p.rope_cos) || !aligned16(p.rope_sin)))
         return cudaErrorInvalidValue;

@@ -16,7 +16,8 @@ const char* validate(const QvgDecodeParams& p) {
         return "null codes, scales or out";
     if (p.asymmetric && p.zeros == nullptr) return "asymmetric needs zeros";
     for (int s = 0; s < p.num_stages; ++s) {
-        if (p.ids[s] == nullptr || p.centroids[s] == nullptr) return "null stage ids or centroids";
+        if (p.ids[s] == nullptr || (p.centroids[s] == nullptr) == (p.centroids_fp8[s] == nullptr))
+            return "each stage needs ids and one codebook (BF16 or FP8)";
     }
     if ((p.rope_cos == nullptr) != (p.rope_sin == nullptr))
         return "rope_cos and rope_sin go together";
@@ -57,8 +58,10 @@ void qvg_decode_reference(const QvgDecodeParams& p) {
                     }
                     for (int st = 0; st < p.num_stages; ++st) {
                         const int id = p.ids[st][bh * p.tokens + n];
-                        y = y + detail::bf16_to_float(
-                                    p.centroids[st][(bh * p.num_centroids + id) * p.dim + d]);
+                        const int64_t at = (bh * p.num_centroids + id) * p.dim + d;
+                        y = y + (p.centroids_fp8[st] != nullptr
+                                     ? detail::fp8_e4m3_to_float(p.centroids_fp8[st][at])
+                                     : detail::bf16_to_float(p.centroids[st][at]));
                     }
                     out[d] = detail::float_to_bf16(y);
                 }

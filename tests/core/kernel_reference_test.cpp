@@ -113,11 +113,15 @@ TEST(KernelReference, DecodeMatchesTheCodec) {
     core::SyntheticTokens s;
     s.frames = 1;
     at::Tensor x = core::synthetic_tokens(s);  // [1, 2, 1560, 128]
-    for (int stages : {0, 2}) {
+    for (int variant = 0; variant < 3; ++variant) {
+        // 0 and 2 stages with BF16 codebooks, 2 stages with FP8 ones read as they are.
+        const int stages = variant == 0 ? 0 : 2;
+        const bool fp8 = variant == 2;
         core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
         cfg.stages = stages;
         cfg.centroids = 32;
         cfg.iterations = 1;
+        cfg.codebook_bits = fp8 ? 8 : 16;
         auto codec = core::Codec::create(cfg);
         core::EncodedSpan span = codec->encode(x);
         at::Tensor expect = codec->decode(span).transpose(1, 2).contiguous();  // [B, N, H, D]
@@ -128,7 +132,12 @@ TEST(KernelReference, DecodeMatchesTheCodec) {
         p.num_stages = stages;
         for (int i = 0; i < stages; ++i) {
             p.ids[i] = span.stages[static_cast<size_t>(i)].ids.data_ptr<uint8_t>();
-            p.centroids[i] = bf16_ptr(span.stages[static_cast<size_t>(i)].centroids);
+            const at::Tensor& cent = span.stages[static_cast<size_t>(i)].centroids;
+            if (fp8) {
+                p.centroids_fp8[i] = cent.data_ptr<uint8_t>();
+            } else {
+                p.centroids[i] = bf16_ptr(cent);
+            }
         }
         p.batch = 1;
         p.heads = 2;
@@ -143,7 +152,7 @@ TEST(KernelReference, DecodeMatchesTheCodec) {
         p.out_stride_h = out.stride(2);
         ASSERT_STREQ(kernels::validate(p), "");
         kernels::qvg_decode_reference(p);
-        EXPECT_TRUE(at::equal(out, expect)) << "stages " << stages;
+        EXPECT_TRUE(at::equal(out, expect)) << "stages " << stages << (fp8 ? " fp8" : "");
         // Fused with RoPE: the same bits as decoding then rotating.
         core::WanRope rope(128, at::kCPU);
         const auto angles = rope.angles(0, 1, 30, 52);

@@ -18,12 +18,13 @@ struct Case {
     int bits, group, stages;
     int64_t dim, tokens;
     bool asym;
+    bool fp8 = false;  // FP8-E4M3 codebooks, read by the kernel as they are
 };
 
 std::string name(const Case& c) {
     return "INT" + std::to_string(c.bits) + "_G" + std::to_string(c.group) + "_S" +
            std::to_string(c.stages) + "_D" + std::to_string(c.dim) + "_N" +
-           std::to_string(c.tokens) + (c.asym ? "_asym" : "");
+           std::to_string(c.tokens) + (c.asym ? "_asym" : "") + (c.fp8 ? "_fp8c" : "");
 }
 
 // Random but valid encoded data: any code byte, any finite scale byte, ids below C.
@@ -44,7 +45,12 @@ Data random_data(const Case& c, int64_t b, int64_t h, int64_t centroids) {
                       at::randint(0, 2, {b, h, c.tokens, c.dim / c.group}).to(at::kByte).mul(128));
     for (int s = 0; s < c.stages; ++s) {
         d.ids.push_back(at::randint(0, centroids, {b, h, c.tokens}).to(at::kByte));
-        d.centroids.push_back(at::randn({b, h, centroids, c.dim}).to(at::kBFloat16));
+        d.centroids.push_back(
+            c.fp8 ? at::randint(0, 0x7f, {b, h, centroids, c.dim})  // finite E4M3, both signs
+                        .to(at::kByte)
+                        .bitwise_or(
+                            at::randint(0, 2, {b, h, centroids, c.dim}).to(at::kByte).mul(128))
+                  : at::randn({b, h, centroids, c.dim}).to(at::kBFloat16));
     }
     (void)rows;
     return d;
@@ -59,8 +65,12 @@ kernels::QvgDecodeParams params(const Case& c, const Data& d, int64_t b, int64_t
     p.num_stages = c.stages;
     for (int s = 0; s < c.stages; ++s) {
         p.ids[s] = d.ids[static_cast<size_t>(s)].data_ptr<uint8_t>();
-        p.centroids[s] = reinterpret_cast<const uint16_t*>(
-            d.centroids[static_cast<size_t>(s)].data_ptr<at::BFloat16>());
+        const at::Tensor& cent = d.centroids[static_cast<size_t>(s)];
+        if (c.fp8) {
+            p.centroids_fp8[s] = cent.data_ptr<uint8_t>();
+        } else {
+            p.centroids[s] = reinterpret_cast<const uint16_t*>(cent.data_ptr<at::BFloat16>());
+        }
     }
     p.batch = b;
     p.heads = h;
@@ -175,6 +185,12 @@ TEST(DecodeKernel, MatchesTheCpuReferenceBitForBitOverSweptShapes) {
                     for (int64_t tokens : {1, 17, 37, 1031})
                         for (bool asym : {false, true})
                             cases.push_back({bits, group, stages, dim, tokens, asym});
+    for (int bits : {2, 4})
+        for (int stages : {1, 2})
+            for (int64_t dim : {128, 256})
+                for (int64_t tokens : {17, 1031})
+                    for (bool asym : {false, true})
+                        cases.push_back({bits, 64, stages, dim, tokens, asym, true});
     const int64_t b = 2, h = 3, centroids = 256;
     for (const Case& c : cases) {
         at::manual_seed(
@@ -206,7 +222,7 @@ TEST(DecodeKernel, MatchesTheCpuReferenceBitForBitOverSweptShapes) {
 
 TEST(DecodeKernel, CodecDecodeIntoOnCudaEqualsTheCpuCodec) {
     for (int stages : {0, 1, 3}) {
-        for (int bits : {16, 8, 4}) {  // FP8 and INT4 codebooks are widened for the kernel
+        for (int bits : {16, 8, 4}) {  // FP8 codebooks read as they are, INT4 ones widened
             if (bits != 16 && stages == 0) continue;
             core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
             cfg.stages = stages;

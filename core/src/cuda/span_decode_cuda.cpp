@@ -27,17 +27,23 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
     p.scales = span.quant.scales.data_ptr<uint8_t>();
     p.zeros = span.quant.zeros.defined() ? span.quant.zeros.data_ptr<uint8_t>() : nullptr;
     p.num_stages = static_cast<int>(span.stages.size());
-    // FP8 and INT4 codebooks are widened to BF16 (exactly) for the kernel: C x D values per
-    // head, a small fraction of the span. The copies live until the launch is queued; the
-    // allocator reuses their memory only for work ordered after it on this stream.
+    // The kernel reads BF16 and FP8 codebooks as they are; INT4 ones are widened to BF16
+    // (exactly) first: C x D values per head, a small fraction of the span. The copies live
+    // until the launch is queued; the allocator reuses their memory only for work ordered after
+    // it on this stream.
     std::vector<at::Tensor> widened;
     for (size_t s = 0; s < span.stages.size(); ++s) {
         const SpanStage& st = span.stages[s];
         if (!st.ids.is_contiguous() || !st.centroids.is_contiguous()) return false;
+        p.ids[s] = st.ids.data_ptr<uint8_t>();
+        if (st.centroids.scalar_type() == at::kByte && !st.centroid_scales.defined()) {
+            p.centroids_fp8[s] = st.centroids.data_ptr<uint8_t>();  // FP8 E4M3 bits
+            p.num_centroids = st.centroids.size(2);
+            continue;
+        }
         const at::Tensor& cent = st.centroids.scalar_type() == at::kByte
                                      ? widened.emplace_back(centroids_bf16(st).contiguous())
                                      : st.centroids;
-        p.ids[s] = st.ids.data_ptr<uint8_t>();
         p.centroids[s] = reinterpret_cast<const uint16_t*>(cent.data_ptr<at::BFloat16>());
         p.num_centroids = cent.size(2);
     }

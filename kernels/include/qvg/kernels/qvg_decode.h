@@ -21,7 +21,11 @@ struct QvgDecodeParams {
     const uint8_t* zeros = nullptr;   // [B, H, N, D / group] FP8-E4M3 bits, asymmetric only
     int num_stages = 0;
     const uint8_t* ids[kMaxStages] = {};         // [B, H, N]
-    const uint16_t* centroids[kMaxStages] = {};  // BF16 bits [B, H, C, D]
+    const uint16_t* centroids[kMaxStages] = {};  // BF16 bits [B, H, C, D], or
+    // FP8-E4M3 bits [B, H, C, D] (8-byte aligned): each stage has exactly one of the two. Every
+    // E4M3 value is a BF16 value, so the decode is the same as from the widened codebook. The
+    // shared_centroids launch takes BF16 codebooks only (FP8 ones run the default launch).
+    const uint8_t* centroids_fp8[kMaxStages] = {};
     int64_t batch = 0, heads = 0, tokens = 0, dim = 0;
     int64_t num_centroids = 0;
     int bits = 2;
