@@ -11,7 +11,9 @@ error. --versus LABEL pairs every cache with LABEL over the walks that ran both:
 difference of rollout PSNR (and of 1-ahead PSNR), its standard error, the walks ahead, and the
 walks a lead of that size would need to show at two standard errors; and, for a typical walk
 rather than the mean, the median difference with the two-sided exact sign test's p (how likely
-so lopsided a count of walks ahead would be if either cache were ahead on half the walks).
+so lopsided a count of walks ahead would be if either cache were ahead on half the walks); and
+how much closer to BF16's output (the QVG paper's metric, PSNR per walk) the cache's rollout
+stayed than LABEL's, paired.
 Uses only the standard library.
 """
 import csv
@@ -36,7 +38,8 @@ def sign_test(ahead, n):
 
 
 def load(paths):
-    """walk -> {cache label: (rollout PSNR, 1-ahead PSNR or None)}, labels in order of appearance."""
+    """walk -> {cache label: (rollout PSNR, 1-ahead PSNR or None, PSNR against BF16's output)},
+    labels in order of appearance."""
     walks, order, owner = {}, [], {}
     for path in paths:
         with open(path, newline="") as f:
@@ -49,7 +52,9 @@ def load(paths):
                 if label not in order:
                     order.append(label)
                 ahead = float(row["ahead_psnr"]) if row.get("ahead_psnr") else None
-                walks.setdefault(walk, {})[label] = (float(row["rollout_psnr"]), ahead)
+                vs = row.get("rollout_psnr_vs_bf16_output")
+                walks.setdefault(walk, {})[label] = (float(row["rollout_psnr"]), ahead,
+                                                     float(vs) if vs else None)
     return walks, order
 
 
@@ -71,8 +76,9 @@ def main(paths, versus):
         if ref not in order:
             sys.exit(f"--versus {ref!r}: no such cache in the archives (have: {', '.join(order)})")
         print(f"\n| cache | minus {ref}, paired | walks | ahead | walks for 2 SE at this lead "
-              "| median | sign test p | 1-ahead minus, paired | 1-ahead walks |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "| median | sign test p | 1-ahead minus, paired | 1-ahead walks "
+              "| closer to BF16's output, paired | walks closer |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for label in order:
             if label == ref:
                 continue
@@ -85,12 +91,17 @@ def main(paths, versus):
             ahead = [w[label][1] - w[ref][1] for w in both
                      if w[label][1] is not None and w[ref][1] is not None]
             ahead_cell = f"{statistics.mean(ahead):+.3f} ± {se(ahead):.3f}" if len(ahead) > 1 else "-"
+            closer = [w[label][2] - w[ref][2] for w in both
+                      if w[label][2] is not None and w[ref][2] is not None]
+            closer_cell = (f"{statistics.mean(closer):+.2f} ± {se(closer):.2f} dB"
+                           if len(closer) > 1 else "-")
             ahead_walks = sum(x > 0 for x in diff)
             # Ties (equal PSNR) are no evidence either way: the sign test leaves them out.
             decided = sum(x != 0 for x in diff)
             print(f"| {label} | {m:+.3f} ± {se(diff):.3f} | {len(diff)} "
                   f"| {ahead_walks} | {need} | {statistics.median(diff):+.3f} "
-                  f"| {sign_test(ahead_walks, decided):.3g} | {ahead_cell} | {len(ahead)} |")
+                  f"| {sign_test(ahead_walks, decided):.3g} | {ahead_cell} | {len(ahead)} "
+                  f"| {closer_cell} | {sum(x > 0 for x in closer)} |")
 
 
 if __name__ == "__main__":

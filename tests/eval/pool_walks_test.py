@@ -16,9 +16,12 @@ HEADER = ["report", "device", "walk_seed", "trajectory", "start_pose_x_y_z_yaw_p
 
 
 def rows(seed, name, caches):
-    """caches: [(label, rollout PSNR, 1-ahead PSNR or None)]; the walk is its pose and noise."""
+    """caches: [(label, rollout PSNR, 1-ahead PSNR or None)]; the walk is its pose and noise.
+    PSNR against BF16's output: 100 for BF16, else 30 minus the rollout loss."""
+    bf16 = caches[0][1]
     return [[f"walk-{seed}.json", "cpu", seed, name, f"{seed}.0000 0 0 0 0", 1000 + seed, label,
-             100, f"{r:.4f}", "", "", "", "", "" if a is None else f"{a:.4f}", ""]
+             100, f"{r:.4f}", "", f"{100 if label == 'BF16' else 30 - (bf16 - r):.4f}", "", "",
+             "" if a is None else f"{a:.4f}", ""]
             for label, r, a in caches]
 
 
@@ -65,6 +68,8 @@ class PoolWalksTest(unittest.TestCase):
         # median -1; 1 of 3 ahead: two-sided exact p = 2 * (1 + 3) / 8 = 1
         self.assertEqual(paired[5:7], ["-1.000", "1"])
         self.assertEqual(paired[7:9], ["+0.200 ± 0.100", "2"])
+        # closer to BF16's output: the rollout differences again (30 - loss), 1 of 3 walks
+        self.assertEqual(paired[9:11], ["-0.33 ± 0.67 dB", "1"])
 
     def test_sign_test(self):
         sys.path.insert(0, os.path.dirname(SCRIPT))
