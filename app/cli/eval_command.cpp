@@ -1068,10 +1068,10 @@ const Registrar kRegister([](CLI::App& app) {
         ->check(CLI::Range(1, 1024));
     sub->add_option("--batch", o->batch,
                     "walks run side by side as one batch, those of equal length (a GPU runs "
-                    "many at little more than the cost of one). Each walk keeps its own noise; "
-                    "k-means draws its first centroids per row of the batch, so a QVG walk's "
-                    "numbers depend on the batch it ran in (equally good, not equal). Times and "
-                    "cache error telemetry are then the batch's (times shared among its walks)")
+                    "many at little more than the cost of one). Each walk keeps its own noise "
+                    "and its own k-means draws; the batch's matrix shapes change the rounding, "
+                    "and a rollout can amplify that. Times and cache error telemetry are then "
+                    "the batch's (times shared among its walks)")
         ->check(CLI::Range(1, 1024));
     sub->add_option("--caches", o->caches,
                     "cache configurations: <codec>[-int2|-int4][-g<G>][-s<S>][-c<C>] (codec bf16, "

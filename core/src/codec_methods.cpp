@@ -134,6 +134,7 @@ class QvgCodec final : public Codec {
             opt.centroids = c;
             opt.iterations = config_.iterations;
             opt.seed = Rng::mix(Rng::mix(config_.seed, ctx.seed), static_cast<uint64_t>(s));
+            opt.groups_per_item = h;  // each batch row (walk) as it would be encoded alone
             at::Tensor warm;
             if (config_.warm_start && ctx.previous != nullptr &&
                 ctx.previous->stages.size() > static_cast<size_t>(s)) {

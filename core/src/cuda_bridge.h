@@ -34,7 +34,8 @@ bool kmeans_cuda(const at::Tensor& xb, const KMeansOptions& options, const at::T
 
 // C distinct tokens of every group of bf16 x [G, N, D] drawn from the seed (kernels/rng.h), as
 // kmeans() starts; undefined where the kernel does not apply.
-at::Tensor kmeans_init_cuda(const at::Tensor& xb, int64_t centroids, uint64_t seed);
+at::Tensor kmeans_init_cuda(const at::Tensor& xb, int64_t centroids, uint64_t seed,
+                            int64_t seed_period = 0);
 
 // Fused residual + group quantization + packing of x fp32 or bf16 [G, N, D] against one stage
 // (ids uint8 [G, N], centroids bf16 [G, C, D]) or none (undefined). Fills codes/scales/zeros

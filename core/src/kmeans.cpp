@@ -25,11 +25,11 @@ std::atomic<bool> legacy_kernels{false};
 void set_kmeans_legacy_kernels(bool legacy) { legacy_kernels.store(legacy); }
 bool kmeans_legacy_kernels() { return legacy_kernels.load(); }
 
-at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed) {
+at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed, int64_t seed_period) {
 #ifdef QVG_HAVE_CUDA
     if (x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.is_contiguous()) {
         // The same draws on the device: no host loop, no upload that waits for the stream.
-        at::Tensor out = detail::kmeans_init_cuda(x, centroids, seed);
+        at::Tensor out = detail::kmeans_init_cuda(x, centroids, seed, seed_period);
         if (out.defined()) return out;
     }
 #endif
@@ -38,12 +38,22 @@ at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed) {
     std::vector<int64_t> index;
     index.reserve(static_cast<size_t>(groups * centroids));
     for (int64_t g = 0; g < groups; ++g) {
-        Rng rng(Rng::mix(seed, static_cast<uint64_t>(g)));
+        Rng rng(Rng::mix(seed, static_cast<uint64_t>(seed_period > 0 ? g % seed_period : g)));
         auto picks = rng.distinct(n, centroids);
         index.insert(index.end(), picks.begin(), picks.end());
     }
     at::Tensor idx = at::tensor(index, at::kLong).view({groups, centroids}).to(x.device());
     return x.gather(1, idx.unsqueeze(-1).expand({groups, centroids, x.size(2)})).to(at::kBFloat16);
+}
+
+bool kmeans_converged(const at::Tensor& previous, const at::Tensor& next, double fraction,
+                      int64_t groups_per_item) {
+    const at::Tensor changed = next.ne(previous).to(at::kFloat);
+    if (groups_per_item <= 0 || changed.size(0) % groups_per_item != 0) {
+        return changed.mean().item<double>() < fraction;
+    }
+    return changed.view({changed.size(0) / groups_per_item, -1}).mean(1).max().item<double>() <
+           fraction;
 }
 
 at::Tensor kmeans_update(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old) {
@@ -183,7 +193,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
     }
 #endif
     const at::Tensor& rows = points.rows();
-    at::Tensor cent = kmeans_init(rows, c, options.seed);
+    at::Tensor cent = kmeans_init(rows, c, options.seed, options.groups_per_item);
     mark_phase("k-means init (draw + copy rows)");
     at::Tensor first_ids, first_dist;  // an assignment to `cent` already made, if any
     if (warm_start.defined()) {
@@ -213,7 +223,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         // (Not checked on the last iteration, where it changes nothing: saves a device sync.)
         const bool converged =
             ids.defined() && it + 1 < options.iterations &&
-            next.ne(ids).to(at::kFloat).mean().item<double>() < options.converged_fraction;
+            kmeans_converged(ids, next, options.converged_fraction, options.groups_per_item);
         ids = next;
         cent = kmeans_reseed_empty(rows, ids, dist, kmeans_update(rows, ids, cent));
         result.iterations_run = it + 1;

@@ -692,7 +692,8 @@ __global__ void __launch_bounds__(kInitThreads) init_kernel(KMeansInitParams p) 
     const int64_t first = p.tokens - c_count;  // Floyd's j runs over first .. tokens - 1
     if (threadIdx.x < 32) {
         const int lane = threadIdx.x;
-        Xoshiro256 rng(mix_seed(p.seed, static_cast<uint64_t>(g)));
+        Xoshiro256 rng(
+            mix_seed(p.seed, static_cast<uint64_t>(p.seed_period > 0 ? g % p.seed_period : g)));
         const Xoshiro256 start = rng;
         for (int k = 0; k < c_count; ++k) {
             const uint64_t r = rng.next();

@@ -251,7 +251,8 @@ void residual_quant_reference(const ResidualQuantParams& p) {
 void kmeans_init_reference(const KMeansInitParams& p) {
     std::vector<int64_t> picks;
     for (int64_t g = 0; g < p.groups; ++g) {
-        Xoshiro256 rng(mix_seed(p.seed, static_cast<uint64_t>(g)));
+        Xoshiro256 rng(
+            mix_seed(p.seed, static_cast<uint64_t>(p.seed_period > 0 ? g % p.seed_period : g)));
         picks.clear();
         for (int64_t j = p.tokens - p.num_centroids; j < p.tokens; ++j) {  // Floyd
             const auto t = static_cast<int64_t>(rng.below(static_cast<uint64_t>(j) + 1));

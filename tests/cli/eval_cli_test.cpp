@@ -241,8 +241,9 @@ TEST(EvalCli, WalksRepeatEachTrajectoryFromItsOwnStartAndAverage) {
 
 // --batch runs walks of equal length side by side: the same walks, bytes and revisits as one by
 // one, and one chunk ahead (where nothing drifts) the same scores to within 0.05 dB: each walk
-// keeps its own noise stream; k-means draws its first centroids per row of the batch, and the
-// matrix shapes change the rounding. Two threads, so that rendering and scoring run in parallel.
+// keeps its own noise stream and its own k-means draws (a batch row is encoded as it would be
+// alone), but the matrix shapes change the rounding. Two threads, so that rendering and scoring
+// run in parallel.
 TEST(EvalCli, BatchedWalksScoreAsTheyDoOneByOne) {
     TempDir dir;
     const fs::path model = save_tiny_model(dir.path());

@@ -216,6 +216,35 @@ TEST(Codec, EncodingIsDeterministicPerSeed) {
     EXPECT_FALSE(at::equal(a.stages[0].ids, c.stages[0].ids));
 }
 
+// Walks side by side (batch rows) are each encoded as they would be alone: the same first
+// centroids per head, and k-means runs until every row has converged. Also the warm start.
+TEST(Codec, EachBatchRowEncodesAsItWouldAlone) {
+    at::manual_seed(9);
+    const at::Tensor x = at::randn({2, 3, 512, 64}).to(at::kBFloat16);
+    const at::Tensor next = (x + 0.1 * at::randn_like(x.to(at::kFloat))).to(at::kBFloat16);
+    CodecConfig cfg = default_codec_config(CodecMethod::kQvg);
+    cfg.centroids = 16;
+    cfg.iterations = 8;  // long enough for the early stop to matter
+    cfg.asymmetric = true;
+    cfg.clip_search = true;
+    auto codec = Codec::create(cfg);
+    const EncodedSpan both = codec->encode(x, {KVRole::kKey, 3, nullptr});
+    const EncodedSpan both_next = codec->encode(next, {KVRole::kKey, 4, &both});
+    for (int64_t row = 0; row < 2; ++row) {
+        const EncodedSpan alone = codec->encode(x.narrow(0, row, 1), {KVRole::kKey, 3, nullptr});
+        const EncodedSpan alone_next =
+            codec->encode(next.narrow(0, row, 1), {KVRole::kKey, 4, &alone});
+        for (const auto& [b, a] : {std::pair{&both, &alone}, std::pair{&both_next, &alone_next}}) {
+            EXPECT_TRUE(at::equal(b->stages[0].ids.narrow(0, row, 1), a->stages[0].ids))
+                << "row " << row;
+            EXPECT_TRUE(at::equal(b->stages[0].centroids.narrow(0, row, 1), a->stages[0].centroids))
+                << "row " << row;
+            EXPECT_TRUE(at::equal(b->quant.codes.narrow(0, row, 1), a->quant.codes))
+                << "row " << row;
+        }
+    }
+}
+
 TEST(Codec, ByteCountEqualsTheFormulaForEveryMethod) {
     for (int64_t n : {256, 1037}) {
         at::Tensor x = at::randn({2, 3, n, 128}).to(at::kBFloat16);

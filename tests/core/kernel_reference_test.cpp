@@ -273,6 +273,27 @@ TEST(KernelReference, KMeansInitMatchesTheCodecStart) {
             for (uint64_t seed : {0ull, 42ull}) {
                 at::Tensor x = at::randn({3, n, 64}).to(at::kBFloat16);
                 const at::Tensor expect = core::kmeans_init(x, c, seed);
+                // Groups in items of 2 (seed_period): group 2 draws what group 0 draws.
+                {
+                    const at::Tensor periodic = core::kmeans_init(x, c, seed, 2);
+                    at::Tensor out = at::empty({3, c, 64}, at::kBFloat16);
+                    kernels::KMeansInitParams p;
+                    p.x = bf16_ptr(x);
+                    p.centroids = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+                    p.groups = 3;
+                    p.tokens = n;
+                    p.num_centroids = c;
+                    p.dim = 64;
+                    p.seed = seed;
+                    p.seed_period = 2;
+                    kernels::kmeans_init_reference(p);
+                    EXPECT_TRUE(at::equal(out, periodic)) << "N" << n << " C" << c << " period";
+                    EXPECT_TRUE(at::equal(periodic.narrow(0, 0, 2), expect.narrow(0, 0, 2)));
+                    // Group 2 draws as a lone group 0 of its own rows would.
+                    EXPECT_TRUE(at::equal(periodic.narrow(0, 2, 1),
+                                          core::kmeans_init(x.narrow(0, 2, 1), c, seed)))
+                        << "N" << n << " C" << c;
+                }
                 at::Tensor out = at::empty({3, c, 64}, at::kBFloat16);
                 kernels::KMeansInitParams p;
                 p.x = bf16_ptr(x);

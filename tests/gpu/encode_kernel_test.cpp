@@ -272,7 +272,7 @@ TEST(EncodeKernel, KMeansInitMatchesTheReference) {
                 if (c > n) continue;
                 const uint64_t seed = static_cast<uint64_t>(n * 7 + c);
                 at::Tensor x = at::randn({5, n, dim}).to(at::kBFloat16);
-                auto run = [&](bool cuda) {
+                auto run = [&](bool cuda, int64_t period) {
                     const at::Device dev = cuda ? at::kCUDA : at::kCPU;
                     at::Tensor xx = x.to(dev);
                     at::Tensor out = at::empty({5, c, dim}, xx.options());
@@ -284,6 +284,7 @@ TEST(EncodeKernel, KMeansInitMatchesTheReference) {
                     p.num_centroids = c;
                     p.dim = dim;
                     p.seed = seed;
+                    p.seed_period = period;
                     if (cuda) {
                         EXPECT_EQ(kernels::kmeans_init(p, at::cuda::getCurrentCUDAStream()),
                                   cudaSuccess);
@@ -292,8 +293,10 @@ TEST(EncodeKernel, KMeansInitMatchesTheReference) {
                     }
                     return out.cpu();
                 };
-                EXPECT_TRUE(at::equal(run(false), run(true)))
-                    << "D" << dim << " N" << n << " C" << c;
+                for (int64_t period : {0, 2}) {  // 2: groups in items of two (batch rows)
+                    EXPECT_TRUE(at::equal(run(false, period), run(true, period)))
+                        << "D" << dim << " N" << n << " C" << c << " period " << period;
+                }
             }
 }
 

@@ -41,7 +41,8 @@ at::Tensor kmeans_update_cuda(const at::Tensor& x, const at::Tensor& ids, const 
     return out;
 }
 
-at::Tensor kmeans_init_cuda(const at::Tensor& xb, int64_t centroids, uint64_t seed) {
+at::Tensor kmeans_init_cuda(const at::Tensor& xb, int64_t centroids, uint64_t seed,
+                            int64_t seed_period) {
     if (!xb.is_cuda() || xb.scalar_type() != at::kBFloat16 || !xb.is_contiguous() ||
         xb.dim() != 3 || xb.size(2) % 8 != 0) {
         return {};
@@ -56,6 +57,7 @@ at::Tensor kmeans_init_cuda(const at::Tensor& xb, int64_t centroids, uint64_t se
     p.num_centroids = centroids;
     p.dim = xb.size(2);
     p.seed = seed;
+    p.seed_period = seed_period;
     p.legacy = kmeans_legacy_kernels();
     const cudaError_t err = kernels::kmeans_init(p, at::cuda::getCurrentCUDAStream());
     if (err == cudaErrorInvalidValue) {

@@ -101,7 +101,7 @@ bool kmeans_cuda(const at::Tensor& xb, const KMeansOptions& options, const at::T
     b.dist = at::empty({b.groups, b.tokens}, xb.options().dtype(at::kFloat));
     b.counts = at::empty({b.groups, c}, xb.options().dtype(at::kInt));
 
-    at::Tensor cent = kmeans_init_cuda(xb, c, options.seed);
+    at::Tensor cent = kmeans_init_cuda(xb, c, options.seed, options.groups_per_item);
     if (!cent.defined()) return false;
     mark_phase("k-means init (draw + copy rows)");
     bool first_done = false;  // ids and dist already hold an assignment to cent
@@ -126,7 +126,7 @@ bool kmeans_cuda(const at::Tensor& xb, const KMeansOptions& options, const at::T
         // so only runs of 3 or more iterations pay for it.
         const bool converged =
             previous.defined() && it + 1 < options.iterations &&
-            b.ids.ne(previous).to(at::kFloat).mean().item<double>() < options.converged_fraction;
+            kmeans_converged(previous, b.ids, options.converged_fraction, options.groups_per_item);
         if (it + 2 < options.iterations) previous = b.ids.clone();
         update_and_reseed(b, cent);
         out.iterations_run = it + 1;

@@ -22,6 +22,11 @@ struct KMeansOptions {
     double converged_fraction = 1e-4;  // stop early when fewer assignments change
     uint64_t seed = 0;
     bool final_assign = true;  // reassign to the final centroids (never worse)
+    // > 0: the groups come in items of this many (the heads of each walk of a batch): every
+    // item draws its first centroids as it would alone (group g from the stream of
+    // g % groups_per_item), and the early stop waits until every item has converged (a
+    // converged item's next iterations change nothing), so each item's result is its own.
+    int64_t groups_per_item = 0;
 };
 
 struct KMeansResult {
@@ -38,9 +43,16 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
                     const at::Tensor& warm_start = {});
 
 // The starting centroids: C distinct tokens of every group of x [G, N, D], drawn from the seed
-// (the codec's private stream, group g from mix(seed, g)), as bf16 [G, C, D]. On CUDA with BF16
-// x the draws run on the device (same tokens).
-at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed);
+// (the codec's private stream, group g from mix(seed, g), or mix(seed, g % seed_period) when
+// seed_period > 0), as bf16 [G, C, D]. On CUDA with BF16 x the draws run on the device (same
+// tokens).
+at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed,
+                       int64_t seed_period = 0);
+
+// Whether fewer than `fraction` of the assignments changed between `previous` and `next`
+// [G, N], in every item of `groups_per_item` groups (0: over all groups together).
+bool kmeans_converged(const at::Tensor& previous, const at::Tensor& next, double fraction,
+                      int64_t groups_per_item);
 
 // Nearest centroid (squared L2) for every token: int64 [G, N]. centroids [G, C, D].
 at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids);

@@ -79,6 +79,9 @@ struct KMeansInitParams {
     uint16_t* centroids = nullptr;  // BF16 [G, C, D]
     int64_t groups = 0, tokens = 0, num_centroids = 0, dim = 0;
     uint64_t seed = 0;
+    // > 0: group g draws from the stream of group g % seed_period (groups that come in items of
+    // seed_period, e.g. the heads of each walk of a batch, draw as each item alone would).
+    int64_t seed_period = 0;
     // CUDA only (same tokens either way): the previous, fully sequential collision check of
     // Floyd's draws, for benchmarks.
     bool legacy = false;
