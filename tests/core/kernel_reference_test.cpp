@@ -272,10 +272,7 @@ TEST(KernelReference, KMeansInitMatchesTheCodecStart) {
             if (c > n) continue;
             for (uint64_t seed : {0ull, 42ull}) {
                 at::Tensor x = at::randn({3, n, 64}).to(at::kBFloat16);
-                const at::Tensor expect = core::kmeans_init(x, c, seed);
-                // Groups in items of 2 (seed_period): group 2 draws what group 0 draws.
-                {
-                    const at::Tensor periodic = core::kmeans_init(x, c, seed, 2);
+                auto reference = [&](int64_t period) {
                     at::Tensor out = at::empty({3, c, 64}, at::kBFloat16);
                     kernels::KMeansInitParams p;
                     p.x = bf16_ptr(x);
@@ -285,26 +282,21 @@ TEST(KernelReference, KMeansInitMatchesTheCodecStart) {
                     p.num_centroids = c;
                     p.dim = 64;
                     p.seed = seed;
-                    p.seed_period = 2;
+                    p.seed_period = period;
                     kernels::kmeans_init_reference(p);
-                    EXPECT_TRUE(at::equal(out, periodic)) << "N" << n << " C" << c << " period";
-                    EXPECT_TRUE(at::equal(periodic.narrow(0, 0, 2), expect.narrow(0, 0, 2)));
-                    // Group 2 draws as a lone group 0 of its own rows would.
-                    EXPECT_TRUE(at::equal(periodic.narrow(0, 2, 1),
-                                          core::kmeans_init(x.narrow(0, 2, 1), c, seed)))
-                        << "N" << n << " C" << c;
-                }
-                at::Tensor out = at::empty({3, c, 64}, at::kBFloat16);
-                kernels::KMeansInitParams p;
-                p.x = bf16_ptr(x);
-                p.centroids = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
-                p.groups = 3;
-                p.tokens = n;
-                p.num_centroids = c;
-                p.dim = 64;
-                p.seed = seed;
-                kernels::kmeans_init_reference(p);
-                EXPECT_TRUE(at::equal(out, expect)) << "N" << n << " C" << c << " seed " << seed;
+                    return out;
+                };
+                const at::Tensor expect = core::kmeans_init(x, c, seed);
+                EXPECT_TRUE(at::equal(reference(0), expect))
+                    << "N" << n << " C" << c << " seed " << seed;
+                // Groups in items of 2 (seed_period): group 2 draws as a lone group 0 of its
+                // own rows would, groups 0 and 1 as before.
+                const at::Tensor periodic = core::kmeans_init(x, c, seed, 2);
+                EXPECT_TRUE(at::equal(reference(2), periodic)) << "N" << n << " C" << c;
+                EXPECT_TRUE(at::equal(periodic.narrow(0, 0, 2), expect.narrow(0, 0, 2)));
+                EXPECT_TRUE(at::equal(periodic.narrow(0, 2, 1),
+                                      core::kmeans_init(x.narrow(0, 2, 1), c, seed)))
+                    << "N" << n << " C" << c;
                 // ... and kmeans() without iterations starts from them.
                 core::KMeansOptions opt;
                 opt.centroids = c;
