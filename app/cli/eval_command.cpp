@@ -36,6 +36,7 @@
 #include "eval_caches.h"
 #include "eval_trajectories.h"
 #include "json_file.h"
+#include "parallel.h"
 #include "progress.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
@@ -368,22 +369,20 @@ class Evaluator {
                 ms += ms_since(start);
             }
             // Scored on all threads, a walk to each.
-            at::parallel_for(0, b, 1, [&](int64_t lo, int64_t hi) {
-                for (int64_t j = lo; j < hi; ++j) {
-                    const world::Clip& clip = walks[static_cast<size_t>(j)]->trajectory.clip;
-                    Run& run = *runs[static_cast<size_t>(j)];
-                    Scores& scores = mode == Mode::kRollout ? run.truth : run.ahead;
-                    const auto walk = f.rgb.begin() + j * f.count * static_cast<int64_t>(fb);
-                    for (int64_t i = 0; i < f.count; ++i) {
-                        scores.add(std::span(&*walk + i * static_cast<int64_t>(fb), fb),
-                                   clip.frame(static_cast<int>(latent * tl + i)), clip.width);
-                    }
-                    auto& kept = mode == Mode::kRollout ? run.frames : run.ahead_frames;
-                    kept.insert(kept.end(), walk, walk + f.count * static_cast<int64_t>(fb));
-                    const double share = ms / static_cast<double>(b);
-                    if (mode == Mode::kRollout) run.chunk_ms.push_back(share);
-                    (mode == Mode::kRollout ? run.rollout_ms : run.ahead_ms) += share;
+            each_in_parallel(b, at::get_num_threads(), [&](int64_t j) {
+                const world::Clip& clip = walks[static_cast<size_t>(j)]->trajectory.clip;
+                Run& run = *runs[static_cast<size_t>(j)];
+                Scores& scores = mode == Mode::kRollout ? run.truth : run.ahead;
+                const auto walk = f.rgb.begin() + j * f.count * static_cast<int64_t>(fb);
+                for (int64_t i = 0; i < f.count; ++i) {
+                    scores.add(std::span(&*walk + i * static_cast<int64_t>(fb), fb),
+                               clip.frame(static_cast<int>(latent * tl + i)), clip.width);
                 }
+                auto& kept = mode == Mode::kRollout ? run.frames : run.ahead_frames;
+                kept.insert(kept.end(), walk, walk + f.count * static_cast<int64_t>(fb));
+                const double share = ms / static_cast<double>(b);
+                if (mode == Mode::kRollout) run.chunk_ms.push_back(share);
+                (mode == Mode::kRollout ? run.rollout_ms : run.ahead_ms) += share;
             });
             for (int64_t j = 0; j < b; ++j) report_();
         }
@@ -461,16 +460,14 @@ void score_baselines(const core::WorldModel& model, const std::vector<Trajectory
                 .to(model.device());
         rgb = core::rgb8_from_video(model.decode(model.encode(video)).cpu(), tl);
     }
-    at::parallel_for(0, static_cast<int64_t>(walks.size()), 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t j = lo; j < hi; ++j) {
-            TrajectoryResult& t = *walks[static_cast<size_t>(j)];
-            score_copies(t, chunk_latents);
-            const world::Clip& clip = t.trajectory.clip;
-            const uint8_t* mine = rgb.data() + static_cast<size_t>(j * frames) * fb;
-            for (int f = 0; f < frames; ++f) {
-                t.autoencoder.add(std::span(mine + static_cast<size_t>(f) * fb, fb),
-                                  clip.frame(t.trajectory.context_frames() + f), clip.width);
-            }
+    each_in_parallel(static_cast<int64_t>(walks.size()), at::get_num_threads(), [&](int64_t j) {
+        TrajectoryResult& t = *walks[static_cast<size_t>(j)];
+        score_copies(t, chunk_latents);
+        const world::Clip& clip = t.trajectory.clip;
+        const uint8_t* mine = rgb.data() + static_cast<size_t>(j * frames) * fb;
+        for (int f = 0; f < frames; ++f) {
+            t.autoencoder.add(std::span(mine + static_cast<size_t>(f) * fb, fb),
+                              clip.frame(t.trajectory.context_frames() + f), clip.width);
         }
     });
 }
@@ -655,26 +652,25 @@ int run_eval(const EvalOptions& o) {
     // The walks' ground truth, rendered on all threads (the world is only read).
     const auto render_start = std::chrono::steady_clock::now();
     std::vector<TrajectoryResult> results(o.trajectories.size() * static_cast<size_t>(o.walks));
-    at::parallel_for(0, static_cast<int64_t>(results.size()), 1, [&](int64_t lo, int64_t hi) {
-        for (auto i = static_cast<size_t>(lo); i < static_cast<size_t>(hi); ++i) {
-            TrajectoryResult& t = results[i];
-            EvalTrajectoryRequest request;
-            t.kind = o.trajectories[i % o.trajectories.size()];
-            t.walk = static_cast<int>(i / o.trajectories.size());
-            request.name = t.kind;
-            request.seed = core::Rng::mix(o.walk_seed, i);
-            request.context_latents = o.context;
-            request.frames = o.frames;
-            request.loop_side = o.loop_side;
-            request.image_size = static_cast<int>(c.image_size);
-            request.frames_per_latent = static_cast<int>(tl);
-            request.chunk_latents = static_cast<int>(k);
-            t.trajectory = make_eval_trajectory(world, request);
-            if (o.walks > 1) t.trajectory.name = fmt::format("{} #{}", t.kind, t.walk + 1);
-            t.noise_seed = core::Rng::mix(o.seed, i);
-            t.revisits = world::find_revisits(world, t.trajectory.clip.frame_poses, revisit_options,
-                                              t.trajectory.context_frames());
-        }
+    each_in_parallel(static_cast<int64_t>(results.size()), at::get_num_threads(), [&](int64_t at) {
+        const auto i = static_cast<size_t>(at);
+        TrajectoryResult& t = results[i];
+        EvalTrajectoryRequest request;
+        t.kind = o.trajectories[i % o.trajectories.size()];
+        t.walk = static_cast<int>(i / o.trajectories.size());
+        request.name = t.kind;
+        request.seed = core::Rng::mix(o.walk_seed, i);
+        request.context_latents = o.context;
+        request.frames = o.frames;
+        request.loop_side = o.loop_side;
+        request.image_size = static_cast<int>(c.image_size);
+        request.frames_per_latent = static_cast<int>(tl);
+        request.chunk_latents = static_cast<int>(k);
+        t.trajectory = make_eval_trajectory(world, request);
+        if (o.walks > 1) t.trajectory.name = fmt::format("{} #{}", t.kind, t.walk + 1);
+        t.noise_seed = core::Rng::mix(o.seed, i);
+        t.revisits = world::find_revisits(world, t.trajectory.clip.frame_poses, revisit_options,
+                                          t.trajectory.context_frames());
     });
     int64_t total_chunks = 0;
     // Walks of equal length run side by side, --batch at a time, in the order of the first.
