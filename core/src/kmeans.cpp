@@ -46,14 +46,13 @@ at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed, in
     return x.gather(1, idx.unsqueeze(-1).expand({groups, centroids, x.size(2)})).to(at::kBFloat16);
 }
 
-bool kmeans_converged(const at::Tensor& previous, const at::Tensor& next, double fraction,
-                      int64_t groups_per_item) {
-    const at::Tensor changed = next.ne(previous).to(at::kFloat);
-    if (groups_per_item <= 0 || changed.size(0) % groups_per_item != 0) {
-        return changed.mean().item<double>() < fraction;
-    }
-    return changed.view({changed.size(0) / groups_per_item, -1}).mean(1).max().item<double>() <
-           fraction;
+at::Tensor kmeans_converged_groups(const at::Tensor& previous, const at::Tensor& next,
+                                   double fraction, int64_t groups_per_item) {
+    const int64_t groups = next.size(0);
+    const int64_t per_item =
+        groups_per_item > 0 && groups % groups_per_item == 0 ? groups_per_item : groups;
+    const at::Tensor changed = next.ne(previous).to(at::kFloat).view({groups / per_item, -1});
+    return changed.mean(1).lt(fraction).repeat_interleave(per_item);
 }
 
 at::Tensor kmeans_update(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old) {
@@ -212,6 +211,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
 
     KMeansResult result;
     at::Tensor ids;
+    at::Tensor done;  // [G]: groups whose item has converged; their centroids stay
     for (int it = 0; it < options.iterations; ++it) {
         at::Tensor next, dist;
         if (it == 0 && first_ids.defined()) {
@@ -221,14 +221,21 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
             std::tie(next, dist) = assign(points, cent);
         }
         // (Not checked on the last iteration, where it changes nothing: saves a device sync.)
-        const bool converged =
-            ids.defined() && it + 1 < options.iterations &&
-            kmeans_converged(ids, next, options.converged_fraction, options.groups_per_item);
+        at::Tensor converged;  // [G]
+        if (ids.defined() && it + 1 < options.iterations) {
+            converged = kmeans_converged_groups(ids, next, options.converged_fraction,
+                                                options.groups_per_item);
+        }
         ids = next;
+        const at::Tensor before = cent;
         cent = kmeans_reseed_empty(rows, ids, dist, kmeans_update(rows, ids, cent));
+        if (done.defined()) cent = at::where(done.view({groups, 1, 1}), before, cent);
         result.iterations_run = it + 1;
         mark_phase(fmt::format("k-means iteration {} (assign, update, reseed)", it + 1));
-        if (converged) break;
+        if (converged.defined()) {
+            done = done.defined() ? done.logical_or(converged) : converged;
+            if (done.all().item<bool>()) break;
+        }
     }
     if (options.final_assign || !ids.defined()) {
         ids = assign(points, cent).first;

@@ -524,7 +524,9 @@ constexpr size_t kMaxSharedTable = 128 * 1024;
 template <int kBits, bool kAsym, int kStages, bool kRope, int kParts>
 cudaError_t launch_parts(const QvgDecodeParams& p, cudaStream_t stream) {
     if (p.batch * p.heads > 65535) return cudaErrorInvalidValue;
-    if (p.shared_centroids && p.num_stages > 0 && p.centroids_fp8[0] == nullptr) {
+    if (p.shared_centroids && p.num_stages > 0 &&
+        std::none_of(p.centroids_fp8, p.centroids_fp8 + p.num_stages,
+                     [](const uint8_t* c) { return c != nullptr; })) {
         const size_t smem = static_cast<size_t>(p.num_stages * p.num_centroids * p.dim * 2);
         if (smem <= kMaxSharedTable) {
             bool launched = false;

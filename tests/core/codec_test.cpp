@@ -482,6 +482,37 @@ TEST(Codec, BadInputIsAClearError) {
         "only 10 tokens");
 }
 
+// Items of groups (the walks of a batch) stop early each on its own: an item that converged
+// keeps its centroids while the others go on, so every item ends as it would alone, also when
+// the stop allows some assignments to change (a loose converged_fraction).
+TEST(KMeans, EachItemStopsAsItWouldAlone) {
+    at::manual_seed(5);
+    const int64_t heads = 2, n = 600, d = 16;
+    // Item 0: well separated clusters (settles at once); item 1: noise (takes long).
+    const at::Tensor centres = at::randn({heads, 4, d}) * 8;
+    const at::Tensor member = at::randint(0, 4, {heads, n});
+    const at::Tensor tight = centres.gather(1, member.unsqueeze(-1).expand({heads, n, d})) +
+                             0.05 * at::randn({heads, n, d});
+    const at::Tensor x = at::cat({tight, at::randn({heads, n, d})}).to(at::kBFloat16);
+    KMeansOptions opt;
+    opt.centroids = 8;
+    opt.iterations = 30;
+    opt.converged_fraction = 0.01;
+    opt.seed = 3;
+    opt.groups_per_item = heads;
+    const KMeansResult both = kmeans(x, opt);
+    std::vector<int> runs;
+    for (int64_t item = 0; item < 2; ++item) {
+        const KMeansResult alone = kmeans(x.narrow(0, item * heads, heads), opt);
+        runs.push_back(alone.iterations_run);
+        EXPECT_TRUE(at::equal(both.ids.narrow(0, item * heads, heads), alone.ids)) << item;
+        EXPECT_TRUE(at::equal(both.centroids.narrow(0, item * heads, heads), alone.centroids))
+            << item;
+    }
+    EXPECT_LT(runs[0], runs[1]);  // the items did stop at different iterations
+    EXPECT_EQ(both.iterations_run, runs[1]);
+}
+
 TEST(KMeans, ConvergesAndNeverIncreasesTheObjective) {
     at::Tensor x = tokens(KVRole::kValue).view({2, -1, 128}).to(at::kFloat);
     double previous = 1e300;

@@ -112,7 +112,10 @@ bool kmeans_cuda(const at::Tensor& xb, const KMeansOptions& options, const at::T
         at::Tensor ids_w = at::empty_like(b.ids), dist_w = at::empty_like(b.dist);
         assign(b, warm, ids_w, dist_w.data_ptr<float>());
         assign(b, cent, b.ids, b.dist.data_ptr<float>());
-        const at::Tensor pick = dist_w.sum(1).le(b.dist.sum(1));  // [G]
+        // Summed in double: the reduction's order depends on the number of groups, and a
+        // batch row must pick as it would alone.
+        const at::Tensor pick =
+            dist_w.to(at::kDouble).sum(1).le(b.dist.to(at::kDouble).sum(1));  // [G]
         cent = at::where(pick.view({b.groups, 1, 1}), warm, cent).contiguous();
         b.ids.copy_(at::where(pick.view({b.groups, 1}), ids_w, b.ids));
         b.dist.copy_(at::where(pick.view({b.groups, 1}), dist_w, b.dist));
@@ -120,18 +123,26 @@ bool kmeans_cuda(const at::Tensor& xb, const KMeansOptions& options, const at::T
         mark_phase("k-means warm start (2 assignments, pick)");
     }
     at::Tensor previous;  // the ids before this iteration's, only to test convergence
+    at::Tensor done;      // [G]: groups whose item has converged; their centroids stay
     for (int it = 0; it < options.iterations; ++it) {
         if (it > 0 || !first_done) assign(b, cent, b.ids, b.dist.data_ptr<float>());
         // The generic path's convergence test (never on the last iteration): a host round trip,
         // so only runs of 3 or more iterations pay for it.
-        const bool converged =
-            previous.defined() && it + 1 < options.iterations &&
-            kmeans_converged(previous, b.ids, options.converged_fraction, options.groups_per_item);
+        at::Tensor converged;
+        if (previous.defined() && it + 1 < options.iterations) {
+            converged = kmeans_converged_groups(previous, b.ids, options.converged_fraction,
+                                                options.groups_per_item);
+        }
         if (it + 2 < options.iterations) previous = b.ids.clone();
-        update_and_reseed(b, cent);
+        const at::Tensor before = done.defined() ? cent.clone() : at::Tensor();
+        update_and_reseed(b, cent);  // in place
+        if (done.defined()) cent.copy_(at::where(done.view({b.groups, 1, 1}), before, cent));
         out.iterations_run = it + 1;
         mark_phase(fmt::format("k-means iteration {} (assign, update, reseed)", it + 1));
-        if (converged) break;
+        if (converged.defined()) {
+            done = done.defined() ? done.logical_or(converged) : converged;
+            if (done.all().item<bool>()) break;
+        }
     }
     if (options.final_assign || options.iterations == 0) {
         assign(b, cent, b.ids, nullptr);

@@ -24,8 +24,8 @@ struct KMeansOptions {
     bool final_assign = true;  // reassign to the final centroids (never worse)
     // > 0: the groups come in items of this many (the heads of each walk of a batch): every
     // item draws its first centroids as it would alone (group g from the stream of
-    // g % groups_per_item), and the early stop waits until every item has converged (a
-    // converged item's next iterations change nothing), so each item's result is its own.
+    // g % groups_per_item) and stops early on its own: an item that has converged keeps its
+    // centroids while the others go on. So each item's result is what it would be alone.
     int64_t groups_per_item = 0;
 };
 
@@ -49,10 +49,11 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
 at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed,
                        int64_t seed_period = 0);
 
-// Whether fewer than `fraction` of the assignments changed between `previous` and `next`
-// [G, N], in every item of `groups_per_item` groups (0: over all groups together).
-bool kmeans_converged(const at::Tensor& previous, const at::Tensor& next, double fraction,
-                      int64_t groups_per_item);
+// Per group [G] (bool, on the ids' device): whether its item (groups_per_item groups; 0: all
+// groups together) changed fewer than `fraction` of its assignments between `previous` and
+// `next` [G, N].
+at::Tensor kmeans_converged_groups(const at::Tensor& previous, const at::Tensor& next,
+                                   double fraction, int64_t groups_per_item);
 
 // Nearest centroid (squared L2) for every token: int64 [G, N]. centroids [G, C, D].
 at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids);
