@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "codec_rows.h"
+
 #include "qvg/core/codec.h"
 #include "qvg/core/error.h"
 #include "qvg/core/fp8.h"
@@ -228,21 +230,7 @@ TEST(Codec, EachBatchRowEncodesAsItWouldAlone) {
     cfg.asymmetric = true;
     cfg.clip_search = true;
     auto codec = Codec::create(cfg);
-    const EncodedSpan both = codec->encode(x, {KVRole::kKey, 3, nullptr});
-    const EncodedSpan both_next = codec->encode(next, {KVRole::kKey, 4, &both});
-    for (int64_t row = 0; row < 2; ++row) {
-        const EncodedSpan alone = codec->encode(x.narrow(0, row, 1), {KVRole::kKey, 3, nullptr});
-        const EncodedSpan alone_next =
-            codec->encode(next.narrow(0, row, 1), {KVRole::kKey, 4, &alone});
-        for (const auto& [b, a] : {std::pair{&both, &alone}, std::pair{&both_next, &alone_next}}) {
-            EXPECT_TRUE(at::equal(b->stages[0].ids.narrow(0, row, 1), a->stages[0].ids))
-                << "row " << row;
-            EXPECT_TRUE(at::equal(b->stages[0].centroids.narrow(0, row, 1), a->stages[0].centroids))
-                << "row " << row;
-            EXPECT_TRUE(at::equal(b->quant.codes.narrow(0, row, 1), a->quant.codes))
-                << "row " << row;
-        }
-    }
+    test::expect_rows_encode_alone(*codec, x, next);
 }
 
 TEST(Codec, ByteCountEqualsTheFormulaForEveryMethod) {

@@ -5,6 +5,8 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <gtest/gtest.h>
 
+#include "codec_rows.h"
+
 #include "qvg/core/codec.h"
 #include "qvg/core/kmeans.h"
 #include "qvg/core/synthetic.h"
@@ -191,6 +193,22 @@ TEST(CudaCodec, SpanEncodeMatchesTheCpuCodec) {
             for (auto& st : back.stages) st = {st.ids.cpu(), st.centroids.cpu()};
             EXPECT_TRUE(at::equal(codec->decode(back), codec->decode(b).cpu()));
         }
+}
+
+// On the GPU too, each walk of a batch is encoded as it would be alone (k-means draws, early
+// stop, warm-start pick, fused quantization with the range search).
+TEST(CudaCodec, EachBatchRowEncodesAsItWouldAlone) {
+    at::manual_seed(9);
+    const at::Tensor x = at::randn({2, 4, 2048, 128}).to(at::kBFloat16).cuda();
+    const at::Tensor next =
+        (x.to(at::kFloat) + 0.1 * at::randn_like(x.to(at::kFloat))).to(at::kBFloat16);
+    core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
+    cfg.centroids = 16;
+    cfg.iterations = 8;
+    cfg.asymmetric = true;
+    cfg.clip_search = true;
+    auto codec = core::Codec::create(cfg);
+    test::expect_rows_encode_alone(*codec, x, next);
 }
 
 }  // namespace
