@@ -5,7 +5,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <gtest/gtest.h>
 
-#include "codec_rows.h"
+#include "../codec_rows.h"
 
 #include "qvg/core/codec.h"
 #include "qvg/core/kmeans.h"
