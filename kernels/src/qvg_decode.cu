@@ -1159,4 +1159,33 @@ cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream) {
     return p.asymmetric ? launch_stages<4, true>(p, stream) : launch_stages<4, false>(p, stream);
 }
 
+// One thread per code byte: its two entries, stored as one 32-bit word.
+__global__ void __launch_bounds__(kThreads) widen_int4_kernel(Int4CodebookParams p) {
+    const int64_t half = p.dim / 2;
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+    if (i >= p.rows * half) return;
+    const int64_t r = i / half;
+    const float s = fp8_e4m3_to_float(__ldg(p.scales + r));
+    const float z = fp8_e4m3_to_float(__ldg(p.zeros + r));
+    const unsigned byte = __ldg(p.codes + i);
+    const float hi = __fadd_rn(__fmul_rn(static_cast<float>(byte >> 4), s), z);
+    const float lo = __fadd_rn(__fmul_rn(static_cast<float>(byte & 0xfu), s), z);
+    const uint32_t w = static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(hi))) |
+                       (static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(lo))) << 16);
+    reinterpret_cast<uint32_t*>(p.out)[i] = w;
+}
+
+cudaError_t widen_int4_codebook(const Int4CodebookParams& p, cudaStream_t stream) {
+    if (p.dim <= 0 || p.dim % 2 != 0 || p.rows < 0 || p.codes == nullptr || p.scales == nullptr ||
+        p.zeros == nullptr || p.out == nullptr || reinterpret_cast<uintptr_t>(p.out) % 4 != 0) {
+        return cudaErrorInvalidValue;
+    }
+    const int64_t total = p.rows * (p.dim / 2);
+    if (total == 0) return cudaSuccess;
+    const int64_t blocks = (total + kThreads - 1) / kThreads;
+    if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
+    widen_int4_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
+    return cudaGetLastError();
+}
+
 }  // namespace qvg::kernels

@@ -84,4 +84,17 @@ void qvg_decode_reference(const QvgDecodeParams& p) {
     }
 }
 
+void widen_int4_codebook_reference(const Int4CodebookParams& p) {
+    for (int64_t r = 0; r < p.rows; ++r) {
+        const float s = detail::fp8_e4m3_to_float(p.scales[r]);
+        const float z = detail::fp8_e4m3_to_float(p.zeros[r]);
+        for (int64_t e = 0; e < p.dim; ++e) {
+            const uint8_t byte = p.codes[r * (p.dim / 2) + e / 2];
+            const int u = e % 2 == 0 ? byte >> 4 : byte & 0xf;
+            const float y = static_cast<float>(u) * s;
+            p.out[r * p.dim + e] = detail::float_to_bf16(y + z);
+        }
+    }
+}
+
 }  // namespace qvg::kernels

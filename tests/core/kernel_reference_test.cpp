@@ -109,6 +109,31 @@ TEST(KernelReference, ResidualQuantMatchesTheCodec) {
     EXPECT_GE(static_cast<double>(clip_same), 0.995 * static_cast<double>(clip_groups));
 }
 
+// INT4 codebooks widened for the decode: the reference gives the codec's own BF16 centroids.
+TEST(KernelReference, Int4CodebookWideningMatchesTheCodec) {
+    core::SyntheticTokens s;
+    s.frames = 1;
+    const at::Tensor x = core::synthetic_tokens(s);  // [1, 2, 1560, 128]
+    core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
+    cfg.centroids = 30;
+    cfg.iterations = 1;
+    cfg.codebook_bits = 4;
+    const core::EncodedSpan span = core::Codec::create(cfg)->encode(x);
+    const core::SpanStage& st = span.stages.front();
+    ASSERT_TRUE(st.centroid_scales.defined());
+    const at::Tensor expect = core::centroids_bf16(st);  // [1, 2, 30, 128]
+    at::Tensor out = at::empty_like(expect);
+    kernels::Int4CodebookParams p;
+    p.codes = st.centroids.data_ptr<uint8_t>();
+    p.scales = st.centroid_scales.data_ptr<uint8_t>();
+    p.zeros = st.centroid_zeros.data_ptr<uint8_t>();
+    p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    p.rows = 2 * 30;
+    p.dim = 128;
+    kernels::widen_int4_codebook_reference(p);
+    EXPECT_TRUE(at::equal(out, expect));
+}
+
 TEST(KernelReference, DecodeMatchesTheCodec) {
     core::SyntheticTokens s;
     s.frames = 1;

@@ -220,6 +220,43 @@ TEST(DecodeKernel, MatchesTheCpuReferenceBitForBitOverSweptShapes) {
     }
 }
 
+// INT4 codebooks widened on the device: the reference's bits, for any code, scale and zero
+// bytes (finite E4M3 patterns of both signs).
+TEST(DecodeKernel, Int4CodebookWideningMatchesTheReference) {
+    at::manual_seed(12);
+    for (int64_t dim : {64, 128, 256}) {
+        const int64_t rows = 3 * 37;
+        const at::Tensor codes = at::randint(0, 256, {rows, dim / 2}).to(at::kByte);
+        auto fp8 = [&] {
+            return at::randint(0, 0x7f, {rows})
+                .to(at::kByte)
+                .bitwise_or(at::randint(0, 2, {rows}).to(at::kByte).mul(128));
+        };
+        const at::Tensor scales = fp8(), zeros = fp8();
+        auto run = [&](bool cuda) {
+            const at::Device dev = cuda ? at::kCUDA : at::kCPU;
+            const at::Tensor c = codes.to(dev), s = scales.to(dev), z = zeros.to(dev);
+            at::Tensor out =
+                at::empty({rows, dim}, at::TensorOptions().dtype(at::kBFloat16).device(dev));
+            kernels::Int4CodebookParams p;
+            p.codes = c.data_ptr<uint8_t>();
+            p.scales = s.data_ptr<uint8_t>();
+            p.zeros = z.data_ptr<uint8_t>();
+            p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+            p.rows = rows;
+            p.dim = dim;
+            if (cuda) {
+                EXPECT_EQ(kernels::widen_int4_codebook(p, at::cuda::getCurrentCUDAStream()),
+                          cudaSuccess);
+            } else {
+                kernels::widen_int4_codebook_reference(p);
+            }
+            return out.cpu().view(at::kShort);
+        };
+        EXPECT_TRUE(at::equal(run(false), run(true))) << "D" << dim;
+    }
+}
+
 TEST(DecodeKernel, CodecDecodeIntoOnCudaEqualsTheCpuCodec) {
     for (int stages : {0, 1, 3}) {
         for (int bits : {16, 8, 4}) {  // FP8 codebooks read as they are, INT4 ones widened

@@ -11,6 +11,28 @@
 #include "qvg/kernels/qvg_decode_cuda.h"
 
 namespace qvg::core::detail {
+namespace {
+
+// An INT4 codebook [B, H, C, D / 2] (with its FP8 scales and zeros) as BF16 [B, H, C, D].
+at::Tensor widen_int4(const SpanStage& st) {
+    QVG_CHECK(st.centroid_scales.is_contiguous() && st.centroid_zeros.is_contiguous(),
+              "INT4 codebook scales and zeros must be contiguous");
+    const auto sizes = st.centroids.sizes();
+    at::Tensor out = at::empty({sizes[0], sizes[1], sizes[2], sizes[3] * 2},
+                               st.centroids.options().dtype(at::kBFloat16));
+    kernels::Int4CodebookParams p;
+    p.codes = st.centroids.data_ptr<uint8_t>();
+    p.scales = st.centroid_scales.data_ptr<uint8_t>();
+    p.zeros = st.centroid_zeros.data_ptr<uint8_t>();
+    p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+    p.rows = sizes[0] * sizes[1] * sizes[2];
+    p.dim = sizes[3] * 2;
+    const cudaError_t err = kernels::widen_int4_codebook(p, at::cuda::getCurrentCUDAStream());
+    QVG_CHECK(err == cudaSuccess, "INT4 codebook widening: {}", cudaGetErrorString(err));
+    return out;
+}
+
+}  // namespace
 
 bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope,
                       const DecodeLaunch* launch) {
@@ -27,10 +49,10 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
     p.scales = span.quant.scales.data_ptr<uint8_t>();
     p.zeros = span.quant.zeros.defined() ? span.quant.zeros.data_ptr<uint8_t>() : nullptr;
     p.num_stages = static_cast<int>(span.stages.size());
-    // The kernel reads BF16 and FP8 codebooks as they are; INT4 ones are widened to BF16
-    // (exactly) first: C x D values per head, a small fraction of the span. The copies live
-    // until the launch is queued; the allocator reuses their memory only for work ordered after
-    // it on this stream.
+    // The kernel reads BF16 and FP8 codebooks as they are; INT4 ones are widened to BF16 first
+    // (one launch per stage, exactly centroids_bf16): C x D values per head, a small fraction of
+    // the span. The copies live until the launch is queued; the allocator reuses their memory
+    // only for work ordered after it on this stream.
     std::vector<at::Tensor> widened;
     for (size_t s = 0; s < span.stages.size(); ++s) {
         const SpanStage& st = span.stages[s];
@@ -42,7 +64,7 @@ bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const Rope
             continue;
         }
         const at::Tensor& cent = st.centroids.scalar_type() == at::kByte
-                                     ? widened.emplace_back(centroids_bf16(st).contiguous())
+                                     ? widened.emplace_back(widen_int4(st))
                                      : st.centroids;
         p.centroids[s] = reinterpret_cast<const uint16_t*>(cent.data_ptr<at::BFloat16>());
         p.num_centroids = cent.size(2);

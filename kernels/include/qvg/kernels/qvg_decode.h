@@ -111,4 +111,17 @@ const char* validate(const QvgDecodeParams& p);
 // CPU reference (bit-exact with the CUDA kernel and with qvg::core's codec).
 void qvg_decode_reference(const QvgDecodeParams& p);
 
+// INT4 codebooks widened to BF16 for the decode, in one pass: entry e of a row is
+// bf16_rne(float(u) * fp8(scale) + fp8(zero)) (multiply, then add, each rounded in fp32), u its
+// 4-bit code (the high nibble of a byte first), one FP8-E4M3 scale and zero per row: what
+// qvg::core::centroids_bf16 gives.
+struct Int4CodebookParams {
+    const uint8_t* codes = nullptr;   // [rows, dim / 2]
+    const uint8_t* scales = nullptr;  // [rows] FP8-E4M3 bits
+    const uint8_t* zeros = nullptr;   // [rows] FP8-E4M3 bits
+    uint16_t* out = nullptr;          // BF16 bits [rows, dim]
+    int64_t rows = 0, dim = 0;        // dim even
+};
+void widen_int4_codebook_reference(const Int4CodebookParams& p);
+
 }  // namespace qvg::kernels

@@ -12,6 +12,9 @@ namespace qvg::kernels {
 // for unusable parameters (see validate()).
 cudaError_t qvg_decode_bf16(const QvgDecodeParams& p, cudaStream_t stream);
 
+// Device pointers; out 4-byte aligned. cudaErrorInvalidValue for an odd dim or null pointers.
+cudaError_t widen_int4_codebook(const Int4CodebookParams& p, cudaStream_t stream);
+
 // Ceilings for `qvg kernel-bench`: the output of a decode written without reading or decoding
 // anything (zeros), to tell what any kernel writing those bytes can reach.
 enum class QvgWriteCeiling {
