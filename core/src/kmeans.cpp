@@ -46,13 +46,23 @@ at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed, in
     return x.gather(1, idx.unsqueeze(-1).expand({groups, centroids, x.size(2)})).to(at::kBFloat16);
 }
 
-at::Tensor kmeans_converged_groups(const at::Tensor& previous, const at::Tensor& next,
-                                   double fraction, int64_t groups_per_item) {
-    const int64_t groups = next.size(0);
-    const int64_t per_item =
-        groups_per_item > 0 && groups % groups_per_item == 0 ? groups_per_item : groups;
+void KMeansStop::observe(const at::Tensor& previous, const at::Tensor& next, int it) {
+    pending_ = at::Tensor();
+    if (!previous.defined() || it + 1 >= options_.iterations) return;
+    const int64_t groups = next.size(0), per = options_.groups_per_item;
+    const int64_t per_item = per > 0 && groups % per == 0 ? per : groups;
     const at::Tensor changed = next.ne(previous).to(at::kFloat).view({groups / per_item, -1});
-    return changed.mean(1).lt(fraction).repeat_interleave(per_item);
+    pending_ = changed.mean(1).lt(options_.converged_fraction).repeat_interleave(per_item);
+}
+
+at::Tensor KMeansStop::keep(const at::Tensor& before, const at::Tensor& updated) const {
+    return done_.defined() ? at::where(done_.view({-1, 1, 1}), before, updated) : updated;
+}
+
+bool KMeansStop::finished() {
+    if (!pending_.defined()) return false;
+    done_ = done_.defined() ? done_.logical_or(pending_) : pending_;
+    return done_.all().item<bool>();
 }
 
 at::Tensor kmeans_update(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& old) {
@@ -211,7 +221,7 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
 
     KMeansResult result;
     at::Tensor ids;
-    at::Tensor done;  // [G]: groups whose item has converged; their centroids stay
+    KMeansStop stop(options);
     for (int it = 0; it < options.iterations; ++it) {
         at::Tensor next, dist;
         if (it == 0 && first_ids.defined()) {
@@ -220,22 +230,13 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
         } else {
             std::tie(next, dist) = assign(points, cent);
         }
-        // (Not checked on the last iteration, where it changes nothing: saves a device sync.)
-        at::Tensor converged;  // [G]
-        if (ids.defined() && it + 1 < options.iterations) {
-            converged = kmeans_converged_groups(ids, next, options.converged_fraction,
-                                                options.groups_per_item);
-        }
+        stop.observe(ids, next, it);
         ids = next;
-        const at::Tensor before = cent;
-        cent = kmeans_reseed_empty(rows, ids, dist, kmeans_update(rows, ids, cent));
-        if (done.defined()) cent = at::where(done.view({groups, 1, 1}), before, cent);
+        cent =
+            stop.keep(cent, kmeans_reseed_empty(rows, ids, dist, kmeans_update(rows, ids, cent)));
         result.iterations_run = it + 1;
         mark_phase(fmt::format("k-means iteration {} (assign, update, reseed)", it + 1));
-        if (converged.defined()) {
-            done = done.defined() ? done.logical_or(converged) : converged;
-            if (done.all().item<bool>()) break;
-        }
+        if (stop.finished()) break;
     }
     if (options.final_assign || !ids.defined()) {
         ids = assign(points, cent).first;

@@ -4,14 +4,16 @@
 
 #include "qvg/core/error.h"
 #include "qvg/core/fp8.h"
+#include "qvg/kernels/qvg_encode.h"
 
 namespace qvg::core {
 namespace {
 
 constexpr float kScaleFloor = 1e-10f;
-// Range search (GroupQuantSpec::clip_search): min-max narrowed by 5% steps down to 40%.
-constexpr int kClipSteps = 12;
-constexpr float kClipStep = 0.05f;
+// Range search (GroupQuantSpec::clip_search): min-max narrowed by 5% steps down to 40%, the
+// steps shared with the CUDA kernel and its reference.
+using kernels::kClipStep;
+using kernels::kClipSteps;
 
 int sym_qmax(int bits) { return (1 << (bits - 1)) - 1; }
 int asym_levels(int bits) { return (1 << bits) - 1; }

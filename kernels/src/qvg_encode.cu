@@ -862,9 +862,8 @@ __global__ void __launch_bounds__(kReseedThreads) reseed_kernel(KMeansReseedPara
 }
 
 // The range search (ResidualQuantParams::clip_search): candidate 0 is min-max, candidate c > 0
-// narrows it to 1 - 0.05 c. Every operation rounds as the CPU reference's (no contraction).
-constexpr int kClipSteps = 12;
-constexpr float kClipStep = 0.05f;
+// narrows it to 1 - kClipStep * c. Every operation rounds as the CPU reference's (no
+// contraction).
 
 template <bool kAsym>
 __device__ __forceinline__ void range_bits(float amax, float lo, float hi, int cand, float inv,

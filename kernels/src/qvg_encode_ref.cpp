@@ -97,9 +97,6 @@ void assign_reference(const AssignParams& p) {
 
 namespace {
 
-constexpr int kClipSteps = 12;      // ranges narrowed by 5%, 10%, ... 60%
-constexpr float kClipStep = 0.05f;  // (the CPU codec's clip_search, quant_pack.cpp)
-
 // FP8 scale (and zero) bits of one group from its statistics, for range candidate `cand`
 // (0: min-max; c > 0: narrowed to 1 - 0.05 c of it, about its middle when asymmetric, about 0
 // when symmetric), in the CPU codec's float operations.

@@ -123,26 +123,19 @@ bool kmeans_cuda(const at::Tensor& xb, const KMeansOptions& options, const at::T
         mark_phase("k-means warm start (2 assignments, pick)");
     }
     at::Tensor previous;  // the ids before this iteration's, only to test convergence
-    at::Tensor done;      // [G]: groups whose item has converged; their centroids stay
+    KMeansStop stop(options);
     for (int it = 0; it < options.iterations; ++it) {
         if (it > 0 || !first_done) assign(b, cent, b.ids, b.dist.data_ptr<float>());
         // The generic path's convergence test (never on the last iteration): a host round trip,
         // so only runs of 3 or more iterations pay for it.
-        at::Tensor converged;
-        if (previous.defined() && it + 1 < options.iterations) {
-            converged = kmeans_converged_groups(previous, b.ids, options.converged_fraction,
-                                                options.groups_per_item);
-        }
+        stop.observe(previous, b.ids, it);
         if (it + 2 < options.iterations) previous = b.ids.clone();
-        const at::Tensor before = done.defined() ? cent.clone() : at::Tensor();
+        const at::Tensor before = stop.holding() ? cent.clone() : at::Tensor();
         update_and_reseed(b, cent);  // in place
-        if (done.defined()) cent.copy_(at::where(done.view({b.groups, 1, 1}), before, cent));
+        if (stop.holding()) cent.copy_(stop.keep(before, cent));
         out.iterations_run = it + 1;
         mark_phase(fmt::format("k-means iteration {} (assign, update, reseed)", it + 1));
-        if (converged.defined()) {
-            done = done.defined() ? done.logical_or(converged) : converged;
-            if (done.all().item<bool>()) break;
-        }
+        if (stop.finished()) break;
     }
     if (options.final_assign || options.iterations == 0) {
         assign(b, cent, b.ids, nullptr);

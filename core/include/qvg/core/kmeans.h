@@ -49,11 +49,28 @@ KMeansResult kmeans(const at::Tensor& x, const KMeansOptions& options,
 at::Tensor kmeans_init(const at::Tensor& x, int64_t centroids, uint64_t seed,
                        int64_t seed_period = 0);
 
-// Per group [G] (bool, on the ids' device): whether its item (groups_per_item groups; 0: all
-// groups together) changed fewer than `fraction` of its assignments between `previous` and
-// `next` [G, N].
-at::Tensor kmeans_converged_groups(const at::Tensor& previous, const at::Tensor& next,
-                                   double fraction, int64_t groups_per_item);
+// The early stop of kmeans() (CPU and CUDA paths alike), per item of groups_per_item groups
+// (0: all groups together). Each iteration: observe() the assignments before and after it,
+// keep() the centroids of items that had already converged, then stop once finished().
+class KMeansStop {
+  public:
+    explicit KMeansStop(const KMeansOptions& options) : options_(options) {}
+    // Notes the items that changed fewer than converged_fraction of their assignments between
+    // `previous` and `next` [G, N] at iteration `it` (not checked on the last iteration, where
+    // it changes nothing: saves a device sync; nor without previous ids).
+    void observe(const at::Tensor& previous, const at::Tensor& next, int it);
+    // Whether any item has converged before this iteration (its centroids must be kept).
+    bool holding() const { return done_.defined(); }
+    // `updated` centroids [G, C, D] with those of converged items taken from `before`.
+    at::Tensor keep(const at::Tensor& before, const at::Tensor& updated) const;
+    // Counts this iteration's convergence; true once every item has converged.
+    bool finished();
+
+  private:
+    const KMeansOptions& options_;
+    at::Tensor done_;     // [G] groups whose item converged in an earlier iteration
+    at::Tensor pending_;  // [G] this iteration's convergence
+};
 
 // Nearest centroid (squared L2) for every token: int64 [G, N]. centroids [G, C, D].
 at::Tensor assign_nearest(const at::Tensor& x, const at::Tensor& centroids);

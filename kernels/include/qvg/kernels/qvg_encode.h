@@ -17,6 +17,12 @@
 
 namespace qvg::kernels {
 
+// The range search (ResidualQuantParams::clip_search, and the CPU codec's
+// GroupQuantSpec::clip_search): min-max, then ranges narrowed by kClipStep at a time,
+// kClipSteps times (down to 40%).
+inline constexpr int kClipSteps = 12;
+inline constexpr float kClipStep = 0.05f;
+
 struct KMeansUpdateParams {
     const uint16_t* x = nullptr;    // BF16 [G, N, D]
     const uint8_t* ids = nullptr;   // [G, N] cluster of every token
