@@ -1,5 +1,8 @@
 #include "cache_settings.h"
 
+#include "model_loader.h"
+
+#include <algorithm>
 #include <charconv>
 #include <sstream>
 #include <stdexcept>
@@ -19,6 +22,28 @@ int parse_int(const std::string& key, const std::string& value) {
 }
 
 }  // namespace
+
+CacheSettings default_cache_settings(const LoadedModel& model) {
+    CacheSettings s;
+    if (model.world_model == nullptr) return s;
+    const core::CacheShape shape = cache_shape(model);
+    int group = 0;
+    for (int g : {64, 32, 16}) {
+        if (shape.head_dim % g == 0) {
+            group = g;
+            break;
+        }
+    }
+    if (group == 0) return s;  // no QVG group fits these heads: the codec will say so
+    s.group = group;
+    s.asymmetric = true;
+    s.clip_search = true;
+    s.codebook_bits = 4;
+    s.iterations = 8;
+    // A span holds at least one latent frame's tokens.
+    s.centroids = static_cast<int>(std::min<std::int64_t>(30, shape.tokens_per_frame));
+    return s;
+}
 
 CacheSettings parse_cache_spec(const std::string& spec) {
     std::vector<std::string> items;

@@ -39,6 +39,17 @@ struct CacheSettings {
     bool operator==(const CacheSettings&) const = default;
 };
 
+struct LoadedModel;
+
+// The cache a model starts with when none was chosen (--cache, the controls panel, or a choice
+// saved in the settings). Wan/Self-Forcing models: CacheSettings{} (the paper's symmetric codes
+// and BF16 codebooks). World models, whose spans hold about a thousand tokens per head: the QVG
+// configuration that lost the least on the built-in world's return walks at KIVI INT2 G32's
+// bytes (assets/world/MODEL_CARD.md): zero points, groups of 64 channels, 30 INT4 centroids,
+// 8 k-means iterations and the range search; groups and centroids shrink to fit a smaller
+// model's heads and latent frames.
+CacheSettings default_cache_settings(const LoadedModel& model);
+
 // Throws std::invalid_argument naming the item that is wrong.
 CacheSettings parse_cache_spec(const std::string& spec);
 std::string cache_spec(const CacheSettings& settings);

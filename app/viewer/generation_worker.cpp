@@ -181,9 +181,11 @@ GenerationWorker::~GenerationWorker() {
     if (thread_.joinable()) thread_.join();
 }
 
-void GenerationWorker::set_model(std::shared_ptr<const LoadedModel> model) {
+void GenerationWorker::set_model(std::shared_ptr<const LoadedModel> model,
+                                 std::optional<CacheSettings> cache) {
     std::lock_guard lock(mutex_);
     pending_.model = std::move(model);
+    if (cache) pending_.cache = std::move(cache);
     has_pending_ = true;
     cv_.notify_all();
 }

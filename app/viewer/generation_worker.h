@@ -1,11 +1,11 @@
 #pragma once
 // The generation thread. It owns the model session and the KV cache: each step it reads the
 // latest input from the mailbox (or the next actions of a trajectory being replayed), generates
-// one block of latent frames, decodes them (a world model makes RGB frames itself), renders the procedural world from the same poses as a
-// reference, and publishes the video frames one by one to a triple buffer at the target frame
-// rate, calling `wakeup` after each (which only posts a repaint to the viewport). Commands from
-// the UI are picked up between blocks. Exceptions become status messages; the thread keeps
-// running. Locks: see LOCKING.md.
+// one block of latent frames, decodes them (a world model makes RGB frames itself), renders the
+// procedural world from the same poses as a reference, and publishes the video frames one by one to
+// a triple buffer at the target frame rate, calling `wakeup` after each (which only posts a repaint
+// to the viewport). Commands from the UI are picked up between blocks. Exceptions become status
+// messages; the thread keeps running. Locks: see LOCKING.md.
 
 #include "cache_settings.h"
 #include "input_mailbox.h"
@@ -67,7 +67,10 @@ class GenerationWorker {
     InputMailbox& input() { return input_; }
 
     // Commands (UI thread); applied before the next block.
-    void set_model(std::shared_ptr<const LoadedModel> model);
+    // With a cache, the new model starts with it (both are taken together, so the model never
+    // runs with the cache meant for the one before).
+    void set_model(std::shared_ptr<const LoadedModel> model,
+                   std::optional<CacheSettings> cache = std::nullopt);
     void set_paused(bool paused);
     void step();   // one block while paused
     void reset();  // back to frame 0 and the spawn point, same seed

@@ -31,7 +31,7 @@ int run_headless(const ViewerOptions& options, const input::KeyMap& key_map,
                  std::shared_ptr<const LoadedModel> model) {
     WorkerOptions wo;
     wo.seed = options.seed.value_or(0);
-    wo.cache = options.cache.value_or(CacheSettings{});
+    wo.cache = options.cache.value_or(default_cache_settings(*model));
     wo.fps = 1000;  // nobody watches: do not pace
     wo.key_map = key_map;
     wo.stop_after_frames = options.frames > 0 ? options.frames : kDefaultFrames;

@@ -61,7 +61,10 @@ MainWindow::MainWindow(ViewerOptions options, input::KeyMap key_map, QWidget* pa
       settings_("qvg", "qvg-world") {
     setWindowTitle("qvg-world");
     load_settings();
-    if (options_.cache) cache_ = *options_.cache;
+    if (options_.cache) {
+        cache_ = *options_.cache;
+        cache_chosen_ = true;
+    }
     if (options_.seed) seed_ = *options_.seed;
     apply_mouse_settings();
 
@@ -79,6 +82,8 @@ MainWindow::MainWindow(ViewerOptions options, input::KeyMap key_map, QWidget* pa
 
     // The built-in model starts at once; a checkpoint given on the command line replaces it
     // when it has loaded.
+    model_ = make_test_model(0, options_.device);
+    if (!cache_chosen_) cache_ = default_cache_settings(*model_);
     WorkerOptions wo;
     wo.seed = seed_;
     wo.cache = cache_;
@@ -95,7 +100,6 @@ MainWindow::MainWindow(ViewerOptions options, input::KeyMap key_map, QWidget* pa
             show_error("qvg-world: cannot replay", q(e.what()));
         }
     }
-    model_ = make_test_model(0, options_.device);
     model_label_->setText(q(model_->label));
     worker_ = std::make_unique<GenerationWorker>(model_, wo, [this] {
         QMetaObject::invokeMethod(viewport_, qOverload<>(&QWidget::update), Qt::QueuedConnection);
@@ -206,6 +210,16 @@ void MainWindow::build_menus() {
         });
     }
 
+    settings->addSeparator();
+    settings->addAction("&Default KV Cache for This Model", this, [this] {
+        cache_chosen_ = false;
+        cache_ = default_cache_settings(*model_);
+        worker_->set_cache(cache_);
+        sync_controls();
+        save_settings();
+        statusBar()->showMessage("KV cache: " + q(cache_spec(cache_)), 5000);
+    });
+
     QMenu* help = menuBar()->addMenu("&Help");
     help->addAction("&Controls", QKeySequence("F1"), this, [this] {
         auto* box = new QMessageBox(QMessageBox::NoIcon, "qvg-world controls", kControlsHelp,
@@ -267,9 +281,19 @@ void MainWindow::open_vae() {
 
 void MainWindow::use_test_model() {
     stop_recording();
-    model_ = make_test_model(0, options_.device);
+    start_model(make_test_model(0, options_.device));
+}
+
+void MainWindow::start_model(std::shared_ptr<const LoadedModel> model) {
+    model_ = std::move(model);
     model_label_->setText(q(model_->label));
-    worker_->set_model(model_);
+    if (cache_chosen_) {
+        worker_->set_model(model_);
+    } else {
+        cache_ = default_cache_settings(*model_);
+        worker_->set_model(model_, cache_);
+        sync_controls();
+    }
 }
 
 void MainWindow::load_checkpoint(const ModelPaths& paths) {
@@ -321,9 +345,7 @@ void MainWindow::load_checkpoint(const ModelPaths& paths) {
                 return;
             }
             stop_recording();  // the frame size changes
-            model_ = model;
-            model_label_->setText(q(model_->label));
-            worker_->set_model(model_);
+            start_model(model);
             save_settings();
             start_pending();
         });
@@ -467,6 +489,7 @@ void MainWindow::apply_controls() {
     using render::OverlayRequest;
     if (has_request(r, OverlayRequest::kStages)) {
         cache_.stages = c.stages;
+        cache_chosen_ = true;
         worker_->set_stages(c.stages);
     }
     if (has_request(r, OverlayRequest::kApplyCache)) {
@@ -479,6 +502,7 @@ void MainWindow::apply_controls() {
         next.sink_frames = c.sink_frames;
         next.window_frames = c.window_frames;
         cache_ = next;
+        cache_chosen_ = true;
         worker_->set_cache(next);
         c.stages_available = next.method == core::CodecMethod::kQvg;
     }
@@ -574,12 +598,14 @@ void MainWindow::update_scene_options() {
 void MainWindow::load_settings() {
     restoreGeometry(settings_.value("window/geometry").toByteArray());
     seed_ = settings_.value("stream/seed", 0).toULongLong();
-    try {
-        cache_ = parse_cache_spec(settings_.value("stream/cache", q(cache_spec(CacheSettings{})))
-                                      .toString()
-                                      .toStdString());
-    } catch (const std::exception&) {
-        cache_ = CacheSettings{};  // a hand-edited settings file must not stop the viewer
+    // A cache is restored only if it was chosen; otherwise each model starts with its own.
+    cache_chosen_ = settings_.value("stream/cache_chosen", false).toBool();
+    if (cache_chosen_) {
+        try {
+            cache_ = parse_cache_spec(settings_.value("stream/cache").toString().toStdString());
+        } catch (const std::exception&) {
+            cache_chosen_ = false;  // a hand-edited settings file must not stop the viewer
+        }
     }
     paths_.model = settings_.value("paths/model").toString().toStdString();
     paths_.text_embedding = settings_.value("paths/text_embedding").toString().toStdString();
@@ -590,6 +616,7 @@ void MainWindow::save_settings() {
     settings_.setValue("window/geometry", saveGeometry());
     settings_.setValue("stream/seed", QVariant::fromValue<qulonglong>(seed_));
     settings_.setValue("stream/cache", q(cache_spec(cache_)));
+    settings_.setValue("stream/cache_chosen", cache_chosen_);
     settings_.setValue("paths/model", q(paths_.model.string()));
     settings_.setValue("paths/text_embedding", q(paths_.text_embedding.string()));
     settings_.setValue("paths/vae", q(paths_.vae.string()));

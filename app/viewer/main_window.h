@@ -61,11 +61,16 @@ class MainWindow : public QMainWindow {
     void load_settings();
     void save_settings();
     void sync_controls();
+    // Hands the worker `model`, with its default cache unless one was chosen.
+    void start_model(std::shared_ptr<const LoadedModel> model);
 
     ViewerOptions options_;
     input::KeyMap key_map_;
     QSettings settings_;
     CacheSettings cache_;
+    // Whether the cache was chosen (--cache, the controls, or a choice saved before); if not,
+    // each model starts with its own default (default_cache_settings).
+    bool cache_chosen_ = false;
     std::uint64_t seed_ = 0;
     std::shared_ptr<const LoadedModel> model_;
     ModelPaths paths_;

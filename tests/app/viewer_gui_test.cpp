@@ -390,6 +390,53 @@ TEST(ViewerGui, RunsAWorldModelAndReplaysItIdentically) {
     EXPECT_NE(c.back().rgb, a.back().rgb);
 }
 
+TEST(ViewerGui, EachModelStartsWithItsOwnCacheUnlessOneWasChosen) {
+    const fs::path dir = fresh_dir("default-cache");
+    const fs::path tiny = write_tiny_world_model(dir);
+    // The tiny world's heads are 16 wide and its latent frames 4 tokens: the world default
+    // shrinks to groups of 16 and 4 centroids (the Wan default's groups of 32 would not fit).
+    const std::string world_default = "group=16,stages=1,centroids=4,asym=1,clip=1,codebook=4,";
+    const auto r = run({QVG_WORLD, "--model", tiny.string(), "--frames", "8",
+                        "--headless-screenshot", (dir / "h.png").string()},
+                       120s);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("cache qvg,bits=2," + world_default), std::string::npos) << r.output;
+
+    // In the window the loaded world model gets the same default, saved as not chosen; a --cache
+    // is saved as chosen and restored on the next start.
+    const fs::path conf = dir / "config" / "qvg" / "qvg-world.conf";
+    const fs::path walked = dir / "walk.json";
+    const auto settings_once = [&](std::vector<std::string> args, const std::string& wanted) {
+        // Paused, the worker takes the loaded model at once instead of after a block.
+        args.insert(args.end(),
+                    {"--model", tiny.string(), "--save-trajectory", walked.string(), "--paused"});
+        Viewer v(dir, args);
+        EXPECT_FALSE(v.window().empty()) << v.log();
+        const auto deadline = std::chrono::steady_clock::now() + 90s;
+        while (std::chrono::steady_clock::now() < deadline &&
+               shell("cat '" + conf.string() + "' 2>/dev/null").find(wanted) == std::string::npos) {
+            std::this_thread::sleep_for(200ms);
+        }
+        std::this_thread::sleep_for(5s);  // the tiny model loads in well under a second
+        v.key("ctrl+q");
+        const auto code = v.process().wait(30s);
+        EXPECT_TRUE(code.has_value() && *code == 0) << v.log();
+        // The trajectory saved on exit is the world model's (2 frames per latent), so the
+        // settings below are those it ran with.
+        EXPECT_EQ(input::load_trajectory(walked).frames_per_latent, 2) << v.log();
+        const std::string saved = shell("cat '" + conf.string() + "' 2>/dev/null");
+        EXPECT_NE(saved.find(wanted), std::string::npos) << saved << "\nlog:\n" << v.log();
+        return saved;
+    };
+    const std::string first = settings_once({}, world_default);
+    EXPECT_NE(first.find("cache_chosen=false"), std::string::npos) << first;
+    const std::string chosen = settings_once({"--cache", "qvg,group=16,centroids=3"},
+                                             "group=16,stages=1,centroids=3,span=");
+    EXPECT_NE(chosen.find("cache_chosen=true"), std::string::npos) << chosen;
+    const std::string kept = settings_once({}, "centroids=3,span=");
+    EXPECT_NE(kept.find("cache_chosen=true"), std::string::npos) << kept;
+}
+
 TEST(ViewerGui, FileThatIsNeitherWorldModelNorCheckpointIsAnError) {
     const fs::path dir = fresh_dir("not-a-model");
     const fs::path plain = dir / "plain.safetensors";
