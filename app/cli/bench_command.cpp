@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <string_view>
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -14,6 +15,7 @@
 #include "build_commit.h"
 #include "commands.h"
 #include "json_file.h"
+#include "qvg/core/codec.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
 #include "qvg/core/kv_cache.h"
@@ -86,9 +88,17 @@ core::TensorMap random_weights(const core::WanConfig& config, c10::Device device
     return w;
 }
 
+// "qvg-generic-decode" (any codec with that suffix): the codec decoding on ATen ops instead of
+// its fused decode, to time the two side by side.
+constexpr std::string_view kGenericDecode = "-generic-decode";
+
+bool generic_decode(const std::string& cache) { return cache.ends_with(kGenericDecode); }
+
 core::CachePolicy policy_for(const std::string& cache, const BenchOptions& o, int64_t head_dim) {
     core::CachePolicy p;
-    p.codec = core::default_codec_config(core::parse_codec_method(cache));
+    const std::string method =
+        generic_decode(cache) ? cache.substr(0, cache.size() - kGenericDecode.size()) : cache;
+    p.codec = core::default_codec_config(core::parse_codec_method(method));
     p.codec.group = static_cast<int>(std::min<int64_t>(p.codec.group, head_dim));  // tiny models
     if (p.codec.method == core::CodecMethod::kQvg) {
         p.codec.centroids = o.centroids;
@@ -96,6 +106,7 @@ core::CachePolicy policy_for(const std::string& cache, const BenchOptions& o, in
     }
     p.span_frames = o.span_frames;
     p.seed = o.seed;
+    p.hold_bf16 = true;  // a float32 model's rows are held as BF16, as the app holds them
     return p;
 }
 
@@ -112,6 +123,7 @@ RunResult run_one(const core::WanDiT& model, const core::TextContext& text, cons
     r.frames = frames;
     r.cache = cache;
     r.blocks = frames / 3;
+    core::Codec::set_generic_decode(generic_decode(cache));
     core::synchronize(device);
     core::reset_peak_memory(device);
     const auto t0 = std::chrono::steady_clock::now();
@@ -128,6 +140,7 @@ RunResult run_one(const core::WanDiT& model, const core::TextContext& text, cons
     }
     r.total_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    core::Codec::set_generic_decode(false);
     std::cerr << "\n";
     for (const auto& t : session.timings()) r.dit_calls += t.dit_calls;
     r.peak_bytes = core::peak_memory_bytes(device);
@@ -236,7 +249,10 @@ const Registrar kRegister([](CLI::App& app) {
     sub->add_option("--height", o->height, "video height in pixels");
     sub->add_option("--width", o->width, "video width in pixels");
     sub->add_option("--frames", o->frames, "latent frames per run (multiples of 3)");
-    sub->add_option("--cache", o->caches, "caches to compare (bf16, qvg, rtn, kivi, quarot, fp8)");
+    sub->add_option(
+        "--cache", o->caches,
+        "caches to compare (bf16, qvg, rtn, kivi, quarot, fp8; a -generic-decode suffix "
+        "decodes on ATen ops instead of the fused decode)");
     sub->add_option("--device", o->device, "auto, cpu or cuda");
     sub->add_option("--dtype", o->dtype, "bf16 or fp32")->check(CLI::IsMember({"bf16", "fp32"}));
     sub->add_option("--span", o->span_frames, "frames per quantized span");

@@ -257,6 +257,21 @@ int run(const KernelBenchOptions& o) {
         add_timed(
             cfg.describe() + " decode -> bf16 [B,N,H,D]", [&] { codec->decode_into(span, out); },
             bytes);
+        if (device.is_cpu()) {
+            // The host decode against the generic path on ATen ops it replaced (the same
+            // values), in BF16 and as a float32 model reads its history.
+            add_timed(
+                "  decode -> bf16 on ATen ops",
+                [&] { out.copy_(codec->decode(span).transpose(1, 2)); }, bytes);
+            at::Tensor wide = at::empty({1, n, h, d}, x.options().dtype(at::kFloat));
+            const double wide_bytes = static_cast<double>(span.bytes() + wide.nbytes());
+            add_timed(
+                cfg.describe() + " decode -> f32 [B,N,H,D]",
+                [&] { codec->decode_into(span, wide); }, wide_bytes);
+            add_timed(
+                "  decode -> f32 on ATen ops",
+                [&] { wide.copy_(codec->decode(span).transpose(1, 2)); }, wide_bytes);
+        }
         // With the fused RoPE of the attention's read path (cos/sin tables read as well).
         const core::WanRope rope(d, device);
         const core::RopeAngles angles = rope.angles(0, spec.frames, spec.height, spec.width);

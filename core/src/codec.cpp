@@ -1,5 +1,6 @@
 #include "qvg/core/codec.h"
 
+#include <atomic>
 #include <cmath>
 
 #include <ATen/ATen.h>
@@ -7,6 +8,7 @@
 #include "codec_impl.h"
 #include "qvg/core/device.h"
 #include "qvg/core/error.h"
+#include "span_decode.h"
 
 namespace qvg::core {
 namespace {
@@ -213,6 +215,13 @@ at::Tensor Codec::decode(const EncodedSpan& span) const {
     return decode_float(span).to(span.dtype);
 }
 
+namespace {
+std::atomic<bool> generic_decode_on{false};
+}  // namespace
+
+void Codec::set_generic_decode(bool generic) { generic_decode_on.store(generic); }
+bool Codec::generic_decode() { return generic_decode_on.load(); }
+
 void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope,
                         const DecodeLaunch* launch) const {
     const auto& sh = span.shape;
@@ -227,9 +236,14 @@ void Codec::decode_into(const EncodedSpan& span, const at::Tensor& out, const Ro
     QVG_CHECK(rope == nullptr || rope->tokens() == sh[2],
               "decode_into: RoPE angles for {} tokens, span has {}", rope ? rope->tokens() : 0,
               sh[2]);
+    if (!generic_decode()) {
 #ifdef QVG_HAVE_CUDA
-    if (out.is_cuda() && detail::decode_span_cuda(span, out, rope, launch)) return;
+        if (out.is_cuda() && detail::decode_span_cuda(span, out, rope, launch)) return;
 #endif
+        // One pass on the host, the same bits as the ATen ops below (a CPU model reads its
+        // whole history through here at every step).
+        if (out.device().is_cpu() && detail::decode_span_host(span, out, rope)) return;
+    }
     const at::Tensor decoded = decode(span).transpose(1, 2);
     if (rope != nullptr) {
         WanRope::apply_into(decoded, *rope, out);

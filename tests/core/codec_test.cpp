@@ -12,6 +12,7 @@
 #include "qvg/core/kmeans.h"
 #include "qvg/core/quant_pack.h"
 #include "qvg/core/synthetic.h"
+#include "qvg/core/wan_rope.h"
 
 namespace qvg::core {
 namespace {
@@ -411,6 +412,63 @@ TEST(Codec, SmallerCodebooksHoldMoreCentroidsInTheSameBytes) {
     CodecConfig odd = c8;
     odd.codebook_bits = 6;
     expect_error_mentions([&] { Codec::create(odd); }, "codebook bits must be 16");
+}
+
+TEST(Codec, DecodeIntoOnTheHostEqualsTheDecode) {
+    // decode_into on the CPU decodes QVG and RTN spans in one pass (kernels::qvg_decode_host);
+    // it must give exactly decode()'s values, in BF16 and widened to float32, with RoPE and
+    // into a strided history buffer, for every codebook format; other codecs keep the generic
+    // path, compared the same way.
+    const at::Tensor x = tokens(KVRole::kKey, 0, 1).narrow(2, 0, 200).to(at::kBFloat16);
+    const auto [b, h, n, d] = std::array{x.size(0), x.size(1), x.size(2), x.size(3)};
+    const WanRope rope(d, at::kCPU);
+    const auto angles = rope.angles(0, 1, 10, 20);  // 200 tokens
+    std::vector<CodecConfig> configs;
+    for (int codebook : {16, 8, 4}) {
+        for (int stages : {0, 1, 2}) {
+            if (stages == 0 && codebook != 16) continue;
+            CodecConfig c = default_codec_config(CodecMethod::kQvg);
+            c.stages = stages;
+            c.centroids = 12;
+            c.iterations = 1;
+            c.codebook_bits = codebook;
+            c.asymmetric = stages == 1;
+            configs.push_back(c);
+        }
+    }
+    CodecConfig int4 = default_codec_config(CodecMethod::kQvg);
+    int4.bits = 4;
+    int4.group = 32;
+    int4.centroids = 8;
+    configs.push_back(int4);
+    configs.push_back(default_codec_config(CodecMethod::kRtn));
+    configs.push_back(default_codec_config(CodecMethod::kKivi));
+    CodecConfig kch = default_codec_config(CodecMethod::kQvg);
+    kch.centroids = 8;
+    kch.channel_keys = true;
+    kch.group = 32;
+    configs.push_back(kch);
+    for (const CodecConfig& c : configs) {
+        auto codec = Codec::create(c);
+        const EncodedSpan span = codec->encode(x, {.role = KVRole::kKey});
+        const at::Tensor decoded = codec->decode(span).transpose(1, 2);  // [B, N, H, D] BF16
+        for (at::ScalarType dtype : {at::kBFloat16, at::kFloat}) {
+            for (bool with_rope : {false, true}) {
+                at::Tensor expect = at::empty({b, n, h, d}, at::TensorOptions().dtype(dtype));
+                if (with_rope) {
+                    WanRope::apply_into(decoded, angles, expect);
+                } else {
+                    expect.copy_(decoded);
+                }
+                // A history buffer holding 5 more tokens before the span.
+                at::Tensor buffer = at::zeros({b, n + 5, h, d}, at::TensorOptions().dtype(dtype));
+                codec->decode_into(span, buffer.narrow(1, 5, n), with_rope ? &angles : nullptr);
+                EXPECT_TRUE(at::equal(buffer.narrow(1, 5, n), expect))
+                    << c.describe() << " " << c10::toString(dtype) << (with_rope ? " rope" : "");
+                EXPECT_EQ(buffer.narrow(1, 0, 5).abs().sum().item<double>(), 0.0);
+            }
+        }
+    }
 }
 
 TEST(Codec, DroppingStagesGivesBytesBackAndBoundsTheError) {

@@ -193,6 +193,95 @@ TEST(KernelReference, DecodeMatchesTheCodec) {
     }
 }
 
+TEST(KernelReference, HostDecodeMatchesTheReference) {
+    // Random codes, FP8 scales and zeros (finite values of both signs), ids and codebooks; every
+    // bit width, symmetric and asymmetric, 0-2 stages of BF16 or FP8 codebooks, an output with
+    // room between heads, in BF16 and widened to float32.
+    at::manual_seed(3);
+    const auto fp8_bytes = [](at::IntArrayRef shape) {
+        return at::randint(0, 0x7f, shape)
+            .to(at::kByte)
+            .bitwise_or(at::randint(0, 2, shape).to(at::kByte).mul(128));
+    };
+    const int64_t heads = 3, tokens = 37, dim = 64, centroids = 5;
+    for (int bits : {2, 4}) {
+        for (int group : {16, 64}) {
+            for (int variant = 0; variant < 6; ++variant) {
+                const bool asym = variant % 2 == 1;
+                const int stages = variant / 2;
+                const at::Tensor codes =
+                    at::randint(0, 256, {1, heads, tokens, dim * bits / 8}).to(at::kByte);
+                const at::Tensor scales = fp8_bytes({1, heads, tokens, dim / group});
+                const at::Tensor zeros = fp8_bytes({1, heads, tokens, dim / group});
+                std::vector<at::Tensor> ids, cent_bf16, cent_fp8;
+                kernels::QvgDecodeParams p;
+                p.codes = codes.data_ptr<uint8_t>();
+                p.scales = scales.data_ptr<uint8_t>();
+                p.zeros = asym ? zeros.data_ptr<uint8_t>() : nullptr;
+                p.num_stages = stages;
+                for (int st = 0; st < stages; ++st) {
+                    ids.push_back(at::randint(0, centroids, {1, heads, tokens}).to(at::kByte));
+                    p.ids[st] = ids.back().data_ptr<uint8_t>();
+                    if (st == 1) {  // the second stage holds its codebook in FP8
+                        cent_fp8.push_back(fp8_bytes({1, heads, centroids, dim}));
+                        p.centroids_fp8[st] = cent_fp8.back().data_ptr<uint8_t>();
+                    } else {
+                        cent_bf16.push_back(
+                            at::randn({1, heads, centroids, dim}).to(at::kBFloat16));
+                        p.centroids[st] = bf16_ptr(cent_bf16.back());
+                    }
+                }
+                p.batch = 1;
+                p.heads = heads;
+                p.tokens = tokens;
+                p.dim = dim;
+                p.num_centroids = centroids;
+                p.bits = bits;
+                p.group = group;
+                p.asymmetric = asym;
+                // [B, N, H, D] inside a buffer one head wider: the strides of a history buffer.
+                at::Tensor expect = at::zeros({1, tokens, heads + 1, dim}, at::kBFloat16);
+                at::Tensor host = at::zeros_like(expect);
+                at::Tensor widened = at::zeros({1, tokens, heads + 1, dim}, at::kFloat);
+                p.out_stride_b = expect.stride(0);
+                p.out_stride_n = expect.stride(1);
+                p.out_stride_h = expect.stride(2);
+                p.out = reinterpret_cast<uint16_t*>(expect.data_ptr<at::BFloat16>());
+                ASSERT_STREQ(kernels::validate(p), "");
+                kernels::qvg_decode_reference(p);
+                p.out = reinterpret_cast<uint16_t*>(host.data_ptr<at::BFloat16>());
+                kernels::qvg_decode_host(p);
+                kernels::qvg_decode_host(p, widened.data_ptr<float>());
+                const std::string what = "bits " + std::to_string(bits) + " group " +
+                                         std::to_string(group) + " asym " + std::to_string(asym) +
+                                         " stages " + std::to_string(stages);
+                EXPECT_TRUE(at::equal(host.view(at::kShort), expect.view(at::kShort))) << what;
+                EXPECT_TRUE(at::equal(widened, expect.to(at::kFloat))) << what;
+                // The head left out of the view stays untouched.
+                EXPECT_EQ(widened.select(2, heads).abs().sum().item<float>(), 0.0f) << what;
+                // With RoPE: the reference's fused rotation in BF16; in float32 what WanRope
+                // writes into a float32 output from the decoded BF16 values.
+                const core::WanRope rope(dim, at::kCPU);
+                const core::RopeAngles angles = rope.angles(2, 1, 1, tokens);
+                const at::Tensor cos = angles.cos.contiguous(), sin = angles.sin.contiguous();
+                at::Tensor rotated_f32 = at::zeros_like(widened);
+                core::WanRope::apply_into(expect.narrow(2, 0, heads), angles,
+                                          rotated_f32.narrow(2, 0, heads));
+                p.rope_cos = cos.data_ptr<float>();
+                p.rope_sin = sin.data_ptr<float>();
+                p.out = reinterpret_cast<uint16_t*>(expect.data_ptr<at::BFloat16>());
+                kernels::qvg_decode_reference(p);
+                p.out = reinterpret_cast<uint16_t*>(host.data_ptr<at::BFloat16>());
+                kernels::qvg_decode_host(p);
+                kernels::qvg_decode_host(p, widened.data_ptr<float>());
+                EXPECT_TRUE(at::equal(host.view(at::kShort), expect.view(at::kShort)))
+                    << what << " rope";
+                EXPECT_TRUE(at::equal(widened, rotated_f32)) << what << " rope";
+            }
+        }
+    }
+}
+
 TEST(KernelReference, RopeMatchesWanRope) {
     core::WanRope rope(128, at::kCPU);
     const auto angles = rope.angles(std::vector<int64_t>{3, 4, 9}, 5, 7);  // 105 tokens

@@ -9,6 +9,7 @@
 #include "codec_impl.h"
 #include "qvg/core/error.h"
 #include "qvg/kernels/qvg_decode_cuda.h"
+#include "span_decode.h"
 
 namespace qvg::core::detail {
 namespace {
@@ -36,46 +37,15 @@ at::Tensor widen_int4(const SpanStage& st) {
 
 bool decode_span_cuda(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope,
                       const DecodeLaunch* launch) {
-    const CodecConfig& c = span.config;
-    if (c.method != CodecMethod::kQvg && c.method != CodecMethod::kRtn) return false;
-    if (c.channel_keys && span.role == KVRole::kKey) return false;  // the kernel reads per token
-    if (span.dtype != at::kBFloat16 || out.scalar_type() != at::kBFloat16 || !out.is_cuda() ||
-        out.stride(3) != 1) {
-        return false;
-    }
-    if (!span.quant.codes.is_cuda() || !span.quant.codes.is_contiguous()) return false;
+    if (out.scalar_type() != at::kBFloat16 || !out.is_cuda() || out.stride(3) != 1) return false;
+    if (!span.quant.codes.is_cuda()) return false;
     kernels::QvgDecodeParams p;
-    p.codes = span.quant.codes.data_ptr<uint8_t>();
-    p.scales = span.quant.scales.data_ptr<uint8_t>();
-    p.zeros = span.quant.zeros.defined() ? span.quant.zeros.data_ptr<uint8_t>() : nullptr;
-    p.num_stages = static_cast<int>(span.stages.size());
     // The kernel reads BF16 and FP8 codebooks as they are; INT4 ones are widened to BF16 first
     // (one launch per stage, exactly centroids_bf16): C x D values per head, a small fraction of
     // the span. The copies live until the launch is queued; the allocator reuses their memory
     // only for work ordered after it on this stream.
     std::vector<at::Tensor> widened;
-    for (size_t s = 0; s < span.stages.size(); ++s) {
-        const SpanStage& st = span.stages[s];
-        if (!st.ids.is_contiguous() || !st.centroids.is_contiguous()) return false;
-        p.ids[s] = st.ids.data_ptr<uint8_t>();
-        if (st.centroids.scalar_type() == at::kByte && !st.centroid_scales.defined()) {
-            p.centroids_fp8[s] = st.centroids.data_ptr<uint8_t>();  // FP8 E4M3 bits
-            p.num_centroids = st.centroids.size(2);
-            continue;
-        }
-        const at::Tensor& cent = st.centroids.scalar_type() == at::kByte
-                                     ? widened.emplace_back(widen_int4(st))
-                                     : st.centroids;
-        p.centroids[s] = reinterpret_cast<const uint16_t*>(cent.data_ptr<at::BFloat16>());
-        p.num_centroids = cent.size(2);
-    }
-    p.batch = span.shape[0];
-    p.heads = span.shape[1];
-    p.tokens = span.shape[2];
-    p.dim = span.shape[3];
-    p.bits = c.bits;
-    p.group = c.group;
-    p.asymmetric = c.asymmetric;
+    if (!span_decode_params(span, p, widened, widen_int4)) return false;
     if (rope != nullptr) {
         if (!rope->cos.is_cuda() || rope->cos.scalar_type() != at::kFloat ||
             !rope->cos.is_contiguous() || !rope->sin.is_contiguous()) {

@@ -149,6 +149,11 @@ class Codec {
                      const RopeAngles* rope = nullptr, const DecodeLaunch* launch = nullptr) const;
     // Decoded values in fp32 (no final rounding), for measurement.
     virtual at::Tensor decode_float(const EncodedSpan& span) const = 0;
+    // Process-wide, for benchmarks that compare the two: decode_into takes the generic path on
+    // ATen ops instead of the fused decode (CUDA or host). The same values either way. Set it
+    // between runs, not while another thread decodes.
+    static void set_generic_decode(bool generic);
+    static bool generic_decode();
 
     // Removes the finest stages so that `keep` remain, re-quantizing the last residual so the
     // scalar codes absorb what the dropped codebooks held. Only QVG spans have stages.

@@ -111,6 +111,13 @@ const char* validate(const QvgDecodeParams& p);
 // CPU reference (bit-exact with the CUDA kernel and with qvg::core's codec).
 void qvg_decode_reference(const QvgDecodeParams& p);
 
+// The decode for CPU models: the reference's bits, fast (lookup tables for the codes and FP8
+// values, loops the compiler vectorizes; one thread). Writes BF16 bits to p.out; or, with
+// out_f32 given, float32 there (at p's output strides, p.out unused), as a float32 model reads
+// BF16-held history: the decoded BF16 values widened, or with RoPE their rotation in fp32 not
+// rounded to BF16 (what core::WanRope::apply_into writes into a float32 output).
+void qvg_decode_host(const QvgDecodeParams& p, float* out_f32 = nullptr);
+
 // INT4 codebooks widened to BF16 for the decode, in one pass: entry e of a row is
 // bf16_rne(float(u) * fp8(scale) + fp8(zero)) (multiply, then add, each rounded in fp32), u its
 // 4-bit code (the high nibble of a byte first), one FP8-E4M3 scale and zero per row: what
