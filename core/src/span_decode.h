@@ -21,6 +21,12 @@ bool span_decode_params(const EncodedSpan& span, kernels::QvgDecodeParams& p,
                         std::vector<at::Tensor>& widened,
                         const std::function<at::Tensor(const SpanStage&)>& widen_int4);
 
+// An INT4 codebook [B, H, C, D / 2] (with its contiguous FP8 scales and zeros) widened to BF16
+// [B, H, C, D] on its device by `widen` (kernels::widen_int4_codebook or its reference), given
+// the parameters for a new output tensor, which is returned: centroids_bf16's values.
+at::Tensor widen_int4_codebook(
+    const SpanStage& st, const std::function<void(const kernels::Int4CodebookParams&)>& widen);
+
 // The span decoded on the host into out, a CPU [B, N, H, D] view (BF16, or float32 taking the
 // BF16 values widened) whose last dimension is contiguous, keys rotated by `rope` when given:
 // the bits of the codec's decode followed by WanRope::apply_into, in one pass. False where

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "qvg/core/error.h"
 #include "qvg/core/wan_rope.h"
 
 namespace qvg::core::detail {
@@ -49,28 +50,24 @@ bool span_decode_params(const EncodedSpan& span, kernels::QvgDecodeParams& p,
     return true;
 }
 
-namespace {
-
-// An INT4 codebook [B, H, C, D / 2] (with its FP8 scales and zeros) as BF16 [B, H, C, D]:
-// centroids_bf16's values, in one pass on the host.
-at::Tensor widen_int4_host(const SpanStage& st) {
+at::Tensor widen_int4_codebook(
+    const SpanStage& st, const std::function<void(const kernels::Int4CodebookParams&)>& widen) {
+    QVG_CHECK(st.centroids.is_contiguous() && st.centroid_scales.is_contiguous() &&
+                  st.centroid_zeros.is_contiguous(),
+              "INT4 codebook codes, scales and zeros must be contiguous");
     const auto sizes = st.centroids.sizes();
-    const at::Tensor scales = st.centroid_scales.contiguous();
-    const at::Tensor zeros = st.centroid_zeros.contiguous();
     at::Tensor out = at::empty({sizes[0], sizes[1], sizes[2], sizes[3] * 2},
                                st.centroids.options().dtype(at::kBFloat16));
     kernels::Int4CodebookParams p;
     p.codes = st.centroids.data_ptr<uint8_t>();
-    p.scales = scales.data_ptr<uint8_t>();
-    p.zeros = zeros.data_ptr<uint8_t>();
+    p.scales = st.centroid_scales.data_ptr<uint8_t>();
+    p.zeros = st.centroid_zeros.data_ptr<uint8_t>();
     p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
     p.rows = sizes[0] * sizes[1] * sizes[2];
     p.dim = sizes[3] * 2;
-    kernels::widen_int4_codebook_reference(p);
+    widen(p);
     return out;
 }
-
-}  // namespace
 
 bool decode_span_host(const EncodedSpan& span, const at::Tensor& out, const RopeAngles* rope) {
     if (!out.device().is_cpu() || out.stride(3) != 1 ||
@@ -80,7 +77,10 @@ bool decode_span_host(const EncodedSpan& span, const at::Tensor& out, const Rope
     if (!span.quant.codes.device().is_cpu()) return false;
     kernels::QvgDecodeParams p;
     std::vector<at::Tensor> widened;
-    if (!span_decode_params(span, p, widened, widen_int4_host)) return false;
+    const auto widen_int4 = [](const SpanStage& st) {
+        return widen_int4_codebook(st, kernels::widen_int4_codebook_reference);
+    };
+    if (!span_decode_params(span, p, widened, widen_int4)) return false;
     if (rope != nullptr) {
         if (!rope->cos.device().is_cpu() || rope->cos.scalar_type() != at::kFloat ||
             rope->sin.scalar_type() != at::kFloat || !rope->cos.is_contiguous() ||

@@ -14,23 +14,12 @@
 namespace qvg::core::detail {
 namespace {
 
-// An INT4 codebook [B, H, C, D / 2] (with its FP8 scales and zeros) as BF16 [B, H, C, D].
+// An INT4 codebook widened to BF16 on the stream (one launch).
 at::Tensor widen_int4(const SpanStage& st) {
-    QVG_CHECK(st.centroid_scales.is_contiguous() && st.centroid_zeros.is_contiguous(),
-              "INT4 codebook scales and zeros must be contiguous");
-    const auto sizes = st.centroids.sizes();
-    at::Tensor out = at::empty({sizes[0], sizes[1], sizes[2], sizes[3] * 2},
-                               st.centroids.options().dtype(at::kBFloat16));
-    kernels::Int4CodebookParams p;
-    p.codes = st.centroids.data_ptr<uint8_t>();
-    p.scales = st.centroid_scales.data_ptr<uint8_t>();
-    p.zeros = st.centroid_zeros.data_ptr<uint8_t>();
-    p.out = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
-    p.rows = sizes[0] * sizes[1] * sizes[2];
-    p.dim = sizes[3] * 2;
-    const cudaError_t err = kernels::widen_int4_codebook(p, at::cuda::getCurrentCUDAStream());
-    QVG_CHECK(err == cudaSuccess, "INT4 codebook widening: {}", cudaGetErrorString(err));
-    return out;
+    return widen_int4_codebook(st, [](const kernels::Int4CodebookParams& p) {
+        const cudaError_t err = kernels::widen_int4_codebook(p, at::cuda::getCurrentCUDAStream());
+        QVG_CHECK(err == cudaSuccess, "INT4 codebook widening: {}", cudaGetErrorString(err));
+    });
 }
 
 }  // namespace
