@@ -95,4 +95,16 @@ std::string shell(const std::string& command) {
     return out;
 }
 
+std::string find_window(const std::string& name, std::chrono::seconds timeout, bool only_visible) {
+    const std::string command = std::string("xdotool search ") +
+                                (only_visible ? "--onlyvisible " : "") + "--name '" + name +
+                                "' 2>/dev/null | head -1";
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        std::string id = shell(command);
+        if (!id.empty() || std::chrono::steady_clock::now() > deadline) return id;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+}
+
 }  // namespace qvg::test

@@ -41,4 +41,11 @@ class Process {
 // Runs a shell command line (for xdotool), returning its trimmed stdout.
 std::string shell(const std::string& command);
 
+// The id of the first window whose name matches the regular expression `name` (xdotool's
+// syntax), polled until `timeout`; empty when none appeared. One `xdotool search --sync` is not
+// enough: it gives up at once on an X error, which windows that close while it walks the tree
+// (Qt's tooltips and transient windows) raise.
+std::string find_window(const std::string& name, std::chrono::seconds timeout,
+                        bool only_visible = false);
+
 }  // namespace qvg::test

@@ -100,9 +100,7 @@ class Viewer {
         argv.insert(argv.end(), extra.begin(), extra.end());
         log_ = dir / "viewer.log";
         process_ = std::make_unique<Process>(argv, log_);
-        window_ = shell(
-            "timeout 90 xdotool search --sync --onlyvisible --name '^qvg-world$' "
-            "2>/dev/null | head -1");
+        window_ = find_window("^qvg-world$", 90s, true);
     }
 
     const std::string& window() const { return window_; }
@@ -265,8 +263,7 @@ TEST(ViewerGui, UnwritableRecordingPathIsAnErrorNotACrash) {
     const fs::path dir = fresh_dir("record-bad");
     Viewer v(dir, {"--record", "/proc/qvg-cannot-write-here/out.mp4"});
     ASSERT_FALSE(v.window().empty()) << v.log();
-    const std::string dialog =
-        shell("timeout 60 xdotool search --sync --name 'cannot record' 2>/dev/null | head -1");
+    const std::string dialog = find_window("cannot record", 60s);
     EXPECT_FALSE(dialog.empty()) << "no error dialog; log:\n" << v.log();
     std::this_thread::sleep_for(1s);
     EXPECT_TRUE(v.process().running()) << v.log();
@@ -316,8 +313,7 @@ TEST(ViewerGui, BadModelPathShowsAnErrorAndKeepsRunning) {
     Viewer v(dir, {"--model", (dir / "missing.pt").string(), "--text-embedding",
                    (dir / "missing.safetensors").string()});
     ASSERT_FALSE(v.window().empty()) << v.log();
-    const std::string dialog = shell(
-        "timeout 90 xdotool search --sync --name 'cannot open the model' 2>/dev/null | head -1");
+    const std::string dialog = find_window("cannot open the model", 90s);
     EXPECT_FALSE(dialog.empty()) << "no error dialog; log:\n" << v.log();
     EXPECT_NE(v.log().find("does not exist"), std::string::npos) << v.log();
     // Dismiss the message; the built-in model keeps running.
@@ -470,8 +466,7 @@ TEST(ViewerGui, FileThatIsNeitherWorldModelNorCheckpointIsAnError) {
     // In the window: an error dialog, and the built-in model keeps running.
     Viewer v(dir, {"--model", broken.string()});
     ASSERT_FALSE(v.window().empty()) << v.log();
-    const std::string dialog = shell(
-        "timeout 90 xdotool search --sync --name 'cannot open the model' 2>/dev/null | head -1");
+    const std::string dialog = find_window("cannot open the model", 90s);
     EXPECT_FALSE(dialog.empty()) << "no error dialog; log:\n" << v.log();
     shell("xdotool windowfocus --sync " + dialog + " 2>/dev/null; xdotool key Return");
     std::this_thread::sleep_for(1s);
