@@ -310,8 +310,9 @@ int run(const KernelBenchOptions& o) {
             static_cast<double>(span.bytes() + out.nbytes()));
     }
     // The range search per group (clip_search, 13 ranges tried): the asymmetric S1 encode with
-    // and without it (on the GPU both in the fused kernel), and the scalar quantization alone on
-    // ATen ops with and without it, in one run.
+    // and without it (both in the fused pass: the kernel on the GPU, the host loop on the CPU),
+    // the scalar quantization alone in that pass (RTN's encode: no stage) and on ATen ops, with
+    // and without it, in one run.
     for (bool clip : {false, true}) {
         core::CodecConfig cfg = core::default_codec_config(core::CodecMethod::kQvg);
         cfg.stages = 1;
@@ -326,6 +327,16 @@ int run(const KernelBenchOptions& o) {
             fmt::format("  INT2 G64 asym{} group quantization alone (ATen ops)",
                         clip ? " range search" : ""),
             [&] { (void)core::quantize_groups(x, spec_q); }, static_cast<double>(x.nbytes()));
+        core::CodecConfig rtn = core::default_codec_config(core::CodecMethod::kRtn);
+        rtn.bits = 2;
+        rtn.group = 64;
+        rtn.asymmetric = true;
+        rtn.clip_search = clip;
+        auto fused = core::Codec::create(rtn);
+        add_timed(
+            fmt::format("  INT2 G64 asym{} group quantization alone (fused pass: {})",
+                        clip ? " range search" : "", rtn.describe()),
+            [&] { (void)fused->encode(x); }, static_cast<double>(x.nbytes()));
     }
     const std::string gpu = core::device_name(device);
     std::cout << fmt::format("qvg kernel-bench on {} ({}), commit {}\n", gpu, device.str(),

@@ -10,6 +10,7 @@
 #include "qvg/core/fp8.h"
 #include "qvg/core/kmeans.h"
 #include "qvg/core/rng.h"
+#include "residual_quant.h"
 
 namespace qvg::core::detail {
 namespace {
@@ -153,12 +154,11 @@ class QvgCodec final : public Codec {
             if (config_.codebook_bits != 16)
                 km.centroids = centroids_bf16(stage).view({b * h, c, d});
             span.stages.push_back(std::move(stage));
-#ifdef QVG_HAVE_CUDA
-            // Last stage on the GPU: residual, scales, codes and error sums in one kernel.
+            // Last stage: residual, scales, codes and error sums in one pass.
             if (fusable && s + 1 == config_.stages) {
                 detail::ResidualQuantResult fused;
-                if (detail::residual_quant_cuda(r, km.ids, km.centroids, spec, fused)) {
-                    mark_phase("residual + scales + codes (fused kernel)");
+                if (residual_quant_fused(r, km.ids, km.centroids, spec, fused)) {
+                    mark_phase(fused_phase(r, "residual + scales + codes"));
                     const at::Tensor totals = fused_totals(fused);
                     t.stage_residual_sq.push_back(totals[0]);
                     if (config_.stages == 1) {  // r was X itself
@@ -169,18 +169,16 @@ class QvgCodec final : public Codec {
                     return;
                 }
             }
-#endif
             at::Tensor idx = km.ids.to(at::kLong).unsqueeze(-1).expand({b * h, n, d});
             at::Tensor picked = km.centroids.to(at::kFloat).gather(1, idx);
             // The reference keeps residuals in bf16 between stages.
             r = (r.to(at::kFloat) - picked).to(at::kBFloat16);
             t.stage_residual_sq.push_back(r.to(at::kFloat).pow(2).sum());
         }
-#ifdef QVG_HAVE_CUDA
         if (fusable && config_.stages == 0) {
             detail::ResidualQuantResult fused;
-            if (detail::residual_quant_cuda(r, {}, {}, spec, fused)) {
-                mark_phase("scales + codes (fused kernel)");
+            if (residual_quant_fused(r, {}, {}, spec, fused)) {
+                mark_phase(fused_phase(r, "scales + codes"));
                 const at::Tensor totals = fused_totals(fused);
                 t.error_sq = totals[1];
                 t.input_sq = totals[2];
@@ -188,21 +186,30 @@ class QvgCodec final : public Codec {
                 return;
             }
         }
-#endif
         span.quant = quantize_residual(r.to(at::kFloat).view({b, h, n, d}), config_, ctx.role);
         mark_phase("residuals + scales + codes (ATen)");
     }
 
   private:
+    // The CUDA kernel on the GPU, the host loop on the CPU (the same bits).
+    static bool residual_quant_fused(const at::Tensor& x, const at::Tensor& ids,
+                                     const at::Tensor& centroids, const GroupQuantSpec& spec,
+                                     detail::ResidualQuantResult& out) {
 #ifdef QVG_HAVE_CUDA
-    // The kernel's per-token sums totalled in double, one reduction for all three: [3] =
+        if (x.is_cuda()) return detail::residual_quant_cuda(x, ids, centroids, spec, out);
+#endif
+        return detail::residual_quant_host(x, ids, centroids, spec, out);
+    }
+    static std::string fused_phase(const at::Tensor& x, const char* what) {
+        return std::string(what) + (x.is_cuda() ? " (fused kernel)" : " (fused, host)");
+    }
+    // The fused pass's per-token sums totalled in double, one reduction for all three: [3] =
     // (||R||^2, ||X - decode||^2, ||X||^2).
     static at::Tensor fused_totals(const detail::ResidualQuantResult& fused) {
         at::Tensor totals = fused.sums.sum({1, 2}, /*keepdim=*/false, at::kDouble);
         mark_phase("telemetry sums (one reduction)");
         return totals;
     }
-#endif
     // [B*H, N, k] kernel outputs -> [B, H, N, k]
     static GroupQuantized reshaped(const GroupQuantized& q, int64_t b, int64_t h, int64_t n) {
         auto view = [&](const at::Tensor& x) {

@@ -11,6 +11,7 @@
 
 #include "qvg/core/kmeans.h"
 #include "qvg/core/quant_pack.h"
+#include "residual_quant.h"
 
 namespace qvg::core::detail {
 
@@ -38,13 +39,7 @@ at::Tensor kmeans_init_cuda(const at::Tensor& xb, int64_t centroids, uint64_t se
                             int64_t seed_period = 0);
 
 // Fused residual + group quantization + packing of x fp32 or bf16 [G, N, D] against one stage
-// (ids uint8 [G, N], centroids bf16 [G, C, D]) or none (undefined). Fills codes/scales/zeros
-// and per-token sums, fp32 [3, G, N]: sums[0] of r^2, sums[1] of (x - decode)^2, sums[2] of
-// x^2 (one tensor, so that one reduction totals all three).
-struct ResidualQuantResult {
-    GroupQuantized quant;
-    at::Tensor sums;
-};
+// (ids uint8 [G, N], centroids bf16 [G, C, D]) or none (undefined): residual_quant.h.
 bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids,
                          const GroupQuantSpec& spec, ResidualQuantResult& out);
 

@@ -2,7 +2,10 @@
 
 #include "span_decode.h"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "qvg/core/error.h"
 #include "qvg/core/wan_rope.h"
@@ -97,7 +100,14 @@ bool decode_span_host(const EncodedSpan& span, const at::Tensor& out, const Rope
     // In float32 the output pointer only satisfies validate(): qvg_decode_host writes out_f32.
     p.out = reinterpret_cast<uint16_t*>(out.data_ptr());
     if (*kernels::validate(p) != '\0') return false;  // a shape the decode does not take
-    kernels::qvg_decode_host(p, out.scalar_type() == at::kFloat ? out.data_ptr<float>() : nullptr);
+    float* out_f32 = out.scalar_type() == at::kFloat ? out.data_ptr<float>() : nullptr;
+    // Heads on LibTorch's intra-op threads (each writes its own rows), at least ~64K values a
+    // task so that short spans stay on one thread.
+    const int64_t per_head = std::max<int64_t>(p.tokens * p.dim, 1);
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / per_head);
+    at::parallel_for(0, p.batch * p.heads, grain, [&](int64_t first, int64_t last) {
+        kernels::qvg_decode_host(p, out_f32, first, last);
+    });
     return true;
 }
 

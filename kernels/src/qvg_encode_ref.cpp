@@ -8,6 +8,7 @@
 #include "fp8_bits.h"
 #include "qvg/kernels/qvg_encode.h"
 #include "qvg/kernels/rng.h"
+#include "range_bits.h"
 
 namespace qvg::kernels {
 
@@ -97,28 +98,6 @@ void assign_reference(const AssignParams& p) {
 
 namespace {
 
-// FP8 scale (and zero) bits of one group from its statistics, for range candidate `cand`
-// (0: min-max; c > 0: narrowed to 1 - 0.05 c of it, about its middle when asymmetric, about 0
-// when symmetric), in the CPU codec's float operations.
-void range_bits(bool asym, float amax, float lo, float hi, int cand, float inv, uint8_t& s8,
-                uint8_t& z8) {
-    const float shrink = 1.0f - static_cast<float>(cand) * kClipStep;
-    if (!asym) {
-        const float a = cand == 0 ? amax : amax * shrink;
-        s8 = detail::fp8_e4m3_from_float(std::fmax(a * inv, 1e-10f));
-        z8 = 0;
-        return;
-    }
-    float mn = lo, mx = hi;
-    if (cand > 0) {
-        const float mid = (hi + lo) * 0.5f, half = (hi - lo) * 0.5f * shrink;
-        mn = mid - half;
-        mx = mid + half;
-    }
-    z8 = detail::fp8_e4m3_from_float(mn);
-    s8 = detail::fp8_e4m3_from_float(std::fmax((mx - mn) * inv, 1e-10f));
-}
-
 // One value's stored code u and its decoded value (without any stage's centroid).
 float quantize_value(bool asym, int qmax, float v, float s, float z, int& u) {
     float q;
@@ -201,12 +180,12 @@ void residual_quant_reference(const ResidualQuantParams& p) {
                     hi = std::fmax(hi, rg[i]);
                 }
                 uint8_t s8 = 0, z8 = 0;
-                range_bits(p.asymmetric, amax, lo, hi, 0, inv, s8, z8);
+                detail::range_bits(p.asymmetric, amax, lo, hi, 0, inv, s8, z8);
                 if (p.clip_search) {
                     float best = clip_error(p, qmax, rg, s8, z8);
                     for (int cand = 1; cand <= kClipSteps; ++cand) {
                         uint8_t cs8 = 0, cz8 = 0;
-                        range_bits(p.asymmetric, amax, lo, hi, cand, inv, cs8, cz8);
+                        detail::range_bits(p.asymmetric, amax, lo, hi, cand, inv, cs8, cz8);
                         const float e = clip_error(p, qmax, rg, cs8, cz8);
                         if (e < best) {  // the first range of least error
                             best = e;

@@ -2,6 +2,7 @@
 // (the GPU suite then checks each kernel against its reference).
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "qvg/core/codec.h"
@@ -250,7 +251,9 @@ TEST(KernelReference, HostDecodeMatchesTheReference) {
                 ASSERT_STREQ(kernels::validate(p), "");
                 kernels::qvg_decode_reference(p);
                 p.out = reinterpret_cast<uint16_t*>(host.data_ptr<at::BFloat16>());
-                kernels::qvg_decode_host(p);
+                // In two calls, as threads share a span: the first head, then the rest.
+                kernels::qvg_decode_host(p, nullptr, 0, 1);
+                kernels::qvg_decode_host(p, nullptr, 1);
                 kernels::qvg_decode_host(p, widened.data_ptr<float>());
                 const std::string what = "bits " + std::to_string(bits) + " group " +
                                          std::to_string(group) + " asym " + std::to_string(asym) +
@@ -280,6 +283,91 @@ TEST(KernelReference, HostDecodeMatchesTheReference) {
             }
         }
     }
+}
+
+// The host encode gives the reference's bits: codes, scales, zero points and the three sums,
+// with and without a stage and the range search, from float32 and BF16, in one call or split
+// into row ranges as threads run it.
+TEST(KernelReference, HostEncodeMatchesTheReference) {
+    const int64_t groups = 3, tokens = 37;
+    for (int64_t dim : {64, 128}) {
+        // Video-like values with some rows tiny (their FP8 scale rounds to 0) and some zero.
+        at::Tensor x = at::randn({groups, tokens, dim}) * at::rand({groups, tokens, 1}) * 3;
+        x.select(1, 3).mul_(1e-4f);
+        x.select(1, 5).zero_();
+        x.select(1, 7).narrow(-1, 0, 8).fill_(40.0f);
+        const at::Tensor x_bf16 = x.to(at::kBFloat16);
+        const at::Tensor cent = (at::randn({groups, 16, dim}) * 2).to(at::kBFloat16);
+        const at::Tensor ids = at::randint(0, 16, {groups, tokens}).to(at::kByte);
+        for (int bits : {2, 4}) {
+            for (int group : {8, 16, 32, 64}) {
+                for (int variant = 0; variant < 8; ++variant) {
+                    const bool asym = variant & 1, clip = variant & 2, stage = variant & 4;
+                    for (bool bf16_in : {false, true}) {
+                        auto run = [&](bool host, std::vector<at::Tensor>& out) {
+                            out = {at::zeros({groups, tokens, dim * bits / 8}, at::kByte),
+                                   at::zeros({groups, tokens, dim / group}, at::kByte),
+                                   at::zeros({groups, tokens, dim / group}, at::kByte),
+                                   at::zeros({3, groups, tokens})};
+                            kernels::ResidualQuantParams p;
+                            if (bf16_in) {
+                                p.x_bf16 = bf16_ptr(x_bf16);
+                            } else {
+                                p.x = x.data_ptr<float>();
+                            }
+                            if (stage) {
+                                p.ids = ids.data_ptr<uint8_t>();
+                                p.centroids = bf16_ptr(cent);
+                                p.num_centroids = 16;
+                            }
+                            p.groups = groups;
+                            p.tokens = tokens;
+                            p.dim = dim;
+                            p.bits = bits;
+                            p.group = group;
+                            p.asymmetric = asym;
+                            p.clip_search = clip;
+                            p.codes = out[0].data_ptr<uint8_t>();
+                            p.scales = out[1].data_ptr<uint8_t>();
+                            p.zeros = out[2].data_ptr<uint8_t>();
+                            p.residual_sq = out[3].data_ptr<float>();
+                            p.error_sq = p.residual_sq + groups * tokens;
+                            p.input_sq = p.error_sq + groups * tokens;
+                            if (!host) {
+                                kernels::residual_quant_reference(p);
+                                return;
+                            }
+                            ASSERT_TRUE(kernels::residual_quant_host_takes(p));
+                            kernels::residual_quant_host(p, 0, 50);
+                            kernels::residual_quant_host(p, 50);
+                        };
+                        std::vector<at::Tensor> expect, got;
+                        run(false, expect);
+                        run(true, got);
+                        const std::string what =
+                            fmt::format("D{} INT{} G{} asym {} clip {} stage {} bf16 {}", dim, bits,
+                                        group, asym, clip, stage, bf16_in);
+                        EXPECT_TRUE(at::equal(got[0], expect[0])) << what << " codes";
+                        EXPECT_TRUE(at::equal(got[1], expect[1])) << what << " scales";
+                        EXPECT_TRUE(at::equal(got[2], expect[2])) << what << " zeros";
+                        EXPECT_TRUE(at::equal(got[3], expect[3])) << what << " sums";
+                    }
+                }
+            }
+        }
+    }
+    float value = 0.0f;
+    uint8_t byte = 0;
+    kernels::ResidualQuantParams odd;
+    odd.x = &value;
+    odd.codes = &byte;
+    odd.scales = &byte;
+    odd.dim = 64;
+    odd.group = 16;
+    EXPECT_TRUE(kernels::residual_quant_host_takes(odd));
+    odd.dim = 48;
+    odd.group = 24;  // three runs of 8: the butterfly needs a power of two
+    EXPECT_FALSE(kernels::residual_quant_host_takes(odd));
 }
 
 TEST(KernelReference, RopeMatchesWanRope) {

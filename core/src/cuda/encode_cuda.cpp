@@ -93,47 +93,13 @@ std::pair<at::Tensor, at::Tensor> assign_cuda(const at::Tensor& x, const at::Ten
 
 bool residual_quant_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& centroids,
                          const GroupQuantSpec& spec, ResidualQuantResult& out) {
-    const bool bf16_in = x.scalar_type() == at::kBFloat16;
-    if (!x.is_cuda() || (x.scalar_type() != at::kFloat && !bf16_in) || !x.is_contiguous() ||
-        x.dim() != 3) {
-        return false;
-    }
-    const int64_t groups = x.size(0), n = x.size(1), dim = x.size(2);
+    if (!x.is_cuda() || x.dim() != 3) return false;
+    const int64_t dim = x.size(2);
     if (dim % 8 != 0 || dim / 8 > 32 || 32 % (dim / 8) != 0 || spec.group % 8 != 0) return false;
     const c10::cuda::CUDAGuard guard(x.device());
-    const auto u8 = x.options().dtype(at::kByte);
-    out.quant.codes = at::empty({groups, n, dim * spec.bits / 8}, u8);
-    out.quant.scales = at::empty({groups, n, dim / spec.group}, u8);
-    out.quant.zeros = spec.asymmetric ? at::empty({groups, n, dim / spec.group}, u8) : at::Tensor();
-    out.sums = at::empty({3, groups, n}, x.options().dtype(at::kFloat));
-    at::Tensor ids_u8, cent;
     kernels::ResidualQuantParams p;
-    if (ids.defined()) {
-        ids_u8 = ids.to(at::kByte).contiguous();
-        cent = centroids.to(at::kBFloat16).contiguous();
-        p.ids = ids_u8.data_ptr<uint8_t>();
-        p.centroids = reinterpret_cast<const uint16_t*>(cent.data_ptr<at::BFloat16>());
-        p.num_centroids = cent.size(1);
-    }
-    if (bf16_in) {
-        p.x_bf16 = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
-    } else {
-        p.x = x.data_ptr<float>();
-    }
-    p.groups = groups;
-    p.tokens = n;
-    p.dim = dim;
-    p.bits = spec.bits;
-    p.group = spec.group;
-    p.asymmetric = spec.asymmetric;
-    p.clip_search = spec.clip_search;
-    p.codes = out.quant.codes.data_ptr<uint8_t>();
-    p.scales = out.quant.scales.data_ptr<uint8_t>();
-    p.zeros = spec.asymmetric ? out.quant.zeros.data_ptr<uint8_t>() : nullptr;
-    float* sums = out.sums.data_ptr<float>();
-    p.residual_sq = sums;
-    p.error_sq = sums + groups * n;
-    p.input_sq = sums + 2 * groups * n;
+    std::vector<at::Tensor> keep;
+    if (!residual_quant_setup(x, ids, centroids, spec, out, p, keep)) return false;
     const cudaError_t err = kernels::residual_quant(p, at::cuda::getCurrentCUDAStream());
     if (err == cudaErrorInvalidValue) {
         (void)cudaGetLastError();

@@ -116,7 +116,10 @@ void qvg_decode_reference(const QvgDecodeParams& p);
 // out_f32 given, float32 there (at p's output strides, p.out unused), as a float32 model reads
 // BF16-held history: the decoded BF16 values widened, or with RoPE their rotation in fp32 not
 // rounded to BF16 (what core::WanRope::apply_into writes into a float32 output).
-void qvg_decode_host(const QvgDecodeParams& p, float* out_f32 = nullptr);
+// first, last: the (batch, head) pairs b * heads + h to decode (last < 0: to the end), so that
+// threads can share a span; each pair's output is written by its caller alone.
+void qvg_decode_host(const QvgDecodeParams& p, float* out_f32 = nullptr, int64_t first = 0,
+                     int64_t last = -1);
 
 // INT4 codebooks widened to BF16 for the decode, in one pass: entry e of a row is
 // bf16_rne(float(u) * fp8(scale) + fp8(zero)) (multiply, then add, each rounded in fp32), u its

@@ -109,6 +109,12 @@ struct KMeansReseedParams {
 void kmeans_update_reference(const KMeansUpdateParams& p);
 void assign_reference(const AssignParams& p);
 void residual_quant_reference(const ResidualQuantParams& p);
+// residual_quant_reference's bits, fast (the range search's candidates quantized in vectorized
+// loops), for rows [first, last) of the groups * tokens rows (last < 0: to the end), so that
+// threads can share a span. Takes what residual_quant_host_takes accepts: one of x and x_bf16,
+// INT2 or INT4, groups of 8 to 256 channels in a power of two of runs of 8, dividing dim.
+bool residual_quant_host_takes(const ResidualQuantParams& p);
+void residual_quant_host(const ResidualQuantParams& p, int64_t first = 0, int64_t last = -1);
 void kmeans_init_reference(const KMeansInitParams& p);
 void kmeans_reseed_reference(const KMeansReseedParams& p);
 
