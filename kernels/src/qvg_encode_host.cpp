@@ -56,17 +56,12 @@ inline void quantize(const float* __restrict v, int64_t n, int qmax_i, float s, 
         return;
     }
     const float qmin = kAsym ? 0.0f : -qmax;
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) {  // the test of u is hoisted out by the compiler
         const float r = round_away(kAsym ? (v[i] - z) / s : v[i] / s);
         const float lo = r > qmin ? r : qmin;
         const float q = lo < qmax ? lo : qmax;
         y[i] = kAsym ? q * s + z : q * s + 0.0f;
-    }
-    if (u == nullptr) return;
-    for (int64_t i = 0; i < n; ++i) {
-        const float r = round_away(kAsym ? (v[i] - z) / s : v[i] / s);
-        const float lo = r > qmin ? r : qmin;
-        u[i] = static_cast<int32_t>(lo < qmax ? lo : qmax) + offset;
+        if (u != nullptr) u[i] = static_cast<int32_t>(q) + offset;
     }
 }
 
